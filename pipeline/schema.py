@@ -1,0 +1,123 @@
+"""Arrow schemas of every table: the one source of truth for column names and types."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+UTC_MICROS = pa.timestamp("us", tz="UTC")
+SCOPES = pa.list_(pa.string())
+
+# Lineage columns shared by every table that holds input records.
+LINEAGE = [
+    pa.field("delivery_date", pa.date32(), nullable=False),
+    pa.field("source_file", pa.string(), nullable=False),
+    pa.field("source_line", pa.int64(), nullable=False),
+]
+
+ACCESS = pa.schema(
+    [
+        pa.field("request_id", pa.string(), nullable=False),
+        pa.field("event_time", UTC_MICROS, nullable=False),
+        pa.field("app_id", pa.string(), nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("resource", pa.string(), nullable=False),
+        pa.field("action", pa.string(), nullable=False),
+        pa.field("method", pa.string()),
+        pa.field("path", pa.string()),  # query-string secrets already redacted
+        pa.field("status", pa.int32(), nullable=False),
+        pa.field("thread_id", pa.string()),
+        pa.field("ip", pa.string()),
+        pa.field("user_agent", pa.string()),
+        *LINEAGE,
+    ]
+)
+
+CONSENT = pa.schema(
+    [
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("event_time", UTC_MICROS, nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("app_id", pa.string(), nullable=False),
+        pa.field("event_type", pa.string(), nullable=False),  # grant | revoke
+        pa.field("scopes", SCOPES),  # null: every scope; []: none; always null on a revoke
+        *LINEAGE,
+    ]
+)
+
+QUARANTINE = pa.schema(
+    [
+        pa.field("kind", pa.string(), nullable=False),  # access | consent
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("detail", pa.string()),
+        pa.field("record_id", pa.string()),  # request_id / event_id when one could be read
+        pa.field("raw", pa.string(), nullable=False),  # redacted, truncated
+        *LINEAGE,
+    ]
+)
+
+REGISTRY = pa.schema(
+    [
+        pa.field("partner_id", pa.string(), nullable=False),
+        pa.field("partner_name", pa.string(), nullable=False),
+        pa.field("app_id", pa.string(), nullable=False),
+        pa.field("period_start", UTC_MICROS, nullable=False),
+        pa.field("period_end", UTC_MICROS),  # exclusive; null while ongoing
+        pa.field("period_scopes", SCOPES, nullable=False),
+        pa.field("grant_ttl_days", pa.float64()),  # null: grants never expire
+        pa.field("registry_line", pa.int64(), nullable=False),
+    ]
+)
+
+FLAGS = pa.schema(
+    [
+        pa.field("flag_id", pa.string(), nullable=False),
+        pa.field("rule", pa.string(), nullable=False),
+        pa.field("severity", pa.string(), nullable=False),
+        pa.field("request_id", pa.string(), nullable=False),
+        pa.field("event_time", UTC_MICROS, nullable=False),
+        pa.field("app_id", pa.string(), nullable=False),
+        pa.field("partner_id", pa.string()),
+        pa.field("partner_name", pa.string()),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("resource", pa.string(), nullable=False),
+        pa.field("action", pa.string(), nullable=False),
+        pa.field("scope", pa.string(), nullable=False),
+        pa.field("status", pa.int32(), nullable=False),
+        pa.field("method", pa.string()),
+        pa.field("path", pa.string()),
+        pa.field("ip", pa.string()),
+        # evidence
+        pa.field("last_grant_time", UTC_MICROS),
+        pa.field("last_grant_scopes", SCOPES),
+        pa.field("last_grant_all_scopes", pa.bool_()),  # the last grant had null scopes
+        pa.field("last_revoke_time", UTC_MICROS),
+        pa.field("grant_expired_at", UTC_MICROS),
+        pa.field("grant_ttl_days", pa.float64()),
+        pa.field("partnership_start", UTC_MICROS),
+        pa.field("partnership_end", UTC_MICROS),
+        pa.field("partnership_scopes", SCOPES),
+        pa.field("explanation", pa.string(), nullable=False),
+        *LINEAGE,
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "access": ACCESS,
+    "consent": CONSENT,
+    "quarantine": QUARANTINE,
+    "flags": FLAGS,
+}
+
+RULES = (
+    "UNKNOWN_APP",
+    "AFTER_PARTNERSHIP_END",
+    "BEFORE_PARTNERSHIP_START",
+    "SCOPE_NOT_IN_PARTNERSHIP",
+    "NO_SIGNIN",
+    "SIGNIN_REVOKED",
+    "SIGNIN_EXPIRED",
+    "SCOPE_NOT_GRANTED",
+)
+ACTIONS = ("read", "write", "delete")
+CONSENT_EVENT_TYPES = ("grant", "revoke")
+SEVERITIES = ("low", "medium", "high", "critical")
