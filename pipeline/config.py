@@ -69,7 +69,16 @@ DEFAULT_SECRET_PARAMS = (
     "assertion",
 )
 # Fields whose values may hold message content; dropped from raw text before it is stored.
-DEFAULT_BODY_FIELDS = ("body", "content", "text", "message", "snippet", "subject", "html", "attachments")
+DEFAULT_BODY_FIELDS = (
+    "body",
+    "content",
+    "text",
+    "message",
+    "snippet",
+    "subject",
+    "html",
+    "attachments",
+)
 
 
 @dataclass(frozen=True)
@@ -112,7 +121,9 @@ def _coerce(name: str, value: Any) -> Any:
             return float(value)
         return str(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"setting {name!r}: {value!r} is not a valid {type(default).__name__}") from None
+        raise ConfigError(
+            f"setting {name!r}: {value!r} is not a valid {type(default).__name__}"
+        ) from None
 
 
 def _routes(raw: Any) -> tuple[Route, ...]:
@@ -130,7 +141,9 @@ def _routes(raw: Any) -> tuple[Route, ...]:
                 )
             )
         except (KeyError, TypeError, AttributeError) as exc:
-            raise ConfigError(f"routes entry {i}: needs methods, path_regex, resource, action ({exc})") from None
+            raise ConfigError(
+                f"routes entry {i}: needs methods, path_regex, resource, action ({exc})"
+            ) from None
         if routes[-1].action not in ("read", "write", "delete"):
             raise ConfigError(f"routes entry {i}: action must be read, write or delete")
     return tuple(routes)

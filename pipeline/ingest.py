@@ -1,0 +1,355 @@
+"""Ingest one delivery day of one record kind: validate, deduplicate, redact, quarantine.
+
+Lines stream through in blocks: each block is validated by one DuckDB query and its rows go to a
+local staging file, so memory does not grow with the day. Duplicates are resolved over the whole
+day at the end, then the warehouse partitions are replaced.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import tempfile
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline import duck, schema
+from pipeline.config import Settings
+from pipeline.readers.jsonl import FileStats, read_line_batches
+from pipeline.readers.landing import Landing, LandingFile
+from pipeline.validation import ACCESS_KIND, CONSENT_KIND, RecordKind, validation_sql
+from pipeline.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+KINDS = {"access": ACCESS_KIND, "consent": CONSENT_KIND}
+TABLE_SCHEMAS = {"access": schema.ACCESS, "consent": schema.CONSENT}
+# Row key of a staged record: file index in the high bits, line number in the low ones.
+LINE_BITS = 40
+
+
+@dataclass
+class FileCounts:
+    """One input file's reconciliation: read = valid + quarantined + duplicates_dropped."""
+
+    file: str
+    size: int
+    sha256: str = ""
+    lines: int = 0
+    blank_lines: int = 0
+    read: int = 0
+    valid: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    duplicates_dropped: int = 0
+    error: str | None = None
+
+
+@dataclass
+class IngestResult:
+    kind: str
+    day: str
+    files: list[FileCounts]
+    seconds: float = 0.0
+
+    def totals(self) -> dict[str, int]:
+        quarantined = sum(sum(f.quarantined.values()) for f in self.files)
+        return {
+            "files": len(self.files),
+            "read": sum(f.read for f in self.files),
+            "valid": sum(f.valid for f in self.files),
+            "quarantined": quarantined,
+            "duplicates_dropped": sum(f.duplicates_dropped for f in self.files),
+        }
+
+    def reasons(self) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for f in self.files:
+            total.update(f.quarantined)
+        return dict(sorted(total.items()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "day": self.day,
+            "seconds": round(self.seconds, 3),
+            "totals": self.totals(),
+            "quarantine_reasons": self.reasons(),
+            "files": [asdict(f) for f in self.files],
+        }
+
+
+def _typed_names(kind: RecordKind) -> list[str]:
+    lineage = {f.name for f in schema.LINEAGE}
+    return [n for n in TABLE_SCHEMAS[kind.name].names if n not in lineage]
+
+
+class _Staging:
+    """Local scratch files for one ingest: the day's valid rows and its quarantined rows."""
+
+    def __init__(self, folder: str, kind: RecordKind) -> None:
+        self.valid_path = os.path.join(folder, "valid.parquet")
+        self.rejected_path = os.path.join(folder, "rejected.parquet")
+        self.valid: pq.ParquetWriter | None = None
+        self.rejected: pq.ParquetWriter | None = None
+        self.kind = kind
+
+    def add(self, result: pa.Table, file_index: int) -> Counter[str]:
+        key = pc.add(pa.scalar(file_index << LINE_BITS, pa.int64()), result["source_line"]).cast(
+            pa.int64()
+        )
+        result = result.append_column("row_key", key)
+        bad = pc.is_valid(result["reason"])
+        rejected = result.filter(bad).select(
+            ["row_key", "source_line", "reason", "detail", "record_id", "raw_redacted"]
+        )
+        valid = result.filter(pc.invert(bad)).select(
+            ["row_key", "source_line", "content_hash", *_typed_names(self.kind)]
+        )
+        if valid.num_rows:
+            self.valid = self.valid or pq.ParquetWriter(
+                self.valid_path, valid.schema, compression="none"
+            )
+            self.valid.write_table(valid)
+        if rejected.num_rows:
+            self.add_rejected(rejected)
+        return Counter(rejected["reason"].to_pylist())
+
+    def add_rejected(self, rejected: pa.Table) -> None:
+        self.rejected = self.rejected or pq.ParquetWriter(
+            self.rejected_path, rejected.schema, compression="none"
+        )
+        self.rejected.write_table(rejected.cast(self.rejected.schema))
+
+    def close_valid(self) -> None:
+        if self.valid is not None:
+            self.valid.close()
+
+    def close_rejected(self) -> None:
+        if self.rejected is not None:
+            self.rejected.close()
+
+
+def _validate_file(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    landing: Landing,
+    source: LandingFile,
+    file_index: int,
+    staging: _Staging,
+    settings: Settings,
+    on_lines: Callable[[int], None],
+) -> FileCounts:
+    counts = FileCounts(file=source.name, size=source.size)
+    stats = FileStats()
+    reasons: Counter[str] = Counter()
+    try:
+        with landing.open(source.path) as fh:
+            for batch in read_line_batches(fh, source.name, settings.read_block_bytes, stats):
+                result = _run(con, sql, batch)
+                reasons.update(staging.add(result, file_index))
+                counts.read += batch.num_rows
+                on_lines(batch.num_rows)
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        # An unreadable (e.g. truncated) file keeps what was read and is reported, not fatal.
+        counts.error = f"{type(exc).__name__}: {exc}"
+        log.warning("%s: unreadable after line %d: %s", source.path, stats.lines, counts.error)
+        staging.add_rejected(_unreadable_row(file_index, stats.lines + 1, counts.error))
+        reasons["unreadable_file"] += 1
+        counts.read += 1
+    counts.sha256, counts.lines, counts.blank_lines = stats.sha256, stats.lines, stats.blank_lines
+    counts.quarantined = dict(reasons)
+    return counts
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, batch: pa.Table) -> pa.Table:
+    con.register("batch", batch)
+    try:
+        return con.sql(sql).to_arrow_table()
+    finally:
+        con.unregister("batch")
+
+
+def _unreadable_row(file_index: int, line: int, error: str) -> pa.Table:
+    return pa.table(
+        {
+            "row_key": pa.array([(file_index << LINE_BITS) + line], pa.int64()),
+            "source_line": pa.array([line], pa.int64()),
+            "reason": ["unreadable_file"],
+            "detail": [error[:300]],
+            "record_id": pa.array([None], pa.string()),
+            "raw_redacted": [""],
+        }
+    )
+
+
+def _resolve_duplicates(
+    con: duckdb.DuckDBPyConnection, staging: _Staging, kind: RecordKind
+) -> tuple[pa.Table, pa.Table]:
+    """Row keys of identical duplicates and of conflicting ones (first copy kept, in read order)."""
+    empty = pa.table({"row_key": pa.array([], pa.int64())})
+    if staging.valid is None:
+        return empty, empty
+    source = f"read_parquet('{staging.valid_path}')"
+    judged = con.sql(
+        f"""
+        WITH repeated AS (
+            SELECT {kind.id_field} FROM {source} GROUP BY ALL HAVING count(*) > 1
+        ), copies AS (
+            SELECT row_key, content_hash,
+                   row_number() OVER w AS copy_no,
+                   first_value(content_hash) OVER w AS first_hash
+            FROM {source} SEMI JOIN repeated USING ({kind.id_field})
+            WINDOW w AS (PARTITION BY {kind.id_field} ORDER BY row_key)
+        )
+        SELECT row_key, content_hash = first_hash AS identical FROM copies WHERE copy_no > 1
+        """
+    ).to_arrow_table()
+    identical = judged.filter(judged["identical"]).select(["row_key"])
+    conflicting = judged.filter(pc.invert(judged["identical"])).select(["row_key"])
+    return identical, conflicting
+
+
+def _lineage(table: pa.Table, day: date, file_names: list[str]) -> pa.Table:
+    file_index = pc.shift_right(table["row_key"], LINE_BITS).cast(pa.int32())
+    names = pc.take(pa.array(file_names, pa.string()), file_index)
+    delivery = pa.repeat(pa.scalar(day, pa.date32()), table.num_rows)
+    return table.append_column("delivery_date", delivery).append_column("source_file", names)
+
+
+def _conflict_raw_lines(
+    con: duckdb.DuckDBPyConnection,
+    landing: Landing,
+    files: list[LandingFile],
+    conflicting: pa.Table,
+    kind: RecordKind,
+    settings: Settings,
+) -> pa.Table:
+    """Re-read the few lines that conflict, to quarantine their (redacted) raw text."""
+    keys = conflicting["row_key"].to_numpy()
+    sql = validation_sql(kind, settings, redact_all=True)
+    pieces = []
+    for file_index in sorted({int(k) >> LINE_BITS for k in keys}):
+        wanted = pa.array(
+            [int(k) & ((1 << LINE_BITS) - 1) for k in keys if int(k) >> LINE_BITS == file_index],
+            pa.int64(),
+        )
+        source = files[file_index]
+        with landing.open(source.path) as fh:
+            for batch in read_line_batches(fh, source.name, settings.read_block_bytes, FileStats()):
+                batch = batch.filter(pc.is_in(batch["source_line"], value_set=wanted))
+                if batch.num_rows:
+                    result = _run(con, sql, batch)
+                    key = pc.add(
+                        pa.scalar(file_index << LINE_BITS, pa.int64()), result["source_line"]
+                    )
+                    pieces.append(
+                        pa.table(
+                            {
+                                "row_key": key.cast(pa.int64()),
+                                "source_line": result["source_line"],
+                                "reason": pa.repeat(
+                                    pa.scalar("conflicting_duplicate"), len(result)
+                                ),
+                                "detail": pa.repeat(
+                                    pa.scalar(
+                                        f"same {kind.id_field} as an earlier record of this day, "
+                                        "different content; the first is kept"
+                                    ),
+                                    len(result),
+                                ),
+                                "record_id": result["record_id"],
+                                "raw_redacted": result["raw_redacted"],
+                            }
+                        )
+                    )
+    return pa.concat_tables(pieces)
+
+
+def ingest_day(
+    kind_name: str,
+    day: date,
+    landing: Landing,
+    warehouse: Warehouse,
+    settings: Settings,
+    on_lines: Callable[[int], None] = lambda n: None,
+) -> IngestResult:
+    """Landing <kind>/<day>/ → warehouse <kind>/date=<day> and its share of quarantine."""
+    started = time.perf_counter()
+    kind = KINDS[kind_name]
+    files = landing.files(kind_name, day)
+    sql = validation_sql(kind, settings)
+    with tempfile.TemporaryDirectory(prefix=f"ingest-{kind_name}-") as scratch:
+        con = duck.connect(settings, spill_dir=scratch)
+        staging = _Staging(scratch, kind)
+        counts = [
+            _validate_file(con, sql, landing, f, i, staging, settings, on_lines)
+            for i, f in enumerate(files)
+        ]
+        staging.close_valid()
+        identical, conflicting = _resolve_duplicates(con, staging, kind)
+        if conflicting.num_rows:
+            staging.add_rejected(
+                _conflict_raw_lines(con, landing, files, conflicting, kind, settings)
+            )
+        staging.close_rejected()
+        _tally_duplicates(counts, identical, "duplicates")
+        _tally_duplicates(counts, conflicting, "conflicting")
+        dropped = pa.concat_tables([identical, conflicting])["row_key"]
+        names = [f.name for f in files]
+        with warehouse.write_partition(kind_name, day) as writer:
+            if staging.valid is not None:
+                for batch in pq.ParquetFile(staging.valid_path).iter_batches(1 << 18):
+                    table = pa.Table.from_batches([batch])
+                    if len(dropped):
+                        table = table.filter(
+                            pc.invert(pc.is_in(table["row_key"], value_set=dropped))
+                        )
+                    writer.write(_lineage(table, day, names))
+        _write_quarantine(warehouse, kind_name, day, staging.rejected_path, names)
+        con.close()
+    result = IngestResult(kind_name, day.isoformat(), counts, time.perf_counter() - started)
+    for f in counts:
+        f.valid = f.read - sum(f.quarantined.values()) - f.duplicates_dropped
+    log.info("ingest %s %s: %s in %.1fs", kind_name, day, result.totals(), result.seconds)
+    return result
+
+
+def _read_optional(path: str) -> pa.Table:
+    return pq.read_table(path) if os.path.exists(path) else pa.table({})
+
+
+def _tally_duplicates(counts: list[FileCounts], keys: pa.Table, what: str) -> None:
+    if not keys.num_rows:
+        return
+    per_file = Counter(int(k) >> LINE_BITS for k in keys["row_key"].to_numpy())
+    for file_index, n in per_file.items():
+        if what == "duplicates":
+            counts[file_index].duplicates_dropped += n
+        else:
+            q = counts[file_index].quarantined
+            q["conflicting_duplicate"] = q.get("conflicting_duplicate", 0) + n
+
+
+def _write_quarantine(
+    warehouse: Warehouse, kind_name: str, day: date, rejected_path: str, names: list[str]
+) -> None:
+    """This kind's part of the day's quarantine, in read order."""
+    rejected = _read_optional(rejected_path)
+    with warehouse.write_partition("quarantine", day, part=kind_name) as writer:
+        if rejected.num_rows:
+            rejected = _lineage(rejected.sort_by("row_key"), day, names)
+            rejected = rejected.append_column(
+                "kind", pa.repeat(pa.scalar(kind_name), rejected.num_rows)
+            ).rename_columns({"raw_redacted": "raw"})
+            writer.write(rejected)

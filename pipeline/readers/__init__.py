@@ -1,0 +1,1 @@
+"""Input formats → canonical record batches. One module per format; readers only read."""

@@ -1,0 +1,72 @@
+"""The landing zone's layout: which files a delivery day holds, and whether it is complete."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import fsspec
+
+SUCCESS_MARKER = "_SUCCESS"
+RECORD_SUFFIXES = (".jsonl", ".jsonl.gz")
+KINDS = ("access", "consent")
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    """One delivered file: its name within the day folder, full path and size in bytes."""
+
+    name: str
+    path: str
+    size: int
+
+
+class Landing:
+    """A landing zone at a local path or an fsspec URL (s3://bucket/prefix)."""
+
+    def __init__(self, root: str) -> None:
+        self.fs, self.root = fsspec.core.url_to_fs(root)
+        self.url = root
+
+    def day_folder(self, kind: str, day: date) -> str:
+        return posixpath.join(self.root, kind, day.isoformat())
+
+    def is_complete(self, kind: str, day: date) -> bool:
+        return bool(self.fs.exists(posixpath.join(self.day_folder(kind, day), SUCCESS_MARKER)))
+
+    def has_folder(self, kind: str, day: date) -> bool:
+        return bool(self.fs.isdir(self.day_folder(kind, day)))
+
+    def files(self, kind: str, day: date) -> list[LandingFile]:
+        """The day's record files in name order (the order the spec reads them in)."""
+        folder = self.day_folder(kind, day)
+        if not self.fs.isdir(folder):
+            return []
+        entries: list[dict[str, Any]] = self.fs.ls(folder, detail=True)
+        found = [
+            LandingFile(posixpath.basename(e["name"]), e["name"], int(e.get("size") or 0))
+            for e in entries
+            if e.get("type") == "file" and e["name"].endswith(RECORD_SUFFIXES)
+        ]
+        return sorted(found, key=lambda f: f.name)
+
+    def days(self, kind: str) -> list[date]:
+        """Every delivery day folder of `kind`, oldest first (non-date folder names are ignored)."""
+        folder = posixpath.join(self.root, kind)
+        if not self.fs.isdir(folder):
+            return []
+        days = []
+        for entry in self.fs.ls(folder, detail=False):
+            try:
+                days.append(date.fromisoformat(posixpath.basename(entry.rstrip("/"))))
+            except ValueError:
+                continue
+        return sorted(days)
+
+    def open(self, path: str) -> Any:
+        return self.fs.open(path, "rb")
+
+    def registry_path(self) -> str:
+        return posixpath.join(self.root, "partners.csv")

@@ -1,0 +1,27 @@
+"""Removing secrets and message content from text before anything is stored (RE2 patterns)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+REDACTED = "REDACTED"
+
+
+def _names(names: Iterable[str]) -> str:
+    return "|".join(re.escape(n) for n in names)
+
+
+def url_secret_pattern(secret_params: Iterable[str]) -> str:
+    """Query or fragment parameters such as ?access_token=…; group 1 keeps the name and '='."""
+    return rf"(?i)([?&#;](?:{_names(secret_params)})=)[^&#;\s\"']*"
+
+
+def json_secret_pattern(secret_params: Iterable[str]) -> str:
+    """JSON string members named like a secret ("password": "…"); group 1 keeps the key."""
+    return rf"(?i)(\"(?:{_names(secret_params)})\"\s*:\s*)\"(?:[^\"\\]|\\.)*\"?"
+
+
+def json_body_pattern(body_fields: Iterable[str]) -> str:
+    """String members that may hold message content, for text that is not valid JSON."""
+    return rf"(?i)(\"(?:{_names(body_fields)})\"\s*:\s*)\"(?:[^\"\\]|\\.)*\"?"

@@ -1,0 +1,315 @@
+"""SQL that turns raw JSON lines into typed records or a quarantine reason, one batch at a time.
+
+One DuckDB query per batch does the JSON parsing (once per line), type checks, time parsing,
+route lookup and redaction, so there is no Python loop per record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline import redact
+from pipeline.config import Settings
+
+RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+# Epoch milliseconds of 0001-01-01 and 10000-01-01: the range a timestamp can hold.
+EPOCH_MS_MIN, EPOCH_MS_MAX = -62135596800000, 253402300800000
+INTEGER_TYPES = "('BIGINT', 'UBIGINT')"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str  # string | time | status | enum | scopes
+    required: bool = False
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    """An input record type: its fields, identity and the content that makes duplicates identical."""
+
+    name: str
+    id_field: str
+    fields: tuple[Field, ...]
+
+
+ACCESS_KIND = RecordKind(
+    "access",
+    "request_id",
+    (
+        Field("request_id", "string", required=True),
+        Field("event_time", "time", required=True),
+        Field("app_id", "string", required=True),
+        Field("user_id", "string", required=True),
+        Field("resource", "string"),
+        Field("action", "enum", choices=("read", "write", "delete")),
+        Field("method", "string"),
+        Field("path", "string"),
+        Field("status", "status"),
+        Field("thread_id", "string"),
+        Field("ip", "string"),
+        Field("user_agent", "string"),
+    ),
+)
+
+CONSENT_KIND = RecordKind(
+    "consent",
+    "event_id",
+    (
+        Field("event_id", "string", required=True),
+        Field("event_time", "time", required=True),
+        Field("user_id", "string", required=True),
+        Field("app_id", "string", required=True),
+        Field("event_type", "enum", required=True, choices=("grant", "revoke")),
+        Field("scopes", "scopes"),
+    ),
+)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _list(values: tuple[str, ...] | list[str]) -> str:
+    return "[" + ", ".join(_quote(v) for v in values) + "]::VARCHAR[]"
+
+
+def _type_word(type_column: str) -> str:
+    """JSON type names as a person says them ('a string'), for quarantine details."""
+    words = {
+        "VARCHAR": "a string",
+        "BIGINT": "an integer",
+        "UBIGINT": "an integer",
+        "DOUBLE": "a number",
+        "BOOLEAN": "a boolean",
+        "ARRAY": "a list",
+        "OBJECT": "an object",
+    }
+    cases = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in words.items())
+    return f"(CASE {type_column} {cases} ELSE lower({type_column}) END)"
+
+
+def _checks(field: Field) -> list[tuple[str, str, str]]:
+    """(failing condition, reason, detail) for one field, in the order they are reported."""
+    n, t, v = field.name, f"t_{field.name}", f"v_{field.name}"
+    checks = []
+    if field.required:
+        checks.append((f"{t} IS NULL", "missing_field", _quote(f"{n} is required")))
+    wanted = {"string": "VARCHAR", "enum": "VARCHAR", "scopes": "ARRAY"}.get(field.kind)
+    if field.kind == "scopes":  # a revoke withdraws the whole grant: its scopes are ignored
+        t = f"(CASE WHEN v_event_type = 'grant' THEN {t} END)"
+    if wanted:
+        word = {"VARCHAR": "string", "ARRAY": "list"}[wanted]
+        checks.append(
+            (
+                f"{t} IS NOT NULL AND {t} <> '{wanted}'",
+                "wrong_type",
+                f"{_quote(n + ' must be a ' + word + ', not ')} || {_type_word(t)}",
+            )
+        )
+    if field.kind in ("string", "enum") and field.required:
+        checks.append((f"{v} = ''", "empty_field", _quote(f"{n} is empty")))
+    if field.kind == "enum":
+        checks.append(
+            (
+                f"{t} = 'VARCHAR' AND NOT list_contains({_list(field.choices)}, {v})",
+                "unknown_value",
+                f"{_quote(n + ' ')} || left({v}, 60) || {_quote(' is not one of ' + ', '.join(field.choices))}",
+            )
+        )
+    if field.kind == "scopes":
+        checks.append(
+            (
+                f"{t} = 'ARRAY' AND {v} IS NULL",
+                "wrong_type",
+                _quote(f"{n} must be a list of strings"),
+            )
+        )
+    if field.kind == "time":
+        checks.append(
+            (
+                f"{t} IS NOT NULL AND {t} NOT IN ('VARCHAR', 'BIGINT', 'UBIGINT')",
+                "wrong_type",
+                f"{_quote(n + ' must be an RFC 3339 string or integer epoch milliseconds, not ')} "
+                f"|| {_type_word(t)}",
+            )
+        )
+        checks.append(
+            (
+                f"{v} IS NULL",
+                "invalid_time",
+                f"{_quote(n + ' ')} || left(j.{n}::VARCHAR, 60) || "
+                f"{_quote(' has no UTC offset, is not a real date or is out of range')}",
+            )
+        )
+    if field.kind == "status":
+        checks.append(
+            (
+                f"{t} IS NOT NULL AND {t} NOT IN {INTEGER_TYPES}",
+                "wrong_type",
+                f"{_quote(n + ' must be an integer, not ')} || {_type_word(t)}",
+            )
+        )
+        checks.append(
+            (f"{v} IS NULL", "invalid_value", _quote(f"{n} must be an HTTP status from 100 to 599"))
+        )
+    return checks
+
+
+def _value(field: Field) -> str:
+    """The typed value of a field; NULL where it is absent or unusable."""
+    n, t = field.name, f"t_{field.name}"
+    if field.kind in ("string", "enum"):
+        return f"CASE WHEN {t} = 'VARCHAR' THEN j.{n} ->> '$' END"
+    if field.kind == "scopes":
+        return (
+            f"CASE WHEN {t} = 'ARRAY' AND list_bool_and(list_transform("
+            f"json_extract(j.{n}, '$[*]'), lambda x: json_type(x) = 'VARCHAR')) IS NOT FALSE "
+            f"THEN json_extract_string(j.{n}, '$[*]') END"
+        )
+    if field.kind == "status":
+        return (
+            f"CASE WHEN {t} IS NULL THEN 200 WHEN {t} IN {INTEGER_TYPES} "
+            f"THEN CASE WHEN TRY_CAST(j.{n} AS BIGINT) BETWEEN 100 AND 599 "
+            f"THEN TRY_CAST(j.{n} AS INTEGER) END END"
+        )
+    if field.kind == "time":
+        return (
+            f"CASE WHEN {t} = 'VARCHAR' AND regexp_full_match(j.{n} ->> '$', {_quote(RFC3339)}) "
+            f"THEN TRY_CAST(upper(j.{n} ->> '$') AS TIMESTAMPTZ) "
+            f"WHEN {t} IN {INTEGER_TYPES} AND TRY_CAST(j.{n} AS BIGINT) "
+            f"BETWEEN {EPOCH_MS_MIN} AND {EPOCH_MS_MAX - 1} "
+            f"THEN epoch_ms(TRY_CAST(j.{n} AS BIGINT))::TIMESTAMPTZ END"
+        )
+    raise ValueError(field.kind)
+
+
+def _route_sql(settings: Settings) -> tuple[str, str]:
+    """Expressions for the resource and action a route gives (NULL where no route matches)."""
+    if not settings.routes:
+        return "NULL::VARCHAR", "NULL::VARCHAR"
+    cases = " ".join(
+        f"WHEN list_contains({_list(list(r.methods))}, upper(v_method)) "
+        f"AND regexp_matches(route_path, {_quote(r.path_regex)}) THEN {i}"
+        for i, r in enumerate(settings.routes, 1)
+    )
+    number = f"CASE {cases} END"
+    resources = _list([r.resource for r in settings.routes])
+    actions = _list([r.action for r in settings.routes])
+    return f"list_extract({resources}, {number})", f"list_extract({actions}, {number})"
+
+
+def _redacted_raw(settings: Settings) -> str:
+    """The raw line as stored in quarantine: no message content, no secrets, bounded length."""
+    patch = _quote("{" + ", ".join(f'"{f}": null' for f in settings.body_fields) + "}")
+    body_strings = (
+        f"regexp_replace(raw, {_quote(redact.json_body_pattern(settings.body_fields))}, "
+        f"'\\1\"{redact.REDACTED}\"', 'g')"
+    )
+    # Merge-patching nulls drops whole members (objects and lists too) where the line is JSON.
+    as_json = f"TRY_CAST({body_strings} AS JSON)"
+    without_bodies = (
+        f"CASE WHEN json_type({as_json}) = 'OBJECT' "
+        f"THEN json_merge_patch({as_json}, {patch})::VARCHAR ELSE {body_strings} END"
+    )
+    no_url_secrets = (
+        f"regexp_replace({without_bodies}, "
+        f"{_quote(redact.url_secret_pattern(settings.secret_params))}, '\\1{redact.REDACTED}', 'g')"
+    )
+    no_secrets = (
+        f"regexp_replace({no_url_secrets}, "
+        f"{_quote(redact.json_secret_pattern(settings.secret_params))}, "
+        f"'\\1\"{redact.REDACTED}\"', 'g')"
+    )
+    return f"left({no_secrets}, {int(settings.raw_max_chars)})"
+
+
+def redact_path_sql(column: str, settings: Settings) -> str:
+    pattern = _quote(redact.url_secret_pattern(settings.secret_params))
+    return f"regexp_replace({column}, {pattern}, '\\1{redact.REDACTED}', 'g')"
+
+
+def validation_sql(
+    kind: RecordKind, settings: Settings, source: str = "batch", redact_all: bool = False
+) -> str:
+    """A query over `source` (source_line, raw, encoding_ok) giving typed columns or a reason.
+
+    The redacted raw text comes with rejected lines only, unless `redact_all`.
+    """
+    structure = "{" + ", ".join(f'"{f.name}": "JSON"' for f in kind.fields) + "}"
+    types = ", ".join(f"json_type(j.{f.name}) AS t_{f.name}" for f in kind.fields)
+    values = ", ".join(f"{_value(f)} AS v_{f.name}" for f in kind.fields)
+    checks = [
+        ("NOT encoding_ok", "invalid_encoding", "'the line is not valid UTF-8'"),
+        ("NOT is_json", "invalid_json", "'the line is not valid JSON'"),
+        ("NOT is_object", "not_a_json_object", "'the line is JSON but not an object'"),
+    ]
+    for f in kind.fields:
+        checks.extend(_checks(f))
+    extra_columns = ""
+    if kind is ACCESS_KIND:  # resource and action come from the route table where absent
+        route_resource, route_action = _route_sql(settings)
+        extra_columns = (
+            ", regexp_replace(v_path, '[?#].*$', '') AS route_path"
+            f", coalesce(v_resource, {route_resource}) AS resource"
+            f", coalesce(v_action, {route_action}) AS action"
+        )
+        checks.append(
+            (
+                "resource IS NULL OR action IS NULL",
+                "unknown_route",
+                "'no resource/action given, and method ' || coalesce(v_method, '(none)') || ' ' "
+                "|| left(coalesce(route_path, '(no path)'), 80) || ' matches no route'",
+            )
+        )
+    reason = "CASE " + " ".join(f"WHEN {c} THEN '{r}'" for c, r, _ in checks) + " END"
+    detail = "CASE " + " ".join(f"WHEN {c} THEN {d}" for c, _, d in checks) + " END"
+    id_col = f"t_{kind.id_field}"
+    return f"""
+WITH lines AS (
+    SELECT source_line, raw, encoding_ok,
+           encoding_ok AND json_valid(raw) AS is_json,
+           encoding_ok AND json_valid(raw) AND starts_with(ltrim(raw), '{{') AS is_object
+    FROM {source}
+), parsed AS (
+    SELECT *, CASE WHEN is_object THEN json_transform(raw, {_quote(structure)}) END AS j
+    FROM lines
+), typed AS (
+    SELECT *, {types} FROM parsed
+), valued AS (
+    SELECT *, {values} FROM typed
+), routed AS (
+    SELECT * {extra_columns} FROM valued
+), judged AS (
+    SELECT *, {reason} AS reason FROM routed
+)
+SELECT source_line, reason,
+       CASE WHEN reason IS NOT NULL THEN left({detail}, 300) END AS detail,
+       CASE WHEN {id_col} = 'VARCHAR' THEN v_{kind.id_field} END AS record_id,
+       CASE WHEN reason IS NOT NULL OR {redact_all} THEN {_redacted_raw(settings)} END
+           AS raw_redacted,
+       {_content_hash(kind)} AS content_hash,
+       {_typed_columns(kind, settings)}
+FROM judged
+"""
+
+
+def _content_hash(kind: RecordKind) -> str:
+    """What makes two records with the same id identical: every canonical field."""
+    return "hash(" + ", ".join(f"v_{f.name}" for f in kind.fields) + ")"
+
+
+def _typed_columns(kind: RecordKind, settings: Settings) -> str:
+    if kind is ACCESS_KIND:
+        return (
+            "v_request_id AS request_id, v_event_time AS event_time, v_app_id AS app_id, "
+            "v_user_id AS user_id, resource, action, v_method AS method, "
+            f"{redact_path_sql('v_path', settings)} AS path, v_status AS status, "
+            "v_thread_id AS thread_id, v_ip AS ip, v_user_agent AS user_agent"
+        )
+    return (
+        "v_event_id AS event_id, v_event_time AS event_time, v_user_id AS user_id, "
+        "v_app_id AS app_id, v_event_type AS event_type, "
+        "CASE WHEN v_event_type = 'grant' THEN v_scopes END AS scopes"
+    )

@@ -1,0 +1,168 @@
+"""The warehouse: partition layout, atomic partition replacement, manifests.
+
+The only module that writes the warehouse. A table's day partition is a folder of named Parquet
+parts, `<table>/date=<D>/<part>.parquet` (one part, `part-0`, for most tables; quarantine has one
+per record kind so the two ingest tasks can run at once). Each part is written beside its final
+name and renamed over it, so a crash leaves the previous part whole and a re-run replaces it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.schema import TABLES
+
+DEFAULT_PART = "part-0"
+ROW_GROUP_ROWS = 512 * 1024
+
+
+class PartitionWriter:
+    """Buffers batches into large row groups and casts them to the table's schema."""
+
+    def __init__(self, writer: pq.ParquetWriter, schema: pa.Schema) -> None:
+        self._writer, self.schema = writer, schema
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self.rows = 0
+
+    def write(self, data: pa.Table | pa.RecordBatch) -> None:
+        table = data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
+        table = table.select(self.schema.names).cast(self.schema)
+        self._pending.extend(table.to_batches())
+        self._pending_rows += table.num_rows
+        self.rows += table.num_rows
+        if self._pending_rows >= ROW_GROUP_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending_rows:
+            self._writer.write_table(pa.Table.from_batches(self._pending, self.schema))
+        self._pending, self._pending_rows = [], 0
+
+
+class Warehouse:
+    """A warehouse at a local path or an fsspec URL."""
+
+    def __init__(self, root: str) -> None:
+        self.fs, self.root = fsspec.core.url_to_fs(root)
+        self.url = root
+        self._local = "file" in self.fs.protocol
+
+    def partition_dir(self, table: str, day: date) -> str:
+        return posixpath.join(self.root, table, f"date={day.isoformat()}")
+
+    def part_file(self, table: str, day: date, part: str = DEFAULT_PART) -> str:
+        return posixpath.join(self.partition_dir(table, day), f"{part}.parquet")
+
+    def part_files(self, table: str, day: date) -> list[str]:
+        """The partition's committed parts in name order (temporaries are hidden files)."""
+        folder = self.partition_dir(table, day)
+        if not self.fs.isdir(folder):
+            return []
+        names = self.fs.ls(folder, detail=False)
+        return sorted(
+            n for n in names if n.endswith(".parquet") and not posixpath.basename(n).startswith(".")
+        )
+
+    def has_partition(self, table: str, day: date) -> bool:
+        return bool(self.part_files(table, day))
+
+    def partition_days(self, table: str) -> list[date]:
+        folder = posixpath.join(self.root, table)
+        if not self.fs.isdir(folder):
+            return []
+        days = []
+        for entry in self.fs.ls(folder, detail=False):
+            name = posixpath.basename(entry.rstrip("/"))
+            if name.startswith("date="):
+                try:
+                    days.append(date.fromisoformat(name.removeprefix("date=")))
+                except ValueError:
+                    continue
+        return sorted(d for d in days if self.has_partition(table, d))
+
+    @contextmanager
+    def write_partition(
+        self, table: str, day: date, part: str = DEFAULT_PART
+    ) -> Iterator[PartitionWriter]:
+        """Write one part of a day's partition; it replaces the old part only if the block ends."""
+        schema = TABLES[table]
+        final = self.part_file(table, day, part)
+        folder = self.partition_dir(table, day)
+        self.fs.makedirs(folder, exist_ok=True)
+        self._remove_stale_temporaries(folder, part)
+        temporary = posixpath.join(folder, f".{part}.parquet.{uuid.uuid4().hex}.tmp")
+        try:
+            with self.fs.open(temporary, "wb") as sink:
+                parquet = pq.ParquetWriter(sink, schema, compression="zstd", compression_level=1)
+                try:
+                    writer = PartitionWriter(parquet, schema)
+                    yield writer
+                    writer.flush()
+                finally:
+                    parquet.close()
+            self._replace(temporary, final)
+        except BaseException:
+            if self.fs.exists(temporary):
+                self.fs.rm(temporary)
+            raise
+
+    def write_table(self, table: str, day: date, data: pa.Table, part: str = DEFAULT_PART) -> int:
+        with self.write_partition(table, day, part) as writer:
+            writer.write(data)
+        return writer.rows
+
+    def read_partition(self, table: str, day: date) -> pa.Table:
+        """The day's rows (all parts), or an empty table of the schema when there are none."""
+        schema = TABLES[table]
+        parts = []
+        for path in self.part_files(table, day):
+            with self.fs.open(path, "rb") as fh:
+                parts.append(pq.read_table(fh, schema=schema))
+        return pa.concat_tables(parts) if parts else schema.empty_table()
+
+    def files_for_days(self, table: str, days: list[date]) -> list[str]:
+        """Every committed part of the given days, for DuckDB to scan."""
+        return [path for d in days for path in self.part_files(table, d)]
+
+    def write_json(self, table: str, day: date, name: str, document: dict[str, Any]) -> str:
+        folder = self.partition_dir(table, day)
+        self.fs.makedirs(folder, exist_ok=True)
+        final = posixpath.join(folder, name)
+        temporary = posixpath.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
+        with self.fs.open(temporary, "w") as fh:
+            json.dump(document, fh, indent=2, sort_keys=True, default=str)
+        self._replace(temporary, final)
+        return final
+
+    def read_json(self, table: str, day: date, name: str) -> dict[str, Any] | None:
+        path = posixpath.join(self.partition_dir(table, day), name)
+        if not self.fs.exists(path):
+            return None
+        with self.fs.open(path, "r") as fh:
+            document: dict[str, Any] = json.load(fh)
+        return document
+
+    def _replace(self, temporary: str, final: str) -> None:
+        if self._local:
+            os.replace(temporary, final)  # atomic on POSIX
+        else:  # object stores: a whole-object write; readers see the old or the new object
+            self.fs.mv(temporary, final)
+
+    def _remove_stale_temporaries(self, folder: str, part: str) -> None:
+        """Left by a killed writer of this part; no other writer of it runs at the same time."""
+        for entry in self.fs.ls(folder, detail=False):
+            name = posixpath.basename(entry)
+            if name.startswith(f".{part}.parquet.") and name.endswith(".tmp"):
+                self.fs.rm(entry)
