@@ -1,45 +1,280 @@
 """The pipeline's steps, one function each, shared by the CLI and the Airflow DAGs (one code path).
 
-Each step takes the delivery day and the settings explicitly and returns a small JSON-able summary.
+Each step takes the delivery day and the settings explicitly, records what it did in the day's
+run folder, and returns a small JSON-able summary.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import time
+from collections.abc import Callable
 from datetime import date
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from pipeline.config import Settings
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
 
 
 class MissingInput(RuntimeError):
     """A delivery the run needs is absent or incomplete (no _SUCCESS marker)."""
 
 
+class ReconciliationError(RuntimeError):
+    """Counts that must add up do not: something was lost or written twice."""
+
+
+def pipeline_version() -> str:
+    try:
+        return version("partner-access-audit")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _landing(settings: Settings) -> Any:
+    from pipeline.readers.landing import Landing
+
+    return Landing(settings.landing)
+
+
+def _warehouse(settings: Settings) -> Any:
+    from pipeline.warehouse import Warehouse
+
+    return Warehouse(settings.warehouse)
+
+
 def missing_markers(day: date, settings: Settings) -> list[str]:
     """The delivery markers of `day` that are not there yet (empty when the day is complete)."""
-    raise NotImplementedError
+    from pipeline.readers.landing import KINDS, SUCCESS_MARKER
+
+    landing = _landing(settings)
+    return [
+        f"{kind}/{day.isoformat()}/{SUCCESS_MARKER}"
+        for kind in KINDS
+        if not landing.is_complete(kind, day)
+    ]
 
 
-def ingest_access(day: date, settings: Settings) -> dict[str, Any]:
+def _require_marker(kind: str, day: date, settings: Settings) -> None:
+    if not _landing(settings).is_complete(kind, day):
+        raise MissingInput(
+            f"missing input: {settings.landing}/{kind}/{day.isoformat()}/_SUCCESS not found "
+            "(the delivery is absent or incomplete)"
+        )
+
+
+def _ingest(
+    kind: str, day: date, settings: Settings, on_lines: Callable[[int], None] | None
+) -> dict[str, Any]:
+    from pipeline.ingest import ingest_day
+
+    _require_marker(kind, day, settings)
+    warehouse = _warehouse(settings)
+    result = ingest_day(
+        kind, day, _landing(settings), warehouse, settings, on_lines or (lambda n: None)
+    )
+    summary = result.to_dict()
+    warehouse.write_json("runs", day, f"ingest-{kind}.json", summary)
+    return summary
+
+
+def ingest_access(
+    day: date, settings: Settings, on_lines: Callable[[int], None] | None = None
+) -> dict[str, Any]:
     """Landing access/<day>/ → warehouse access, quarantine; returns counts."""
-    raise NotImplementedError
+    return _ingest("access", day, settings, on_lines)
 
 
-def ingest_consent(day: date, settings: Settings) -> dict[str, Any]:
+def ingest_consent(
+    day: date, settings: Settings, on_lines: Callable[[int], None] | None = None
+) -> dict[str, Any]:
     """Landing consent/<day>/ → warehouse consent, quarantine; returns counts."""
-    raise NotImplementedError
+    return _ingest("consent", day, settings, on_lines)
+
+
+def _consent_is_current(day: date, settings: Settings) -> bool:
+    """Whether the warehouse holds consent of `day` ingested from today's landing files."""
+    warehouse, landing = _warehouse(settings), _landing(settings)
+    done = warehouse.read_json("runs", day, "ingest-consent.json")
+    if done is None or not warehouse.has_partition("consent", day):
+        return False
+    seen = [(f["file"], f["size"]) for f in done["files"]]
+    return seen == [(f.name, f.size) for f in landing.files("consent", day)]
+
+
+def ensure_consent_history(day: date, settings: Settings) -> list[str]:
+    """Ingest earlier consent deliveries the warehouse lacks, so detection sees days <= `day`.
+
+    This is what makes a nightly run and a backfill of one day give the same flags.
+    """
+    caught_up = []
+    for earlier in _landing(settings).days("consent"):
+        if earlier < day and not _consent_is_current(earlier, settings):
+            ingest_consent(earlier, settings)
+            caught_up.append(earlier.isoformat())
+    if caught_up:
+        log.info("detect %s: ingested earlier consent deliveries %s", day, caught_up)
+    return caught_up
+
+
+def load_registry(settings: Settings) -> tuple[Any, str]:
+    """The registry table and the sha256 of the file it came from."""
+    from pipeline.registry import RegistryError, parse_registry
+
+    landing = _landing(settings)
+    path = landing.registry_path()
+    if not landing.fs.exists(path):
+        raise RegistryError(f"missing input: registry {path} not found")
+    with landing.open(path) as fh:
+        data = fh.read()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise RegistryError(f"{path}: not UTF-8 text") from None
+    return parse_registry(text, source=path), hashlib.sha256(data).hexdigest()
 
 
 def detect(day: date, settings: Settings) -> dict[str, Any]:
     """Warehouse access of <day> + consent of days <= day + registry → warehouse flags."""
-    raise NotImplementedError
+    from pipeline import duck
+    from pipeline.rules import flags_sql
+
+    started = time.perf_counter()
+    warehouse = _warehouse(settings)
+    _require_marker("access", day, settings)
+    _require_marker("consent", day, settings)
+    if not warehouse.has_partition("access", day):
+        raise MissingInput(f"access of {day} is not ingested yet: run ingest_access first")
+    if not _consent_is_current(day, settings):
+        raise MissingInput(f"consent of {day} is not ingested yet: run ingest_consent first")
+    caught_up = ensure_consent_history(day, settings)
+    registry, registry_sha256 = load_registry(settings)
+    consent_days = [d for d in warehouse.partition_days("consent") if d <= day]
+    con = duck.connect(settings)
+    try:
+        con.register("registry", registry)
+        con.read_parquet(warehouse.files_for_days("access", [day])).create_view("access")
+        con.read_parquet(warehouse.files_for_days("consent", consent_days)).create_view("consent")
+        by_rule: dict[str, int] = {}
+        with warehouse.write_partition("flags", day) as writer:
+            reader = con.sql(flags_sql(day, settings)).to_arrow_reader(batch_size=1 << 17)
+            for batch in reader:
+                writer.write(batch)
+                for rule, n in zip(*_value_counts(batch.column("rule")), strict=True):
+                    by_rule[rule] = by_rule.get(rule, 0) + n
+    finally:
+        con.close()
+    summary = {
+        "day": day.isoformat(),
+        "flags": writer.rows,
+        "flags_by_rule": dict(sorted(by_rule.items())),
+        "consent_days_read": len(consent_days),
+        "consent_days_caught_up": caught_up,
+        "registry_sha256": registry_sha256,
+        "registry_rows": registry.num_rows,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    warehouse.write_json("runs", day, "detect.json", summary)
+    log.info("detect %s: %d flags %s in %.1fs", day, writer.rows, by_rule, summary["seconds"])
+    return summary
+
+
+def _value_counts(column: Any) -> tuple[list[str], list[int]]:
+    counts = column.value_counts()
+    return counts.field("values").to_pylist(), counts.field("counts").to_pylist()
+
+
+def _reconcile(ingest: dict[str, Any], rows_in_warehouse: int, quarantined: int) -> None:
+    kind = ingest["kind"]
+    for f in ingest["files"]:
+        accounted = f["valid"] + sum(f["quarantined"].values()) + f["duplicates_dropped"]
+        if f["read"] != accounted:
+            raise ReconciliationError(
+                f"{kind} file {f['file']}: read {f['read']} but accounted for {accounted}"
+            )
+    totals = ingest["totals"]
+    if totals["valid"] != rows_in_warehouse or totals["quarantined"] != quarantined:
+        raise ReconciliationError(
+            f"{kind} of {ingest['day']}: manifest says {totals['valid']} valid and "
+            f"{totals['quarantined']} quarantined, the warehouse holds {rows_in_warehouse} "
+            f"and {quarantined}"
+        )
 
 
 def publish(day: date, settings: Settings) -> dict[str, Any]:
-    """Writes the day's run manifest (inputs, counts, config, version); later: review store."""
-    raise NotImplementedError
+    """Checks the day's counts reconcile and writes its run manifest (inputs, counts, config,
+    version). Later issues add the review store and the report here."""
+    import pyarrow.compute as pc
+
+    warehouse = _warehouse(settings)
+    parts = {
+        name: warehouse.read_json("runs", day, f"{name}.json")
+        for name in ("ingest-access", "ingest-consent", "detect")
+    }
+    missing = [name for name, part in parts.items() if part is None]
+    if missing:
+        raise MissingInput(f"cannot publish {day}: step(s) {', '.join(missing)} have not run")
+    quarantine = warehouse.read_partition("quarantine", day)
+    for kind in ("access", "consent"):
+        ingest = parts[f"ingest-{kind}"]
+        rows = warehouse.read_partition(kind, day).num_rows
+        quarantined = int(pc.sum(pc.equal(quarantine["kind"], kind)).as_py() or 0)
+        _reconcile(ingest, rows, quarantined)
+    flags = warehouse.read_partition("flags", day)
+    if flags.num_rows != parts["detect"]["flags"]:
+        raise ReconciliationError(
+            f"flags of {day}: detect wrote {parts['detect']['flags']}, "
+            f"the warehouse holds {flags.num_rows}"
+        )
+    by_partner: dict[str, int] = {}
+    for partner, n in zip(
+        *_value_counts(pc.fill_null(flags["partner_id"], "(unknown app)")), strict=True
+    ):
+        by_partner[partner] = n
+    manifest = {
+        "day": day.isoformat(),
+        "version": pipeline_version(),
+        "landing": settings.landing,
+        "warehouse": settings.warehouse,
+        "config": settings.to_dict(),
+        "inputs": {
+            kind: [
+                {k: f[k] for k in ("file", "size", "sha256")}
+                for f in parts[f"ingest-{kind}"]["files"]
+            ]
+            for kind in ("access", "consent")
+        },
+        "registry_sha256": parts["detect"]["registry_sha256"],
+        "counts": {kind: parts[f"ingest-{kind}"]["totals"] for kind in ("access", "consent")},
+        "quarantine_reasons": {
+            kind: parts[f"ingest-{kind}"]["quarantine_reasons"] for kind in ("access", "consent")
+        },
+        "files": {kind: parts[f"ingest-{kind}"]["files"] for kind in ("access", "consent")},
+        "flags": {
+            "total": flags.num_rows,
+            "by_rule": parts["detect"]["flags_by_rule"],
+            "by_partner": dict(sorted(by_partner.items())),
+        },
+    }
+    warehouse.write_json("runs", day, MANIFEST, manifest)
+    return {k: manifest[k] for k in ("day", "counts", "quarantine_reasons", "flags")}
 
 
-def run_day(day: date, settings: Settings) -> dict[str, Any]:
+def run_day(
+    day: date, settings: Settings, on_lines: Callable[[int], None] | None = None
+) -> dict[str, Any]:
     """Every step for one day, in order."""
-    raise NotImplementedError
+    missing = missing_markers(day, settings)
+    if missing:
+        raise MissingInput(
+            f"missing input for {day}: {', '.join(missing)} not found in {settings.landing}"
+        )
+    ingest_access(day, settings, on_lines)
+    ingest_consent(day, settings, on_lines)
+    detect(day, settings)
+    return publish(day, settings)
