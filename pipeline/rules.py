@@ -85,9 +85,10 @@ def flags_sql(day: date, settings: Settings) -> str:
     """Flags for the day over views `access` (the day's), `consent` (any days) and `registry`."""
     skew_us = round(settings.clock_skew_seconds * 1_000_000)
     return f"""
-WITH acc AS (
-    SELECT *, resource || '.' || action AS scope,
-           event_time + INTERVAL ({skew_us}) MICROSECOND AS grant_horizon
+WITH acc AS MATERIALIZED (
+    -- only what the rules read; the flagged rows' other columns are joined back at the end
+    SELECT row_number() OVER () AS rid, request_id, event_time, app_id, user_id,
+           resource || '.' || action AS scope
     FROM access
     WHERE list_contains({_sql_list(settings.message_resources)}, resource) AND status < 400
 ), apps AS (
@@ -95,105 +96,133 @@ WITH acc AS (
            any_value(grant_ttl_days) AS grant_ttl_days
     FROM registry GROUP BY app_id
 ), periods AS (
-    -- SPEC §3.2, per access over its app's registry rows
-    SELECT a.request_id,
+    -- SPEC §3.2 per access, over its app's registry rows
+    SELECT a.rid,
            bool_or(r.period_start <= a.event_time
                    AND (r.period_end IS NULL OR a.event_time < r.period_end)) AS covered,
            bool_or(r.period_start <= a.event_time
                    AND (r.period_end IS NULL OR a.event_time < r.period_end)
                    AND list_contains(r.period_scopes, a.scope)) AS allowed,
+           bool_or(r.period_end <= a.event_time) AS ended_before
+    FROM acc a JOIN registry r USING (app_id)
+    GROUP BY a.rid
+), delivered AS (
+    -- consent delivered on days <= D, for the (user, app) pairs that matter today
+    SELECT * FROM consent SEMI JOIN (SELECT DISTINCT user_id, app_id FROM acc)
+        USING (user_id, app_id)
+    WHERE delivery_date <= DATE '{day.isoformat()}'
+), grants AS (
+    -- of two grants at one instant, the one ingested last wins
+    SELECT *, row_number() OVER () AS grant_id FROM delivered WHERE event_type = 'grant'
+    QUALIFY row_number() OVER (PARTITION BY user_id, app_id, event_time
+                               ORDER BY delivery_date DESC, source_file DESC,
+                                        source_line DESC) = 1
+), history AS (
+    -- One ordered stream per (user, app): its consent events, then the accesses. A grant
+    -- sorts at its time minus the allowed skew, so it precedes the accesses it may cover; at
+    -- equal keys grants come before revokes (the revoke wins) and both before accesses.
+    SELECT user_id, app_id, event_time - INTERVAL ({skew_us}) MICROSECOND AS sort_time,
+           0 AS rank, event_time AS grant_time, grant_id, NULL::TIMESTAMPTZ AS revoke_time,
+           NULL::BIGINT AS rid
+    FROM grants
+    UNION ALL
+    SELECT user_id, app_id, event_time, 1, NULL, NULL, event_time, NULL
+    FROM delivered WHERE event_type = 'revoke'
+    UNION ALL
+    SELECT user_id, app_id, event_time, 2, NULL, NULL, NULL, rid FROM acc
+), as_of AS (
+    -- of two grants at one instant, the one ingested last wins (it sorts last)
+    SELECT rid,
+           last_value(grant_time IGNORE NULLS) OVER w AS grant_time,
+           last_value(grant_id IGNORE NULLS) OVER w AS grant_id,
+           last_value(revoke_time IGNORE NULLS) OVER w AS revoke_time
+    FROM history
+    WINDOW w AS (PARTITION BY user_id, app_id
+                 ORDER BY sort_time, rank ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+    QUALIFY rank = 2
+), judged AS MATERIALIZED (
+    SELECT a.rid, a.event_time, a.scope, ap.partner_id, ap.grant_ttl_days, p.covered,
+           p.allowed, p.ended_before, c.grant_time, g.scopes AS grant_scopes, c.revoke_time,
+           -- at equal times a grant comes before a revoke: the revoke wins
+           c.revoke_time IS NOT NULL
+               AND (c.grant_time IS NULL OR c.revoke_time >= c.grant_time) AS last_is_revoke
+    FROM acc a
+    LEFT JOIN apps ap USING (app_id)
+    LEFT JOIN periods p USING (rid)
+    LEFT JOIN as_of c USING (rid)
+    LEFT JOIN grants g USING (grant_id)
+), ruled AS (
+    SELECT rid, partnership_rule, consent_rule FROM (
+        SELECT rid,
+            CASE
+                WHEN partner_id IS NULL THEN 'UNKNOWN_APP'
+                WHEN NOT covered AND ended_before THEN 'AFTER_PARTNERSHIP_END'
+                WHEN NOT covered THEN 'BEFORE_PARTNERSHIP_START'
+                WHEN NOT allowed THEN 'SCOPE_NOT_IN_PARTNERSHIP'
+            END AS partnership_rule,
+            CASE
+                WHEN partner_id IS NULL THEN NULL
+                WHEN grant_time IS NULL THEN 'NO_SIGNIN'
+                WHEN last_is_revoke THEN 'SIGNIN_REVOKED'
+                WHEN grant_ttl_days IS NOT NULL
+                     AND epoch_us(event_time) - epoch_us(grant_time)
+                         > CAST(round(grant_ttl_days * {MICROS_PER_DAY}) AS BIGINT)
+                    THEN 'SIGNIN_EXPIRED'
+                WHEN grant_scopes IS NOT NULL AND NOT list_contains(grant_scopes, scope)
+                    THEN 'SCOPE_NOT_GRANTED'
+            END AS consent_rule
+        FROM judged
+    )
+    WHERE partnership_rule IS NOT NULL OR consent_rule IS NOT NULL
+), flagged AS (
+    SELECT rid, unnest(list_filter([partnership_rule, consent_rule],
+                                   lambda r: r IS NOT NULL)) AS rule
+    FROM ruled
+), period_evidence AS (
+    -- the period that explains each flagged access: the last one ended, the next one to
+    -- start, or the covering one
+    SELECT f.rid,
            max(r.period_end) FILTER (WHERE r.period_end <= a.event_time) AS ended_at,
-           min(r.period_start) FILTER (WHERE r.period_start > a.event_time) AS next_start,
            arg_max(r.period_start, r.period_end) FILTER (WHERE r.period_end <= a.event_time)
                AS ended_start,
-           arg_max(r.period_scopes, r.period_start) FILTER (
-               WHERE r.period_start <= a.event_time
-                 AND (r.period_end IS NULL OR a.event_time < r.period_end)) AS covering_scopes,
-           arg_max(r.period_start, r.period_start) FILTER (
-               WHERE r.period_start <= a.event_time
-                 AND (r.period_end IS NULL OR a.event_time < r.period_end)) AS covering_start,
-           arg_max(r.period_end, r.period_start) FILTER (
-               WHERE r.period_start <= a.event_time
-                 AND (r.period_end IS NULL OR a.event_time < r.period_end)) AS covering_end,
+           arg_max(r.period_scopes, r.period_end) FILTER (WHERE r.period_end <= a.event_time)
+               AS ended_scopes,
+           min(r.period_start) FILTER (WHERE r.period_start > a.event_time) AS next_start,
            arg_min(r.period_end, r.period_start) FILTER (WHERE r.period_start > a.event_time)
                AS next_end,
            arg_min(r.period_scopes, r.period_start) FILTER (WHERE r.period_start > a.event_time)
                AS next_scopes,
-           arg_max(r.period_scopes, r.period_end) FILTER (WHERE r.period_end <= a.event_time)
-               AS ended_scopes
-    FROM acc a JOIN registry r USING (app_id)
-    GROUP BY a.request_id
-), pairs AS (
-    SELECT DISTINCT user_id, app_id FROM acc
-), delivered AS (
-    -- consent delivered on days <= D, for the (user, app) pairs that matter today
-    SELECT c.* FROM consent c SEMI JOIN pairs USING (user_id, app_id)
-    WHERE c.delivery_date <= DATE '{day.isoformat()}'
-), grants AS (
-    -- of two grants at one instant, the one ingested last wins
-    SELECT user_id, app_id, event_time AS grant_time, scopes AS grant_scopes
-    FROM delivered WHERE event_type = 'grant'
-    QUALIFY row_number() OVER (PARTITION BY user_id, app_id, event_time
-                               ORDER BY delivery_date DESC, source_file DESC,
-                                        source_line DESC) = 1
-), revokes AS (
-    SELECT DISTINCT user_id, app_id, event_time AS revoke_time
-    FROM delivered WHERE event_type = 'revoke'
-), judged AS (
-    SELECT a.*, p.*, ap.partner_id, ap.partner_name, ap.grant_ttl_days,
-           g.grant_time, g.grant_scopes, v.revoke_time,
-           -- at equal times a grant comes before a revoke: the revoke wins
-           v.revoke_time IS NOT NULL
-               AND (g.grant_time IS NULL OR v.revoke_time >= g.grant_time) AS last_is_revoke,
-           g.grant_time + to_microseconds(
-               CAST(round(ap.grant_ttl_days * {MICROS_PER_DAY}) AS BIGINT)) AS expires_at
-    FROM acc a
-    LEFT JOIN apps ap USING (app_id)
-    LEFT JOIN periods p USING (request_id)
-    ASOF LEFT JOIN grants g
-        ON a.user_id = g.user_id AND a.app_id = g.app_id AND a.grant_horizon >= g.grant_time
-    ASOF LEFT JOIN revokes v
-        ON a.user_id = v.user_id AND a.app_id = v.app_id AND a.event_time >= v.revoke_time
-), ruled AS (
-    SELECT *,
-        CASE
-            WHEN partner_id IS NULL THEN 'UNKNOWN_APP'
-            WHEN NOT covered AND ended_at IS NOT NULL THEN 'AFTER_PARTNERSHIP_END'
-            WHEN NOT covered THEN 'BEFORE_PARTNERSHIP_START'
-            WHEN NOT allowed THEN 'SCOPE_NOT_IN_PARTNERSHIP'
-        END AS partnership_rule,
-        CASE
-            WHEN partner_id IS NULL THEN NULL
-            WHEN grant_time IS NULL THEN 'NO_SIGNIN'
-            WHEN last_is_revoke THEN 'SIGNIN_REVOKED'
-            WHEN grant_ttl_days IS NOT NULL
-                 AND epoch_us(event_time) - epoch_us(grant_time)
-                     > CAST(round(grant_ttl_days * {MICROS_PER_DAY}) AS BIGINT)
-                THEN 'SIGNIN_EXPIRED'
-            WHEN grant_scopes IS NOT NULL AND NOT list_contains(grant_scopes, scope)
-                THEN 'SCOPE_NOT_GRANTED'
-        END AS consent_rule
-    FROM judged
-), flagged AS (
-    SELECT * EXCLUDE (rules), unnest(rules) AS rule
-    FROM (SELECT *, list_filter([partnership_rule, consent_rule], lambda r: r IS NOT NULL) AS rules
-          FROM ruled)
+           max(r.period_start) FILTER (WHERE r.period_start <= a.event_time
+               AND (r.period_end IS NULL OR a.event_time < r.period_end)) AS covering_start,
+           arg_max(r.period_end, r.period_start) FILTER (WHERE r.period_start <= a.event_time
+               AND (r.period_end IS NULL OR a.event_time < r.period_end)) AS covering_end,
+           arg_max(r.period_scopes, r.period_start) FILTER (WHERE r.period_start <= a.event_time
+               AND (r.period_end IS NULL OR a.event_time < r.period_end)) AS covering_scopes
+    FROM (SELECT DISTINCT rid FROM flagged) f JOIN acc a USING (rid)
+    JOIN registry r ON r.app_id = a.app_id
+    GROUP BY f.rid
 ), evidenced AS (
-    SELECT *,
-        CASE rule WHEN 'AFTER_PARTNERSHIP_END' THEN ended_start
-                  WHEN 'BEFORE_PARTNERSHIP_START' THEN next_start
-                  ELSE covering_start END AS partnership_start,
-        CASE rule WHEN 'AFTER_PARTNERSHIP_END' THEN ended_at
-                  WHEN 'BEFORE_PARTNERSHIP_START' THEN next_end
-                  ELSE covering_end END AS partnership_end,
-        CASE rule WHEN 'AFTER_PARTNERSHIP_END' THEN ended_scopes
-                  WHEN 'BEFORE_PARTNERSHIP_START' THEN next_scopes
-                  ELSE covering_scopes END AS partnership_scopes,
-        grant_time AS last_grant_time,
-        grant_scopes AS last_grant_scopes,
-        revoke_time AS last_revoke_time,
-        CASE WHEN rule = 'SIGNIN_EXPIRED' THEN expires_at END AS grant_expired_at
-    FROM flagged
+    SELECT f.rule, x.*, a.scope, ap.partner_id, ap.partner_name, ap.grant_ttl_days,
+        CASE f.rule WHEN 'AFTER_PARTNERSHIP_END' THEN p.ended_start
+                    WHEN 'BEFORE_PARTNERSHIP_START' THEN p.next_start
+                    ELSE p.covering_start END AS partnership_start,
+        CASE f.rule WHEN 'AFTER_PARTNERSHIP_END' THEN p.ended_at
+                    WHEN 'BEFORE_PARTNERSHIP_START' THEN p.next_end
+                    ELSE p.covering_end END AS partnership_end,
+        CASE f.rule WHEN 'AFTER_PARTNERSHIP_END' THEN p.ended_scopes
+                    WHEN 'BEFORE_PARTNERSHIP_START' THEN p.next_scopes
+                    ELSE p.covering_scopes END AS partnership_scopes,
+        j.grant_time AS last_grant_time,
+        j.grant_scopes AS last_grant_scopes,
+        j.revoke_time AS last_revoke_time,
+        CASE WHEN f.rule = 'SIGNIN_EXPIRED' THEN j.grant_time + to_microseconds(
+            CAST(round(ap.grant_ttl_days * {MICROS_PER_DAY}) AS BIGINT)) END AS grant_expired_at
+    FROM flagged f
+    JOIN acc a USING (rid)
+    JOIN judged j USING (rid)
+    JOIN access x ON x.request_id = a.request_id
+    LEFT JOIN apps ap ON ap.app_id = a.app_id
+    LEFT JOIN period_evidence p ON p.rid = f.rid
 )
 SELECT md5(concat_ws(chr(31), rule, app_id, request_id)) AS flag_id,
        rule, {_severity_sql()} AS severity,

@@ -1,0 +1,275 @@
+"""The command line: parses arguments, calls the steps, prints. No business logic here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections import Counter
+from datetime import date, timedelta
+from typing import Any, NoReturn
+
+from pipeline.config import ConfigError, Settings, load_settings
+
+PROG = "access-audit"
+log = logging.getLogger(PROG)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (exit 2), not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _add_location_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--landing",
+        help="landing zone: a folder or fsspec URL "
+        "(default: config, $ACCESS_AUDIT_LANDING, else sample_logs/)",
+    )
+    parser.add_argument(
+        "--warehouse",
+        help="warehouse folder or URL (default: config, $ACCESS_AUDIT_WAREHOUSE, else ./warehouse)",
+    )
+    parser.add_argument(
+        "--config",
+        help="TOML settings file (default: $ACCESS_AUDIT_CONFIG, "
+        "else ./access-audit.toml if present)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each step's counts")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Flag partner-API accesses to users' messages that no consent or "
+        "partnership covered (see SPEC.md).",
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+    run = commands.add_parser(
+        "run",
+        help="audit one delivery day",
+        description="Ingest, detect and publish one delivery day.",
+    )
+    run.add_argument("--date", type=_day, required=True, help="the delivery day, YYYY-MM-DD")
+    _add_location_options(run)
+
+    backfill = commands.add_parser(
+        "backfill",
+        help="audit a range of delivery days, oldest first",
+        description="Run every day from --start to --end (both included), oldest first. "
+        "Days that fail are reported at the end; the others still run.",
+    )
+    backfill.add_argument("--start", type=_day, help="first day, YYYY-MM-DD")
+    backfill.add_argument("--end", type=_day, help="last day, YYYY-MM-DD")
+    backfill.add_argument(
+        "--all",
+        action="store_true",
+        help="every day delivered in the landing zone instead of --start/--end",
+    )
+    _add_location_options(backfill)
+
+    flags = commands.add_parser(
+        "flags", help="list a day's flags", description="Read flags from the warehouse."
+    )
+    flags.add_argument("--date", type=_day, required=True, help="the delivery day, YYYY-MM-DD")
+    flags.add_argument("--rule", help="only this rule, e.g. SIGNIN_REVOKED")
+    flags.add_argument("--partner", help="only this partner_id")
+    flags.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="output format (default: table)",
+    )
+    flags.add_argument(
+        "--limit", type=int, default=50, help="rows shown in table format (default: 50; 0 for all)"
+    )
+    _add_location_options(flags)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config, landing=args.landing, warehouse=args.warehouse)
+
+
+def _days(args: argparse.Namespace, settings: Settings) -> list[date]:
+    if args.all:
+        from pipeline.readers.landing import Landing
+
+        landing = Landing(settings.landing)
+        days = sorted(set(landing.days("access")) | set(landing.days("consent")))
+        if not days:
+            raise ConfigError(f"no delivery days found in {settings.landing}")
+        return days
+    if args.start is None or args.end is None:
+        raise ConfigError("backfill needs --start and --end (or --all)")
+    if args.end < args.start:
+        raise ConfigError(f"--end {args.end} is before --start {args.start}")
+    return [args.start + timedelta(days=i) for i in range((args.end - args.start).days + 1)]
+
+
+def _audit(days: list[date], settings: Settings) -> int:
+    """Run each day with a progress bar over days and records; returns the exit code."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from pipeline.steps import run_day
+
+    console = Console(stderr=True)
+    results: dict[date, dict[str, Any]] = {}
+    failures: dict[date, str] = {}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(
+        *columns, console=console, transient=True, disable=not console.is_terminal
+    ) as progress:
+        overall = progress.add_task("days", total=len(days))
+        for day in days:
+            records = progress.add_task(f"  {day} records", total=None)
+            try:
+                results[day] = run_day(
+                    day, settings, on_lines=lambda n, t=records: progress.advance(t, n)
+                )
+            except Exception as exc:  # one day's failure must not hide the others
+                failures[day] = _reason(exc)
+                log.debug("day %s failed", day, exc_info=True)
+            progress.remove_task(records)
+            progress.advance(overall)
+    _print_summary(results, settings)
+    for day, reason in failures.items():
+        print(f"{PROG}: {day} failed: {reason}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _reason(exc: Exception) -> str:
+    from pipeline.registry import RegistryError
+    from pipeline.steps import MissingInput, ReconciliationError
+
+    if isinstance(exc, MissingInput | RegistryError | ReconciliationError | ConfigError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _print_summary(results: dict[date, dict[str, Any]], settings: Settings) -> None:
+    if not results:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    totals: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    by_rule: Counter[str] = Counter()
+    by_partner: Counter[str] = Counter()
+    for summary in results.values():
+        for kind in ("access", "consent"):
+            for key, n in summary["counts"][kind].items():
+                totals[f"{kind} {key}"] += n
+            reasons.update(summary["quarantine_reasons"][kind])
+        by_rule.update(summary["flags"]["by_rule"])
+        by_partner.update(summary["flags"]["by_partner"])
+    first, last = min(results), max(results)
+    inputs = Table(title=f"Input, {first} to {last} ({len(results)} days)")
+    for column in ("records", "read", "valid", "quarantined", "duplicates dropped"):
+        inputs.add_column(column, justify="right" if column != "records" else "left")
+    for kind in ("access", "consent"):
+        inputs.add_row(
+            kind,
+            *(
+                f"{totals[f'{kind} {k}']:,}"
+                for k in ("read", "valid", "quarantined", "duplicates_dropped")
+            ),
+        )
+    console.print(inputs)
+    if reasons:
+        console.print(
+            "Quarantined by reason: "
+            + ", ".join(f"{reason} {n:,}" for reason, n in reasons.most_common())
+        )
+    for title, counts in (("Flags by rule", by_rule), ("Flags by partner", by_partner)):
+        table = Table(title=title)
+        table.add_column(title.split()[-1])
+        table.add_column("flags", justify="right")
+        for key, n in counts.most_common():
+            table.add_row(key, f"{n:,}")
+        table.add_row("total", f"{sum(counts.values()):,}", style="bold")
+        console.print(table)
+    console.print(
+        f"Outputs: {settings.warehouse}/{{access,consent,quarantine,flags,runs}}/"
+        f"date=<day>/   e.g. {PROG} flags --date {last}"
+    )
+
+
+def _show_flags(args: argparse.Namespace, settings: Settings) -> int:
+    import pyarrow.compute as pc
+
+    from pipeline.warehouse import Warehouse
+
+    warehouse = Warehouse(settings.warehouse)
+    if not warehouse.has_partition("flags", args.date):
+        raise ConfigError(
+            f"no flags for {args.date} in {settings.warehouse} "
+            f"(run '{PROG} run --date {args.date}' first)"
+        )
+    flags = warehouse.read_partition("flags", args.date)
+    if args.rule:
+        flags = flags.filter(pc.equal(flags["rule"], args.rule))
+    if args.partner:
+        flags = flags.filter(pc.equal(flags["partner_id"], args.partner))
+    if args.format == "json":
+        import json
+
+        for row in flags.to_pylist():
+            print(json.dumps(row, default=str))
+    elif args.format == "csv":
+        import pyarrow.csv as pacsv
+
+        printable = flags.drop_columns([c for c in flags.column_names if c.endswith("scopes")])
+        pacsv.write_csv(printable, sys.stdout.buffer)
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        shown = flags if args.limit == 0 else flags.slice(0, args.limit)
+        table = Table(
+            title=f"{flags.num_rows:,} flags on {args.date}"
+            + (f" (first {shown.num_rows})" if shown.num_rows < flags.num_rows else "")
+        )
+        for column in ("severity", "rule", "partner_id", "explanation"):
+            table.add_column(column, overflow="fold")
+        for row in shown.select(["severity", "rule", "partner_id", "explanation"]).to_pylist():
+            table.add_row(*(str(v) if v is not None else "" for v in row.values()))
+        Console().print(table)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = _settings(args)
+        if args.command == "flags":
+            return _show_flags(args, settings)
+        days = [args.date] if args.command == "run" else _days(args, settings)
+        return _audit(days, settings)
+    except ConfigError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
