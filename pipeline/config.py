@@ -20,31 +20,36 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Route:
-    """Maps an HTTP method and path to (resource, action) when an event does not carry them."""
+    """Where an event lacks resource/action: paths matching `path_regex` (RE2, query string
+    removed) are `resource`; the action comes from the HTTP method unless the route sets one."""
 
-    methods: tuple[str, ...]
-    path_regex: str  # RE2 syntax, matched against the path without its query string
+    path_regex: str
     resource: str
-    action: str
+    action: str | None = None
+
+
+ACTIONS = ("read", "write", "delete")
+DEFAULT_METHOD_ACTIONS = (
+    ("GET", "read"),
+    ("HEAD", "read"),
+    ("POST", "write"),
+    ("PUT", "write"),
+    ("PATCH", "write"),
+    ("DELETE", "delete"),
+)
 
 
 def _default_routes() -> tuple[Route, ...]:
-    actions = {("GET", "HEAD"): "read", ("POST", "PUT", "PATCH"): "write", ("DELETE",): "delete"}
+    prefix = r"^/(?:v[0-9.]+/)?(?:me|users/[^/]+)/"
     collections = {
-        "messages": "messages",
-        "threads": "messages",
-        "conversations": "messages",
-        "contacts": "contacts",
-        "friends": "contacts",
+        "messages": "messages|threads|conversations",
+        "contacts": "contacts|friends",
         "profile": "profile",
         "photos": "photos",
         "events": "events",
     }
-    prefix = r"^/(?:v[0-9.]+/)?(?:me|users/[^/]+)/"
     return tuple(
-        Route(methods, prefix + collection + r"(?:/|$)", resource, action)
-        for collection, resource in collections.items()
-        for methods, action in actions.items()
+        Route(prefix + f"(?:{names})(?:/|$)", resource) for resource, names in collections.items()
     )
 
 
@@ -90,6 +95,7 @@ class Settings:
     message_resources: tuple[str, ...] = ("messages",)
     clock_skew_seconds: float = 0.0
     routes: tuple[Route, ...] = field(default_factory=_default_routes)
+    method_actions: tuple[tuple[str, str], ...] = DEFAULT_METHOD_ACTIONS
     secret_params: tuple[str, ...] = DEFAULT_SECRET_PARAMS
     body_fields: tuple[str, ...] = DEFAULT_BODY_FIELDS
     read_block_bytes: int = 64 * 1024 * 1024
@@ -101,7 +107,9 @@ class Settings:
         return dataclasses.asdict(self)
 
 
-_SIMPLE_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "routes"}
+_SIMPLE_FIELDS = {
+    f.name: f for f in dataclasses.fields(Settings) if f.name not in ("routes", "method_actions")
+}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -113,13 +121,15 @@ def _coerce(name: str, value: Any) -> Any:
             if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
                 raise TypeError
             return tuple(value)
-        if isinstance(default, bool):
+        if isinstance(value, bool) or isinstance(default, bool):
             raise TypeError
         if isinstance(default, int):
             return int(value)
         if isinstance(default, float):
             return float(value)
-        return str(value)
+        if not isinstance(value, str):
+            raise TypeError
+        return value
     except (TypeError, ValueError):
         raise ConfigError(
             f"setting {name!r}: {value!r} is not a valid {type(default).__name__}"
@@ -131,22 +141,29 @@ def _routes(raw: Any) -> tuple[Route, ...]:
         raise ConfigError("setting 'routes' must be a list of tables")
     routes = []
     for i, entry in enumerate(raw, 1):
-        try:
-            routes.append(
-                Route(
-                    methods=tuple(m.upper() for m in entry["methods"]),
-                    path_regex=str(entry["path_regex"]),
-                    resource=str(entry["resource"]),
-                    action=str(entry["action"]),
-                )
-            )
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ConfigError(
-                f"routes entry {i}: needs methods, path_regex, resource, action ({exc})"
-            ) from None
-        if routes[-1].action not in ("read", "write", "delete"):
-            raise ConfigError(f"routes entry {i}: action must be read, write or delete")
+        if not isinstance(entry, dict) or not {"path_regex", "resource"} <= entry.keys():
+            raise ConfigError(f"routes entry {i}: needs path_regex and resource (action optional)")
+        action = entry.get("action")
+        if action is not None and action not in ACTIONS:
+            raise ConfigError(f"routes entry {i}: action must be one of {', '.join(ACTIONS)}")
+        routes.append(Route(str(entry["path_regex"]), str(entry["resource"]), action))
     return tuple(routes)
+
+
+def _method_actions(raw: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, dict) or not all(a in ACTIONS for a in raw.values()):
+        raise ConfigError(
+            f"setting 'method_actions' must map HTTP methods to one of {', '.join(ACTIONS)}"
+        )
+    return tuple((str(method).upper(), action) for method, action in raw.items())
+
+
+MINIMUMS = {
+    "clock_skew_seconds": 0,
+    "read_block_bytes": 1 << 16,
+    "raw_max_chars": 64,
+    "duckdb_threads": 0,
+}
 
 
 def load_settings(
@@ -171,6 +188,8 @@ def load_settings(
         for name, value in file_values.items():
             if name == "routes":
                 values["routes"] = _routes(value)
+            elif name == "method_actions":
+                values["method_actions"] = _method_actions(value)
             elif name in _SIMPLE_FIELDS:
                 values[name] = _coerce(name, value)
             else:
@@ -182,6 +201,7 @@ def load_settings(
         if value is not None:
             values[name] = _coerce(name, value) if name in _SIMPLE_FIELDS else value
     settings = Settings(**values)
-    if settings.clock_skew_seconds < 0:
-        raise ConfigError("setting 'clock_skew_seconds' must not be negative")
+    for name, least in MINIMUMS.items():
+        if getattr(settings, name) < least:
+            raise ConfigError(f"setting {name!r} must be at least {least}")
     return settings

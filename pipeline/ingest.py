@@ -45,6 +45,7 @@ class FileCounts:
 
     file: str
     size: int
+    version: str = ""
     sha256: str = ""
     lines: int = 0
     blank_lines: int = 0
@@ -150,7 +151,7 @@ def _validate_file(
     settings: Settings,
     on_lines: Callable[[int], None],
 ) -> FileCounts:
-    counts = FileCounts(file=source.name, size=source.size)
+    counts = FileCounts(file=source.name, size=source.size, version=source.version)
     stats = FileStats()
     reasons: Counter[str] = Counter()
     try:

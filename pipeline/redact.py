@@ -18,10 +18,14 @@ def url_secret_pattern(secret_params: Iterable[str]) -> str:
 
 
 def json_secret_pattern(secret_params: Iterable[str]) -> str:
-    """JSON string members named like a secret ("password": "…"); group 1 keeps the key."""
-    return rf"(?i)(\"(?:{_names(secret_params)})\"\s*:\s*)\"(?:[^\"\\]|\\.)*\"?"
+    """Members named like a secret ("password": "…" or a number); group 1 keeps the key."""
+    return (
+        rf"(?i)(\"(?:{_names(secret_params)})\"\s*:\s*)"
+        rf"(?:\"(?:[^\"\\]|\\.)*\"?|[^,}}\]\s]+)"
+    )
 
 
 def json_body_pattern(body_fields: Iterable[str]) -> str:
-    """String members that may hold message content, for text that is not valid JSON."""
-    return rf"(?i)(\"(?:{_names(body_fields)})\"\s*:\s*)\"(?:[^\"\\]|\\.)*\"?"
+    """Members that may hold message content, in text that is not a JSON object: a string value
+    is replaced; an object or list value, with everything after it on the line."""
+    return rf"(?i)(\"(?:{_names(body_fields)})\"\s*:\s*)(?:\"(?:[^\"\\]|\\.)*\"?|[\[{{].*$)"

@@ -9,11 +9,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 
-from pipeline.schema import REGISTRY
+from pipeline.schema import REGISTRY, RFC3339
 
 COLUMNS = ("partner_id", "partner_name", "app_id", "start", "end", "scopes", "grant_ttl_days")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+TIMESTAMP = re.compile(RFC3339)
 
 
 class RegistryError(ValueError):

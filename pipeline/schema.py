@@ -5,6 +5,12 @@ from __future__ import annotations
 import pyarrow as pa
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
+# An RFC 3339 date-time with an offset (both Python re and RE2). Day-of-month validity is
+# checked by parsing; hours 24 and offsets past 23:59 are refused here.
+RFC3339 = (
+    r"^\d{4}-\d{2}-\d{2}[Tt ](?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?"
+    r"(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)$"
+)
 SCOPES = pa.list_(pa.string())
 
 # Lineage columns shared by every table that holds input records.

@@ -103,8 +103,8 @@ def _consent_is_current(day: date, settings: Settings) -> bool:
     done = warehouse.read_json("runs", day, "ingest-consent.json")
     if done is None or not warehouse.has_partition("consent", day):
         return False
-    seen = [(f["file"], f["size"]) for f in done["files"]]
-    return seen == [(f.name, f.size) for f in landing.files("consent", day)]
+    seen = [(f["file"], f["size"], f.get("version", "")) for f in done["files"]]
+    return seen == [(f.name, f.size, f.version) for f in landing.files("consent", day)]
 
 
 def ensure_consent_history(day: date, settings: Settings) -> list[str]:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from pipeline import redact
 from pipeline.config import Settings
+from pipeline.schema import RFC3339
 
-RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
 # Epoch milliseconds of 0001-01-01 and 10000-01-01: the range a timestamp can hold.
 EPOCH_MS_MIN, EPOCH_MS_MAX = -62135596800000, 253402300800000
 INTEGER_TYPES = "('BIGINT', 'UBIGINT')"
@@ -161,7 +161,7 @@ def _value(field: Field) -> str:
     """The typed value of a field; NULL where it is absent or unusable."""
     n, t = field.name, f"t_{field.name}"
     if field.kind in ("string", "enum"):
-        return f"CASE WHEN {t} = 'VARCHAR' THEN j.{n} ->> '$' END"
+        return f"CASE WHEN {t} = 'VARCHAR' THEN s.{n} END"
     if field.kind == "scopes":
         return (
             f"CASE WHEN {t} = 'ARRAY' AND list_bool_and(list_transform("
@@ -176,8 +176,8 @@ def _value(field: Field) -> str:
         )
     if field.kind == "time":
         return (
-            f"CASE WHEN {t} = 'VARCHAR' AND regexp_full_match(j.{n} ->> '$', {_quote(RFC3339)}) "
-            f"THEN TRY_CAST(upper(j.{n} ->> '$') AS TIMESTAMPTZ) "
+            f"CASE WHEN {t} = 'VARCHAR' AND regexp_full_match(s.{n}, {_quote(RFC3339)}) "
+            f"THEN TRY_CAST(upper(s.{n}) AS TIMESTAMPTZ) "
             f"WHEN {t} IN {INTEGER_TYPES} AND TRY_CAST(j.{n} AS BIGINT) "
             f"BETWEEN {EPOCH_MS_MIN} AND {EPOCH_MS_MAX - 1} "
             f"THEN epoch_ms(TRY_CAST(j.{n} AS BIGINT))::TIMESTAMPTZ END"
@@ -186,35 +186,51 @@ def _value(field: Field) -> str:
 
 
 def _route_sql(settings: Settings) -> tuple[str, str]:
-    """Expressions for the resource and action a route gives (NULL where no route matches)."""
-    if not settings.routes:
-        return "NULL::VARCHAR", "NULL::VARCHAR"
-    cases = " ".join(
-        f"WHEN list_contains({_list(list(r.methods))}, upper(v_method)) "
-        f"AND regexp_matches(route_path, {_quote(r.path_regex)}) THEN {i}"
+    """Resource and action for events that lack them; only those rows evaluate the regexes."""
+    lacking = "(v_resource IS NULL OR v_action IS NULL)"
+    matched = " ".join(
+        f"WHEN regexp_matches(route_path, {_quote(r.path_regex)}) THEN {i}"
         for i, r in enumerate(settings.routes, 1)
     )
-    number = f"CASE {cases} END"
+    route = f"(CASE WHEN {lacking} THEN (CASE {matched} END) END)" if settings.routes else "NULL"
+    by_method = " ".join(f"WHEN {_quote(m)} THEN {_quote(a)}" for m, a in settings.method_actions)
     resources = _list([r.resource for r in settings.routes])
-    actions = _list([r.action for r in settings.routes])
-    return f"list_extract({resources}, {number})", f"list_extract({actions}, {number})"
+    actions = "[" + ", ".join(_quote(r.action) if r.action else "NULL" for r in settings.routes)
+    resource = f"coalesce(v_resource, list_extract({resources}, {route}))"
+    action = (
+        f"coalesce(v_action, CASE WHEN {route} IS NOT NULL THEN coalesce("
+        f"list_extract({actions}]::VARCHAR[], {route}), "
+        f"CASE upper(v_method) {by_method} END) END)"
+    )
+    return resource, action
 
 
-def _redacted_raw(settings: Settings) -> str:
-    """The raw line as stored in quarantine: no message content, no secrets, bounded length."""
-    patch = _quote("{" + ", ".join(f'"{f}": null' for f in settings.body_fields) + "}")
-    body_strings = (
-        f"regexp_replace(raw, {_quote(redact.json_body_pattern(settings.body_fields))}, "
+def _redacted_raw(kind: RecordKind, settings: Settings) -> str:
+    """The raw line as quarantine stores it: no message content, no secrets, bounded length.
+
+    A JSON object keeps only the fields the format defines (nested objects removed) and the
+    names of the others; other text has body-like members cut out by pattern.
+    """
+
+    def kept_value(f: Field) -> str:
+        nested = f"json_type(j.{f.name}) IN ('OBJECT', 'ARRAY')"
+        if f.kind == "scopes":  # a valid scopes list is kept
+            nested += f" AND v_{f.name} IS NULL"
+        return f"'{f.name}', CASE WHEN {nested} THEN '\"(removed)\"'::JSON ELSE j.{f.name} END"
+
+    kept = ", ".join(kept_value(f) for f in kind.fields)
+    names = _list([f.name for f in kind.fields])
+    others = f"list_filter(json_keys(raw), lambda k: NOT list_contains({names}, k))"
+    # merged onto {} as a patch, so that absent (null) fields are left out
+    members = f"json_object({kept}, '_other_fields', to_json({others}))"
+    as_object = f"json_merge_patch('{{}}', {members})::VARCHAR"
+    as_text = (
+        f"regexp_replace(rtrim(raw, chr(13) || chr(10)), "
+        f"{_quote(redact.json_body_pattern(settings.body_fields))}, "
         f"'\\1\"{redact.REDACTED}\"', 'g')"
     )
-    # Merge-patching nulls drops whole members (objects and lists too) where the line is JSON.
-    as_json = f"TRY_CAST({body_strings} AS JSON)"
-    without_bodies = (
-        f"CASE WHEN json_type({as_json}) = 'OBJECT' "
-        f"THEN json_merge_patch({as_json}, {patch})::VARCHAR ELSE {body_strings} END"
-    )
     no_url_secrets = (
-        f"regexp_replace({without_bodies}, "
+        f"regexp_replace(CASE WHEN is_object THEN {as_object} ELSE {as_text} END, "
         f"{_quote(redact.url_secret_pattern(settings.secret_params))}, '\\1{redact.REDACTED}', 'g')"
     )
     no_secrets = (
@@ -237,7 +253,10 @@ def validation_sql(
 
     The redacted raw text comes with rejected lines only, unless `redact_all`.
     """
+    # The line parsed twice in one pass: as JSON text per field (for its type) and as plain
+    # strings (unescaped values), cheaper than extracting each field's value from its JSON.
     structure = "{" + ", ".join(f'"{f.name}": "JSON"' for f in kind.fields) + "}"
+    as_text = "{" + ", ".join(f'"{f.name}": "VARCHAR"' for f in kind.fields) + "}"
     types = ", ".join(f"json_type(j.{f.name}) AS t_{f.name}" for f in kind.fields)
     values = ", ".join(f"{_value(f)} AS v_{f.name}" for f in kind.fields)
     checks = [
@@ -251,9 +270,8 @@ def validation_sql(
     if kind is ACCESS_KIND:  # resource and action come from the route table where absent
         route_resource, route_action = _route_sql(settings)
         extra_columns = (
-            ", regexp_replace(v_path, '[?#].*$', '') AS route_path"
-            f", coalesce(v_resource, {route_resource}) AS resource"
-            f", coalesce(v_action, {route_action}) AS action"
+            ", regexp_replace(v_path, '[?#;].*$', '') AS route_path"
+            f", {route_resource} AS resource, {route_action} AS action"
         )
         checks.append(
             (
@@ -273,7 +291,8 @@ WITH lines AS (
            encoding_ok AND json_valid(raw) AND starts_with(ltrim(raw), '{{') AS is_object
     FROM {source}
 ), parsed AS (
-    SELECT *, CASE WHEN is_object THEN json_transform(raw, {_quote(structure)}) END AS j
+    SELECT *, CASE WHEN is_object THEN json_transform(raw, {_quote(structure)}) END AS j,
+              CASE WHEN is_object THEN json_transform(raw, {_quote(as_text)}) END AS s
     FROM lines
 ), typed AS (
     SELECT *, {types} FROM parsed
@@ -287,7 +306,7 @@ WITH lines AS (
 SELECT source_line, reason,
        CASE WHEN reason IS NOT NULL THEN left({detail}, 300) END AS detail,
        CASE WHEN {id_col} = 'VARCHAR' THEN v_{kind.id_field} END AS record_id,
-       CASE WHEN reason IS NOT NULL OR {redact_all} THEN {_redacted_raw(settings)} END
+       CASE WHEN reason IS NOT NULL OR {redact_all} THEN {_redacted_raw(kind, settings)} END
            AS raw_redacted,
        {_content_hash(kind)} AS content_hash,
        {_typed_columns(kind, settings)}

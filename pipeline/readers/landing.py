@@ -16,11 +16,13 @@ KINDS = ("access", "consent")
 
 @dataclass(frozen=True)
 class LandingFile:
-    """One delivered file: its name within the day folder, full path and size in bytes."""
+    """One delivered file: its name within the day folder, full path, size in bytes, and a
+    version stamp (ETag or modification time) that changes when the file is rewritten."""
 
     name: str
     path: str
     size: int
+    version: str = ""
 
 
 class Landing:
@@ -46,7 +48,12 @@ class Landing:
             return []
         entries: list[dict[str, Any]] = self.fs.ls(folder, detail=True)
         found = [
-            LandingFile(posixpath.basename(e["name"]), e["name"], int(e.get("size") or 0))
+            LandingFile(
+                posixpath.basename(e["name"]),
+                e["name"],
+                int(e.get("size") or 0),
+                str(e.get("ETag") or e.get("mtime") or e.get("LastModified") or ""),
+            )
             for e in entries
             if e.get("type") == "file" and e["name"].endswith(RECORD_SUFFIXES)
         ]
