@@ -32,10 +32,10 @@ def _join(*pieces: pa.Array | str) -> pa.Array:
 def _write_lines(path: Path, lines: pa.Array) -> None:
     """Lines already end in '\\n': the array's data buffer is the file's content."""
     lines = lines.cast(pa.large_string())
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset:]
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset :]
     data = lines.buffers()[2]
     with open(path, "ab") as fh:
-        fh.write(memoryview(data)[offsets[0]:offsets[len(lines)]])
+        fh.write(memoryview(data)[offsets[0] : offsets[len(lines)]])
 
 
 def access_chunk(rng: np.random.Generator, day: date, start: int, n: int) -> pa.Array:
@@ -52,24 +52,52 @@ def access_chunk(rng: np.random.Generator, day: date, start: int, n: int) -> pa.
     collection = np.where(resource == "messages", "messages", resource)
     status = np.where(rng.random(n) < 0.97, 200, 404)
     stamp = _join(
-        day.isoformat() + "T", _s(seconds // 3600, 2), ":", _s(seconds // 60 % 60, 2), ":",
-        _s(seconds % 60, 2), ".", _s(micros, 6), "Z",
+        day.isoformat() + "T",
+        _s(seconds // 3600, 2),
+        ":",
+        _s(seconds // 60 % 60, 2),
+        ":",
+        _s(seconds % 60, 2),
+        ".",
+        _s(micros, 6),
+        "Z",
     )
     head = _join(
-        '{"request_id":"r', day.strftime("%Y%m%d"), "-", _s(index, 9), '","event_time":"', stamp,
-        '","app_id":"app-', _s(apps, 2), '","user_id":"u', _s(users, 6), '"',
+        '{"request_id":"r',
+        day.strftime("%Y%m%d"),
+        "-",
+        _s(index, 9),
+        '","event_time":"',
+        stamp,
+        '","app_id":"app-',
+        _s(apps, 2),
+        '","user_id":"u',
+        _s(users, 6),
+        '"',
     )
     route = _join(
-        ',"method":"', pa.array(method), '","path":"/v2/me/', pa.array(collection), "/",
-        _s(rng.integers(0, 10**9, n)), "?access_token=tok", _s(rng.integers(0, 10**9, n)),
+        ',"method":"',
+        pa.array(method),
+        '","path":"/v2/me/',
+        pa.array(collection),
+        "/",
+        _s(rng.integers(0, 10**9, n)),
+        "?access_token=tok",
+        _s(rng.integers(0, 10**9, n)),
         '&page=2"',
     )
     given = _join(',"resource":"', pa.array(resource), '","action":"', pa.array(action), '"')
     routing = pc.if_else(pa.array(explicit), _join(given, route), route)
     tail = _join(
-        ',"status":', _s(status), ',"thread_id":"t', _s(rng.integers(0, 50_000, n)),
-        '","ip":"10.', _s(apps), ".", _s(rng.integers(0, 255, n)), '.1","user_agent":'
-        '"PartnerSDK/4.2 (Linux)"}\n',
+        ',"status":',
+        _s(status),
+        ',"thread_id":"t',
+        _s(rng.integers(0, 50_000, n)),
+        '","ip":"10.',
+        _s(apps),
+        ".",
+        _s(rng.integers(0, 255, n)),
+        '.1","user_agent":"PartnerSDK/4.2 (Linux)"}\n',
     )
     return _join(head, routing, tail)
 
@@ -79,18 +107,38 @@ def consent_lines(rng: np.random.Generator, day: date, grants: bool) -> pa.Array
     users = np.arange(USERS) if grants else rng.choice(USERS, USERS // 50, replace=False)
     n = len(users)
     seconds = rng.integers(0, 86_400, n)
-    stamp = _join(day.isoformat() + "T", _s(seconds // 3600, 2), ":", _s(seconds // 60 % 60, 2),
-                  ":", _s(seconds % 60, 2), "Z")
+    stamp = _join(
+        day.isoformat() + "T",
+        _s(seconds // 3600, 2),
+        ":",
+        _s(seconds // 60 % 60, 2),
+        ":",
+        _s(seconds % 60, 2),
+        "Z",
+    )
     if grants:
-        scopes = pc.if_else(pa.array(rng.random(n) < 0.9), ',"scopes":null',
-                            ',"scopes":["messages.read","contacts.read"]')
+        scopes = pc.if_else(
+            pa.array(rng.random(n) < 0.9),
+            ',"scopes":null',
+            ',"scopes":["messages.read","contacts.read"]',
+        )
         event = '","event_type":"grant"'
     else:
         scopes, event = pa.array([""] * n), '","event_type":"revoke"'
     return _join(
-        '{"event_id":"c', day.strftime("%Y%m%d"), "-", _s(np.arange(n), 7), '","event_time":"',
-        stamp, '","user_id":"u', _s(users, 6), '","app_id":"app-', _s(users % APPS, 2), event,
-        scopes, "}\n",
+        '{"event_id":"c',
+        day.strftime("%Y%m%d"),
+        "-",
+        _s(np.arange(n), 7),
+        '","event_time":"',
+        stamp,
+        '","user_id":"u',
+        _s(users, 6),
+        '","app_id":"app-',
+        _s(users % APPS, 2),
+        event,
+        scopes,
+        "}\n",
     )
 
 
@@ -99,8 +147,10 @@ def registry_text(day: date) -> str:
     for a in range(APPS):
         end = (day - timedelta(days=1)).isoformat() if a % 10 == 9 else ""
         ttl = "90" if a % 5 == 0 else ""
-        rows.append(f"p{a // 2},Partner {a // 2},app-{a:02d},2020-01-01,{end},"
-                    f"messages.read messages.write contacts.read profile.read,{ttl}")
+        rows.append(
+            f"p{a // 2},Partner {a // 2},app-{a:02d},2020-01-01,{end},"
+            f"messages.read messages.write contacts.read profile.read,{ttl}"
+        )
     return "\n".join(rows) + "\n"
 
 
@@ -115,8 +165,12 @@ def generate(out: Path, events: int, day: date = date(2026, 3, 2), seed: int = 1
             old.unlink()
         (folder / "_SUCCESS").touch()
     (out / "partners.csv").write_text(registry_text(day))
-    _write_lines(out / "consent" / before.isoformat() / "grants.jsonl", consent_lines(rng, before, True))
-    _write_lines(out / "consent" / day.isoformat() / "revokes.jsonl", consent_lines(rng, day, False))
+    _write_lines(
+        out / "consent" / before.isoformat() / "grants.jsonl", consent_lines(rng, before, True)
+    )
+    _write_lines(
+        out / "consent" / day.isoformat() / "revokes.jsonl", consent_lines(rng, day, False)
+    )
     per_file = -(-events // FILES_PER_DAY)
     for f in range(FILES_PER_DAY):
         path = out / "access" / day.isoformat() / f"gw-{f}.jsonl"

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 PHASES = ("ingest", "detect", "baseline_ingest", "baseline_detect")
 
 
-def _settings(work: Path):  # noqa: ANN202 - imported lazily so phases start light
+def _settings(work: Path):
     from pipeline.config import load_settings
 
     return load_settings(env={}, landing=str(work / "landing"), warehouse=str(work / "warehouse"))
@@ -55,8 +55,10 @@ def phase_baseline_ingest(work: Path, day: date) -> dict:
     started = time.perf_counter()
     con = duckdb.connect()
     con.execute("SET memory_limit = '1GB'")
-    con.execute(f"COPY (SELECT * FROM read_json('{folder}/*.jsonl', format='newline_delimited')) "
-                f"TO '{out}' (FORMAT parquet)")
+    con.execute(
+        f"COPY (SELECT * FROM read_json('{folder}/*.jsonl', format='newline_delimited')) "
+        f"TO '{out}' (FORMAT parquet)"
+    )
     events = con.sql(f"SELECT count(*) FROM '{out}'").fetchall()[0][0]
     return {"seconds": time.perf_counter() - started, "events": events}
 
@@ -72,11 +74,18 @@ def phase_baseline_detect(work: Path, day: date) -> dict:
     columns = ["request_id", "event_time", "app_id", "user_id", "resource", "status"]
     access = pd.read_parquet(warehouse.part_file("access", day), columns=columns)
     access = access[(access["resource"] == "messages") & (access["status"] < 400)]
-    consent = pd.concat(pd.read_parquet(p) for p in warehouse.files_for_days(
-        "consent", [day - timedelta(days=1), day]))
+    consent = pd.concat(
+        pd.read_parquet(p)
+        for p in warehouse.files_for_days("consent", [day - timedelta(days=1), day])
+    )
     consent = consent[["event_time", "user_id", "app_id", "event_type"]].sort_values("event_time")
-    joined = pd.merge_asof(access.sort_values("event_time"), consent, on="event_time",
-                           by=["user_id", "app_id"], direction="backward")
+    joined = pd.merge_asof(
+        access.sort_values("event_time"),
+        consent,
+        on="event_time",
+        by=["user_id", "app_id"],
+        direction="backward",
+    )
     flagged = int((joined["event_type"].isna() | (joined["event_type"] == "revoke")).sum())
     return {"seconds": time.perf_counter() - started, "flags": flagged}
 
@@ -119,8 +128,11 @@ def main() -> None:
         for phase in PHASES:
             result = _run_phase(phase, work, day)
             rate = events / result["seconds"]
-            print(f"{events:>11,} {phase:<16} {result['seconds']:>8.1f} {rate:>11,.0f} "
-                  f"{result['peak_rss_mb']:>12,.0f}", flush=True)
+            print(
+                f"{events:>11,} {phase:<16} {result['seconds']:>8.1f} {rate:>11,.0f} "
+                f"{result['peak_rss_mb']:>12,.0f}",
+                flush=True,
+            )
         subprocess.run(["rm", "-rf", str(work)], check=True)
 
 

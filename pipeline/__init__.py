@@ -1,1 +1,1 @@
-"""Partner access audit: flags partner-API accesses to message content that consent does not cover."""
+"""Partner access audit: flags partner-API accesses to messages that consent does not cover."""

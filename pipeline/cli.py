@@ -121,7 +121,7 @@ def _days(args: argparse.Namespace, settings: Settings) -> list[date]:
 def _audit(days: list[date], settings: Settings) -> int:
     """Run each day with a progress bar over days and records; returns the exit code."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
     from pipeline.steps import run_day
 
@@ -135,10 +135,12 @@ def _audit(days: list[date], settings: Settings) -> int:
         overall = progress.add_task("days", total=len(days))
         for day in days:
             records = progress.add_task(f"  {day} records", total=None)
+
+            def advance(lines: int, task: TaskID = records) -> None:
+                progress.advance(task, lines)
+
             try:
-                results[day] = run_day(
-                    day, settings, on_lines=lambda n, t=records: progress.advance(t, n)
-                )
+                results[day] = run_day(day, settings, on_lines=advance)
             except Exception as exc:  # one day's failure must not hide the others
                 failures[day] = _reason(exc)
                 log.debug("day %s failed", day, exc_info=True)
@@ -178,7 +180,8 @@ def _print_summary(results: dict[date, dict[str, Any]], settings: Settings) -> N
         by_rule.update(summary["flags"]["by_rule"])
         by_partner.update(summary["flags"]["by_partner"])
     first, last = min(results), max(results)
-    inputs = Table(title=f"Input, {first} to {last} ({len(results)} days)")
+    days = f"{len(results)} day" + ("s" if len(results) > 1 else "")
+    inputs = Table(title=f"Input, {first} to {last} ({days})")
     for column in ("records", "read", "valid", "quarantined", "duplicates dropped"):
         inputs.add_column(column, justify="right" if column != "records" else "left")
     for kind in ("access", "consent"):

@@ -1,4 +1,4 @@
-"""Settings from a TOML file, the environment and defaults. Light to import: no pandas or pyarrow."""
+"""Settings from a TOML file, the environment and defaults. Light to import (no pyarrow)."""
 
 from __future__ import annotations
 

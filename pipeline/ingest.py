@@ -247,10 +247,10 @@ def _conflict_raw_lines(
         )
         source = files[file_index]
         with landing.open(source.path) as fh:
-            for batch in read_line_batches(fh, source.name, settings.read_block_bytes, FileStats()):
-                batch = batch.filter(pc.is_in(batch["source_line"], value_set=wanted))
-                if batch.num_rows:
-                    result = _run(con, sql, batch)
+            for lines in read_line_batches(fh, source.name, settings.read_block_bytes, FileStats()):
+                wanted_lines = lines.filter(pc.is_in(lines["source_line"], value_set=wanted))
+                if wanted_lines.num_rows:
+                    result = _run(con, sql, wanted_lines)
                     key = pc.add(
                         pa.scalar(file_index << LINE_BITS, pa.int64()), result["source_line"]
                     )

@@ -27,7 +27,7 @@ class Field:
 
 @dataclass(frozen=True)
 class RecordKind:
-    """An input record type: its fields, identity and the content that makes duplicates identical."""
+    """An input record type: its fields and the field that identifies a record."""
 
     name: str
     id_field: str
@@ -115,7 +115,8 @@ def _checks(field: Field) -> list[tuple[str, str, str]]:
             (
                 f"{t} = 'VARCHAR' AND NOT list_contains({_list(field.choices)}, {v})",
                 "unknown_value",
-                f"{_quote(n + ' ')} || left({v}, 60) || {_quote(' is not one of ' + ', '.join(field.choices))}",
+                f"{_quote(n + ' ')} || left({v}, 60) || "
+                f"{_quote(' is not one of ' + ', '.join(field.choices))}",
             )
         )
     if field.kind == "scopes":

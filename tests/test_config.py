@@ -140,7 +140,8 @@ def test_config_to_dict_is_json_ready():
     data = load_settings(env={}).to_dict()
     assert data["clock_skew_seconds"] == 0.0
     assert data["routes"][0] == {
-        "path_regex": r"^/(?:v[0-9.]+/)?(?:me|users/[^/]+)/(?:messages|threads|conversations)(?:/|$)",
+        "path_regex": r"^/(?:v[0-9.]+/)?(?:me|users/[^/]+)/"
+        r"(?:messages|threads|conversations)(?:/|$)",
         "resource": "messages",
         "action": None,
     }

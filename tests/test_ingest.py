@@ -290,11 +290,18 @@ def test_ingest_conflicting_duplicate_keeps_first_across_files(
     stored = rows(
         settings, "quarantine", "source_file", "source_line", "reason", "record_id", "raw"
     )
+
     def as_stored(record: dict) -> str:  # defined fields, then the names of any others
         return json.dumps({**record, "_other_fields": []}, separators=(",", ":"))
 
     assert stored == [
-        ("a.jsonl", 3, "conflicting_duplicate", "r1", as_stored(second).replace("tok_X", "REDACTED")),
+        (
+            "a.jsonl",
+            3,
+            "conflicting_duplicate",
+            "r1",
+            as_stored(second).replace("tok_X", "REDACTED"),
+        ),
         ("b.jsonl.gz", 1, "conflicting_duplicate", "r1", as_stored(third)),
     ]
     assert file_counts(result) == {

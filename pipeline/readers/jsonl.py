@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import zlib
 import hashlib
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO
@@ -117,7 +117,11 @@ def read_line_batches(
 ) -> Iterator[pa.Table]:
     """Yield tables of (source_line, raw, encoding_ok) for the non-blank lines of one file."""
     source: IO[bytes] = _HashingReader(raw_file, stats._hasher)  # type: ignore[assignment]
-    stream: IO[bytes] = gzip.GzipFile(fileobj=source, mode="rb") if name.endswith(".gz") else source
+    stream: IO[bytes] = (
+        gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[assignment]
+        if name.endswith(".gz")
+        else source
+    )
     carry = b""
     next_line = 1
     try:
