@@ -10,11 +10,12 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-import tempfile
+import queue
+import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
@@ -29,12 +30,13 @@ from pipeline.config import Settings
 from pipeline.readers.jsonl import FileStats, read_line_batches
 from pipeline.readers.landing import Landing, LandingFile
 from pipeline.validation import ACCESS_KIND, CONSENT_KIND, RecordKind, validation_sql
-from pipeline.warehouse import Warehouse
+from pipeline.warehouse import PartitionWriter, Warehouse
 
 log = logging.getLogger(__name__)
 
 KINDS = {"access": ACCESS_KIND, "consent": CONSENT_KIND}
 TABLE_SCHEMAS = {"access": schema.ACCESS, "consent": schema.CONSENT}
+SCAN_CHUNK_ROWS = 32_768
 # Row key of a staged record: file index in the high bits, line number in the low ones.
 LINE_BITS = 40
 
@@ -96,32 +98,35 @@ def _typed_names(kind: RecordKind) -> list[str]:
 
 
 class _Staging:
-    """Local scratch files for one ingest: the day's valid rows and its quarantined rows."""
+    """Scratch files of one ingest: the valid rows (already in the table's final form), their
+    identities for the day-wide dedupe, and the rejected rows."""
 
-    def __init__(self, folder: str, kind: RecordKind) -> None:
-        self.valid_path = os.path.join(folder, "valid.parquet")
+    def __init__(self, folder: str, kind: RecordKind, day: date, records: PartitionWriter) -> None:
+        self.keys_path = os.path.join(folder, "keys.parquet")
         self.rejected_path = os.path.join(folder, "rejected.parquet")
-        self.valid: pq.ParquetWriter | None = None
+        self.records = records
+        self.keys: pq.ParquetWriter | None = None
         self.rejected: pq.ParquetWriter | None = None
-        self.kind = kind
+        self.kind, self.day = kind, day
 
-    def add(self, result: pa.Table, file_index: int) -> Counter[str]:
-        key = pc.add(pa.scalar(file_index << LINE_BITS, pa.int64()), result["source_line"]).cast(
-            pa.int64()
-        )
-        result = result.append_column("row_key", key)
+    def add(self, result: pa.Table, file_index: int, file_name: str) -> Counter[str]:
+        key = pc.add(pa.scalar(file_index << LINE_BITS, pa.int64()), result["source_line"])
+        result = result.append_column("row_key", key.cast(pa.int64()))
         bad = pc.is_valid(result["reason"])
         rejected = result.filter(bad).select(
             ["row_key", "source_line", "reason", "detail", "record_id", "raw_redacted"]
         )
-        valid = result.filter(pc.invert(bad)).select(
-            ["row_key", "source_line", "content_hash", *_typed_names(self.kind)]
-        )
+        valid = result.filter(pc.invert(bad))
         if valid.num_rows:
-            self.valid = self.valid or pq.ParquetWriter(
-                self.valid_path, valid.schema, compression="none"
+            keys = valid.select(["row_key", self.kind.id_field, "content_hash"])
+            self.keys = self.keys or pq.ParquetWriter(self.keys_path, keys.schema)
+            self.keys.write_table(keys)
+            n = valid.num_rows
+            self.records.write(
+                valid.append_column(
+                    "delivery_date", pa.repeat(pa.scalar(self.day, pa.date32()), n)
+                ).append_column("source_file", pa.repeat(pa.scalar(file_name), n))
             )
-            self.valid.write_table(valid)
         if rejected.num_rows:
             self.add_rejected(rejected)
         return Counter(rejected["reason"].to_pylist())
@@ -132,9 +137,9 @@ class _Staging:
         )
         self.rejected.write_table(rejected.cast(self.rejected.schema))
 
-    def close_valid(self) -> None:
-        if self.valid is not None:
-            self.valid.close()
+    def close_keys(self) -> None:
+        if self.keys is not None:
+            self.keys.close()
 
     def close_rejected(self) -> None:
         if self.rejected is not None:
@@ -156,9 +161,10 @@ def _validate_file(
     reasons: Counter[str] = Counter()
     try:
         with landing.open(source.path) as fh:
-            for batch in read_line_batches(fh, source.name, settings.read_block_bytes, stats):
+            lines = read_line_batches(fh, source.name, settings.read_block_bytes, stats)
+            for batch in _prefetched(lines):
                 result = _run(con, sql, batch)
-                reasons.update(staging.add(result, file_index))
+                reasons.update(staging.add(result, file_index, source.name))
                 counts.read += batch.num_rows
                 on_lines(batch.num_rows)
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
@@ -173,12 +179,41 @@ def _validate_file(
     return counts
 
 
+def _prefetched(batches: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """Read and split the next block in a thread while DuckDB validates this one (both
+    release the GIL for their heavy work)."""
+    ahead: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                ahead.put(("batch", batch))
+            ahead.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            ahead.put(("error", exc))
+
+    worker = threading.Thread(target=produce, daemon=True)
+    worker.start()
+    while True:
+        kind, item = ahead.get()
+        if kind == "end":
+            break
+        if kind == "error":
+            raise item
+        yield item
+    worker.join()
+
+
 def _run(con: duckdb.DuckDBPyConnection, sql: str, batch: pa.Table) -> pa.Table:
+    """Validate one block. DuckDB scans its Arrow slices in parallel when it need not keep
+    their order, so the rows are put back in line order here."""
+    batch = pa.Table.from_batches(batch.to_batches(max_chunksize=SCAN_CHUNK_ROWS))
     con.register("batch", batch)
     try:
-        return con.sql(sql).to_arrow_table()
+        result = con.sql(sql).to_arrow_table()
     finally:
         con.unregister("batch")
+    return result.take(pc.sort_indices(result["source_line"]))
 
 
 def _unreadable_row(file_index: int, line: int, error: str) -> pa.Table:
@@ -199,9 +234,9 @@ def _resolve_duplicates(
 ) -> tuple[pa.Table, pa.Table]:
     """Row keys of identical duplicates and of conflicting ones (first copy kept, in read order)."""
     empty = pa.table({"row_key": pa.array([], pa.int64())})
-    if staging.valid is None:
+    if staging.keys is None:
         return empty, empty
-    source = f"read_parquet('{staging.valid_path}')"
+    source = f"read_parquet('{staging.keys_path}')"
     judged = con.sql(
         f"""
         WITH repeated AS (
@@ -290,40 +325,58 @@ def ingest_day(
     kind = KINDS[kind_name]
     files = landing.files(kind_name, day)
     sql = validation_sql(kind, settings)
-    with tempfile.TemporaryDirectory(prefix=f"ingest-{kind_name}-") as scratch:
+    with warehouse.scratch_dir() as scratch:
         con = duck.connect(settings, spill_dir=scratch)
-        staging = _Staging(scratch, kind)
-        counts = [
-            _validate_file(con, sql, landing, f, i, staging, settings, on_lines)
-            for i, f in enumerate(files)
-        ]
-        staging.close_valid()
+        con.execute("SET preserve_insertion_order = false")
+        records_path = os.path.join(scratch, "records.parquet")
+        with warehouse.local_part_writer(kind_name, records_path) as records:
+            staging = _Staging(scratch, kind, day, records)
+            try:
+                counts = [
+                    _validate_file(con, sql, landing, f, i, staging, settings, on_lines)
+                    for i, f in enumerate(files)
+                ]
+            finally:
+                staging.close_keys()
         identical, conflicting = _resolve_duplicates(con, staging, kind)
         if conflicting.num_rows:
             staging.add_rejected(
                 _conflict_raw_lines(con, landing, files, conflicting, kind, settings)
             )
         staging.close_rejected()
+        con.close()
         _tally_duplicates(counts, identical, "duplicates")
         _tally_duplicates(counts, conflicting, "conflicting")
-        dropped = pa.concat_tables([identical, conflicting])["row_key"]
         names = [f.name for f in files]
-        with warehouse.write_partition(kind_name, day) as writer:
-            if staging.valid is not None:
-                for batch in pq.ParquetFile(staging.valid_path).iter_batches(1 << 18):
-                    table = pa.Table.from_batches([batch])
-                    if len(dropped):
-                        table = table.filter(
-                            pc.invert(pc.is_in(table["row_key"], value_set=dropped))
-                        )
-                    writer.write(_lineage(table, day, names))
+        dropped = pa.concat_tables([identical, conflicting])["row_key"]
+        if len(dropped):
+            _commit_without(warehouse, kind_name, day, records_path, dropped, names)
+        else:  # the common case: the staged file is the partition, committed by a rename
+            warehouse.commit_file(kind_name, day, records_path)
         _write_quarantine(warehouse, kind_name, day, staging.rejected_path, names)
-        con.close()
     result = IngestResult(kind_name, day.isoformat(), counts, time.perf_counter() - started)
     for f in counts:
         f.valid = f.read - sum(f.quarantined.values()) - f.duplicates_dropped
     log.info("ingest %s %s: %s in %.1fs", kind_name, day, result.totals(), result.seconds)
     return result
+
+
+def _commit_without(
+    warehouse: Warehouse,
+    kind_name: str,
+    day: date,
+    records_path: str,
+    dropped: pa.ChunkedArray,
+    names: list[str],
+) -> None:
+    """Commit the staged rows less the later copies of duplicated records."""
+    with warehouse.write_partition(kind_name, day) as writer:
+        for batch in pq.ParquetFile(records_path).iter_batches(1 << 18):
+            file_index = pc.index_in(batch["source_file"], value_set=pa.array(names))
+            key = pc.add(
+                pc.shift_left(file_index.cast(pa.int64()), LINE_BITS), batch["source_line"]
+            )
+            writer.write(batch.filter(pc.invert(pc.is_in(key, value_set=dropped))))
 
 
 def _read_optional(path: str) -> pa.Table:

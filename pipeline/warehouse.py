@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from pipeline.schema import TABLES
 
 DEFAULT_PART = "part-0"
 ROW_GROUP_ROWS = 512 * 1024
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1}
 
 
 class PartitionWriter:
@@ -93,6 +95,42 @@ class Warehouse:
         return sorted(d for d in days if self.has_partition(table, d))
 
     @contextmanager
+    def scratch_dir(self) -> Iterator[str]:
+        """A local folder for a step's staging files, removed afterwards. Inside a local
+        warehouse (same file system, so a staged part is committed by a rename)."""
+        parent = None
+        if self._local:
+            parent = posixpath.join(self.root, ".scratch")
+            self.fs.makedirs(parent, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=parent) as folder:
+            yield folder
+
+    @contextmanager
+    def local_part_writer(self, table: str, path: str) -> Iterator[PartitionWriter]:
+        """A writer of a table's part to a local staging file, with the warehouse's settings."""
+        schema = TABLES[table]
+        parquet = pq.ParquetWriter(path, schema, **PARQUET_OPTIONS)
+        try:
+            writer = PartitionWriter(parquet, schema)
+            yield writer
+            writer.flush()
+        finally:
+            parquet.close()
+
+    def commit_file(self, table: str, day: date, local_path: str, part: str = DEFAULT_PART) -> None:
+        """Make a staged local part file the day's part, replacing the old one atomically."""
+        final = self.part_file(table, day, part)
+        folder = self.partition_dir(table, day)
+        self.fs.makedirs(folder, exist_ok=True)
+        self._remove_stale_temporaries(folder, part)
+        if self._local:
+            os.replace(local_path, final)
+            return
+        temporary = posixpath.join(folder, f".{part}.parquet.{uuid.uuid4().hex}.tmp")
+        self.fs.put_file(local_path, temporary)
+        self._replace(temporary, final)
+
+    @contextmanager
     def write_partition(
         self, table: str, day: date, part: str = DEFAULT_PART
     ) -> Iterator[PartitionWriter]:
@@ -105,7 +143,7 @@ class Warehouse:
         temporary = posixpath.join(folder, f".{part}.parquet.{uuid.uuid4().hex}.tmp")
         try:
             with self.fs.open(temporary, "wb") as sink:
-                parquet = pq.ParquetWriter(sink, schema, compression="zstd", compression_level=1)
+                parquet = pq.ParquetWriter(sink, schema, **PARQUET_OPTIONS)
                 try:
                     writer = PartitionWriter(parquet, schema)
                     yield writer
