@@ -111,7 +111,7 @@ WITH acc AS MATERIALIZED (
     SELECT * FROM consent SEMI JOIN (SELECT DISTINCT user_id, app_id FROM acc)
         USING (user_id, app_id)
     WHERE delivery_date <= DATE '{day.isoformat()}'
-), grants AS (
+), grants AS MATERIALIZED (  -- materialized: grant_id must be the same for both readers
     -- of two grants at one instant, the one ingested last wins
     SELECT *, row_number() OVER () AS grant_id FROM delivered WHERE event_type = 'grant'
     QUALIFY row_number() OVER (PARTITION BY user_id, app_id, event_time
@@ -131,7 +131,7 @@ WITH acc AS MATERIALIZED (
     UNION ALL
     SELECT user_id, app_id, event_time, 2, NULL, NULL, NULL, rid FROM acc
 ), as_of AS (
-    -- of two grants at one instant, the one ingested last wins (it sorts last)
+    -- for each access, the last eligible grant and the last eligible revoke before it
     SELECT rid,
            last_value(grant_time IGNORE NULLS) OVER w AS grant_time,
            last_value(grant_id IGNORE NULLS) OVER w AS grant_id,
