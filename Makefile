@@ -1,15 +1,14 @@
 # partner-access-audit — the two commands that matter: `make demo` and `make test`.
 SHELL := /bin/bash
-UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else the one pip installs as a module (no PATH changes needed)
+UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen
 WAREHOUSE ?= warehouse
 
 .PHONY: demo test test-fast lint bench sample-logs airflow install clean
 
-$(UV):
-	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
-
-.venv/.synced: pyproject.toml uv.lock | $(UV)
+.venv/.synced: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen
 	@touch $@
 

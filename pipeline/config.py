@@ -101,6 +101,7 @@ class Settings:
     read_block_bytes: int = 64 * 1024 * 1024
     raw_max_chars: int = 4096
     duckdb_memory_limit: str = "1GB"
+    detect_shard_rows: int = 2_000_000  # access rows per detection shard (bounds memory)
     duckdb_threads: int = 0  # 0: one per core
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,6 +164,7 @@ MINIMUMS = {
     "read_block_bytes": 1 << 16,
     "raw_max_chars": 64,
     "duckdb_threads": 0,
+    "detect_shard_rows": 1,
 }
 
 

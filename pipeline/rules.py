@@ -24,6 +24,7 @@ BASE_SEVERITY = {
 }
 RAISED = {"low": "medium", "medium": "high", "high": "critical", "critical": "critical"}
 MICROS_PER_DAY = 86_400_000_000
+FLAG_ORDER = "event_time, request_id, rule"  # the order of a day's flags, whoever writes them
 
 
 def _sql_list(values: tuple[str, ...]) -> str:
@@ -236,7 +237,7 @@ SELECT md5(concat_ws(chr(31), rule, app_id, request_id)) AS flag_id,
        {_explanation_sql()} AS explanation,
        delivery_date, source_file, source_line
 FROM evidenced
-ORDER BY event_time, request_id, rule
+ORDER BY {FLAG_ORDER}
 """
 
 

@@ -141,8 +141,7 @@ def load_registry(settings: Settings) -> tuple[Any, str]:
 
 def detect(day: date, settings: Settings) -> dict[str, Any]:
     """Warehouse access of <day> + consent of days <= day + registry → warehouse flags."""
-    from pipeline import duck
-    from pipeline.rules import flags_sql
+    from pipeline.flagging import write_flags
 
     started = time.perf_counter()
     warehouse = _warehouse(settings)
@@ -155,23 +154,11 @@ def detect(day: date, settings: Settings) -> dict[str, Any]:
     caught_up = ensure_consent_history(day, settings)
     registry, registry_sha256 = load_registry(settings)
     consent_days = [d for d in warehouse.partition_days("consent") if d <= day]
-    con = duck.connect(settings)
-    try:
-        con.register("registry", registry)
-        con.read_parquet(warehouse.files_for_days("access", [day])).create_view("access")
-        con.read_parquet(warehouse.files_for_days("consent", consent_days)).create_view("consent")
-        by_rule: dict[str, int] = {}
-        with warehouse.write_partition("flags", day) as writer:
-            reader = con.sql(flags_sql(day, settings)).to_arrow_reader(batch_size=1 << 17)
-            for batch in reader:
-                writer.write(batch)
-                for rule, n in zip(*_value_counts(batch.column("rule")), strict=True):
-                    by_rule[rule] = by_rule.get(rule, 0) + n
-    finally:
-        con.close()
+    by_rule = write_flags(day, warehouse, registry, consent_days, settings)
+    flags = sum(by_rule.values())
     summary = {
         "day": day.isoformat(),
-        "flags": writer.rows,
+        "flags": flags,
         "flags_by_rule": dict(sorted(by_rule.items())),
         "consent_days_read": len(consent_days),
         "consent_days_caught_up": caught_up,
@@ -180,7 +167,7 @@ def detect(day: date, settings: Settings) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - started, 3),
     }
     warehouse.write_json("runs", day, "detect.json", summary)
-    log.info("detect %s: %d flags %s in %.1fs", day, writer.rows, by_rule, summary["seconds"])
+    log.info("detect %s: %d flags %s in %.1fs", day, flags, dict(by_rule), summary["seconds"])
     return summary
 
 

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from pipeline.schema import TABLES
 
 DEFAULT_PART = "part-0"
-ROW_GROUP_ROWS = 512 * 1024
+ROW_GROUP_ROWS = 128 * 1024
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1}
 
 
