@@ -34,5 +34,18 @@ bench: install  ## figures, not pass/fail: events/s and peak RSS for ingest and 
 sample-logs: install  ## rebuild sample_logs/ deterministically
 	$(RUN) python tools/make_sample_logs.py --out sample_logs
 
+AIRFLOW_HOME ?= $(CURDIR)/airflow_home
+AIRFLOW_PORT ?= 8080
+# Called directly, not through `uv run`, so that one Ctrl-C stops it cleanly.
+airflow: install  ## local Airflow 3 (standalone, SQLite) on http://localhost:$(AIRFLOW_PORT)
+	mkdir -p $(AIRFLOW_HOME)
+	PATH="$(CURDIR)/.venv/bin:$$PATH" AIRFLOW_HOME=$(AIRFLOW_HOME) \
+	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	AIRFLOW__CORE__PARALLELISM=2 AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES=1 \
+	AIRFLOW__API__WORKERS=1 AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$(AIRFLOW_PORT)/execution/ \
+	AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$(AIRFLOW_HOME)/airflow.db?timeout=60" \
+	airflow standalone
+
 clean:
-	rm -rf $(WAREHOUSE) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(WAREHOUSE) $(AIRFLOW_HOME) .pytest_cache .mypy_cache .ruff_cache

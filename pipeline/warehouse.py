@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +29,18 @@ from pipeline.schema import TABLES
 DEFAULT_PART = "part-0"
 ROW_GROUP_ROWS = 128 * 1024
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1}
+
+
+SCRATCH = ".scratch"
+ABANDONED_AFTER_SECONDS = 24 * 3600  # a killed step's scratch; no step runs for a day
+
+
+def _remove_abandoned(parent: str) -> None:
+    """Housekeeping only (the clock decides no result): drop scratch left by killed steps."""
+    cutoff = time.time() - ABANDONED_AFTER_SECONDS
+    for entry in os.scandir(parent):
+        if entry.is_dir() and entry.stat().st_mtime < cutoff:
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 class PartitionWriter:
@@ -100,8 +114,9 @@ class Warehouse:
         warehouse (same file system, so a staged part is committed by a rename)."""
         parent = None
         if self._local:
-            parent = posixpath.join(self.root, ".scratch")
+            parent = posixpath.join(self.root, SCRATCH)
             self.fs.makedirs(parent, exist_ok=True)
+            _remove_abandoned(parent)
         with tempfile.TemporaryDirectory(dir=parent) as folder:
             yield folder
 

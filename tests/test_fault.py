@@ -29,17 +29,20 @@ def _snapshot(warehouse: Path) -> dict[str, str]:
     return {
         str(p.relative_to(warehouse)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(warehouse.rglob("*"))
-        if p.is_file() and (p.suffix == ".parquet" or p.name == "manifest.json")
+        if p.is_file()
+        and (p.suffix == ".parquet" or p.name == "manifest.json")
+        and ".scratch" not in p.parts  # staging, never read as data
     }
 
 
-def _kill_when_writing(command: list[str], table_dir: Path) -> None:
-    """Start the run and SIGKILL it the moment a temporary part appears under `table_dir`."""
+def _kill_when_writing(command: list[str], warehouse: Path, staged_name: str) -> None:
+    """Start the run and SIGKILL it the moment it starts writing `staged_name` (a table's part
+    staged in the warehouse's scratch folder, committed by a rename when complete)."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline:
-            if any(p.name.endswith(".tmp") for p in table_dir.rglob(".*")):
+            if any((warehouse / ".scratch").glob(f"*/{staged_name}")):
                 process.send_signal(signal.SIGKILL)
                 break
             if process.poll() is not None:
@@ -52,9 +55,9 @@ def _kill_when_writing(command: list[str], table_dir: Path) -> None:
     assert process.returncode == -signal.SIGKILL
 
 
-@pytest.mark.parametrize("table", ["access", "flags"])
+@pytest.mark.parametrize("staged_name", ["records.parquet", "flags.parquet"])
 def test_fault_kill_while_writing_keeps_partitions_and_rerun_matches_clean_run(
-    tmp_path: Path, table: str
+    tmp_path: Path, staged_name: str
 ):
     landing = tmp_path / "landing"
     day = generate(landing, EVENTS).isoformat()
@@ -69,7 +72,8 @@ def test_fault_kill_while_writing_keeps_partitions_and_rerun_matches_clean_run(
 
     _kill_when_writing(
         _cli("run", "--date", day, "--landing", str(landing), "--warehouse", str(faulty)),
-        faulty / table,
+        faulty,
+        staged_name,
     )
     assert _snapshot(faulty) == before  # nothing committed was touched or half-written
 

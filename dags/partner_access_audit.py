@@ -1,0 +1,184 @@
+"""
+# Partner access audit — nightly
+
+Flags partner-API accesses to users' message content that no partnership or user consent covered
+(the rules are in the project's `SPEC.md` §3). **One run processes one delivery day `D`**: the run's
+data interval `[D 00:00 UTC, D+1 00:00 UTC)`. The run for `D` starts at midnight after `D` and waits
+for the day's delivery.
+
+| task | does |
+|---|---|
+| `wait_for_delivery` | waits for the `_SUCCESS` markers of `access/D/` and `consent/D/` |
+| `ingest_access` | landing `access/D/` → warehouse `access/date=D/`, `quarantine/` |
+| `ingest_consent` | landing `consent/D/` → warehouse `consent/date=D/`, `quarantine/` |
+| `detect` | access of `D` + consent of days `<= D` + `partners.csv` → warehouse `flags/date=D/` |
+| `publish` | checks counts, writes `runs/date=D/`; emits asset `partner_access_audit_flags` |
+
+**Ordering.** Flags for `D` depend on the consent of every day `<= D` (`detect` ingests earlier
+consent days the warehouse lacks). So `ingest_consent` has `depends_on_past` (a day's consent is
+ingested after the previous run's) and one `detect` runs at a time: runs may overlap (backfills
+with `--max-active-runs` > 1) without two writers of one consent partition. A run whose consent
+failed holds the later runs' `ingest_consent` until it is cleared and succeeds; backfills need
+`--reprocess-behavior completed` (or `failed`).
+
+The sensor runs in reschedule mode (it frees its worker slot between looks) and fails after
+`delivery_timeout_seconds`, naming the missing markers: nothing is written for an incomplete day.
+`publish` emits the asset `partner_access_audit_flags` with `extra.day` = `D`.
+
+**Settings** come from the project config (`access-audit.toml`, `ACCESS_AUDIT_*` variables); with
+none, the landing zone is `sample_logs/`. Params `landing` and `warehouse` override them per run.
+
+**Backfill** (runs the same steps as `access-audit backfill`, same flags):
+`airflow backfill create --dag-id partner_access_audit --from-date 2026-03-01 --to-date 2026-03-14
+--max-active-runs 2 --reprocess-behavior completed`.
+A manual trigger with logical date `L` processes the last whole day before `L`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import (
+    Asset,
+    BaseSensorOperator,
+    CronDataIntervalTimetable,
+    Param,
+    dag,
+    task,
+)
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+
+from pipeline.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+FLAGS_ASSET = Asset(
+    name="partner_access_audit_flags", uri="x-partner-access-audit://warehouse/flags"
+)
+
+
+def _day_and_settings(context: Mapping[str, Any]) -> tuple[date, Settings]:
+    """The run's delivery day (its data interval start) and its settings (config + run params)."""
+    start = context.get("data_interval_start")
+    if start is None:
+        raise AirflowFailException(
+            "this run has no data interval: give it a logical date (it processes the day before)"
+        )
+    params = context["params"]
+    try:
+        settings = load_settings(
+            landing=params.get("landing") or None, warehouse=params.get("warehouse") or None
+        )
+    except ConfigError as exc:
+        raise AirflowFailException(str(exc)) from None
+    return start.astimezone(UTC).date(), settings
+
+
+class DeliverySensor(BaseSensorOperator):
+    """Waits for a day's delivery markers; on timeout, fails naming the markers still missing."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(mode="reschedule", **kwargs)
+        self._missing: list[str] = []
+
+    def poke(self, context: Context) -> bool:
+        from pipeline.steps import missing_markers
+
+        day, settings = _day_and_settings(context)
+        self._missing = missing_markers(day, settings)
+        if self._missing:
+            self.log.info("delivery of %s incomplete; missing: %s", day, ", ".join(self._missing))
+        return not self._missing
+
+    def execute(self, context: Context) -> Any:
+        # Timing comes from run params so a run (or a test) can wait less than the nightly default.
+        self.timeout = float(context["params"]["delivery_timeout_seconds"])
+        self.poke_interval = float(context["params"]["delivery_poke_seconds"])
+        try:
+            return super().execute(context)
+        except AirflowSensorTimeout:
+            raise AirflowSensorTimeout(
+                f"delivery incomplete after {self.timeout:.0f} s; missing markers: "
+                + ", ".join(self._missing)
+            ) from None
+
+
+@dag(
+    dag_id="partner_access_audit",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=datetime(2020, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["partner-access-audit", "security", "nightly"],
+    doc_md=__doc__,
+    default_args={
+        "owner": "partner-access-audit",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=30),
+    },
+    params={
+        "landing": Param(
+            None,
+            type=["null", "string"],
+            description="Landing zone (path or s3://…); empty: from config, default sample_logs/.",
+        ),
+        "warehouse": Param(
+            None,
+            type=["null", "string"],
+            description="Warehouse (path or s3://…); empty: from config.",
+        ),
+        "delivery_timeout_seconds": Param(
+            12 * 3600,
+            type="integer",
+            minimum=0,
+            description="How long to wait for the day's markers.",
+        ),
+        "delivery_poke_seconds": Param(
+            300, type="integer", minimum=1, description="How often to look for the markers."
+        ),
+    },
+)
+def partner_access_audit() -> None:
+    wait_for_delivery = DeliverySensor(task_id="wait_for_delivery")
+
+    @task
+    def ingest_access(**context: Any) -> dict[str, Any]:
+        from pipeline import steps
+
+        return steps.ingest_access(*_day_and_settings(context))
+
+    @task(depends_on_past=True)
+    def ingest_consent(**context: Any) -> dict[str, Any]:
+        from pipeline import steps
+
+        return steps.ingest_consent(*_day_and_settings(context))
+
+    @task(max_active_tis_per_dag=1)
+    def detect(**context: Any) -> dict[str, Any]:
+        from pipeline import steps
+
+        return steps.detect(*_day_and_settings(context))
+
+    @task(outlets=[FLAGS_ASSET])
+    def publish(**context: Any) -> dict[str, Any]:
+        from pipeline import steps
+
+        day, settings = _day_and_settings(context)
+        summary = steps.publish(day, settings)
+        context["outlet_events"][FLAGS_ASSET].extra = {
+            "day": day.isoformat(),
+            "warehouse": settings.warehouse,
+        }
+        return summary
+
+    ingested = [ingest_access(), ingest_consent()]
+    wait_for_delivery >> ingested
+    ingested >> detect() >> publish()
+
+
+partner_access_audit()
