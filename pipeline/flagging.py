@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from pipeline import duck
 from pipeline.config import Settings
 from pipeline.rules import FLAG_ORDER, flags_sql
+from pipeline.tables import value_counts
 from pipeline.warehouse import Warehouse
 
 
@@ -50,16 +51,7 @@ def write_flags(
                     con.read_parquet(consent_files).filter(in_shard).create_view("consent")
                     for batch in con.sql(flags_sql(day, settings)).to_arrow_reader(1 << 17):
                         writer.write(batch)
-                        counts = batch.column("rule").value_counts()
-                        by_rule.update(
-                            dict(
-                                zip(
-                                    counts.field("values").to_pylist(),
-                                    counts.field("counts").to_pylist(),
-                                    strict=True,
-                                )
-                            )
-                        )
+                        by_rule.update(value_counts(batch.column("rule")))
             if shards == 1:  # already in order
                 warehouse.commit_file("flags", day, staged)
             else:

@@ -29,6 +29,7 @@ from pipeline import duck, schema
 from pipeline.config import Settings
 from pipeline.readers.jsonl import FileStats, read_line_batches
 from pipeline.readers.landing import Landing, LandingFile
+from pipeline.tables import value_counts
 from pipeline.validation import ACCESS_KIND, CONSENT_KIND, RecordKind, validation_sql
 from pipeline.warehouse import PartitionWriter, Warehouse
 
@@ -109,7 +110,7 @@ class _Staging:
         self.rejected: pq.ParquetWriter | None = None
         self.kind, self.day = kind, day
 
-    def add(self, result: pa.Table, file_index: int, file_name: str) -> Counter[str]:
+    def add(self, result: pa.Table, file_index: int, file_name: str) -> None:
         key = pc.add(pa.scalar(file_index << LINE_BITS, pa.int64()), result["source_line"])
         result = result.append_column("row_key", key.cast(pa.int64()))
         bad = pc.is_valid(result["reason"])
@@ -129,7 +130,6 @@ class _Staging:
             )
         if rejected.num_rows:
             self.add_rejected(rejected)
-        return Counter(rejected["reason"].to_pylist())
 
     def add_rejected(self, rejected: pa.Table) -> None:
         self.rejected = self.rejected or pq.ParquetWriter(
@@ -153,6 +153,7 @@ def _validate_file(
     source: LandingFile,
     file_index: int,
     staging: _Staging,
+    writes: _InOrder,
     settings: Settings,
     on_lines: Callable[[int], None],
 ) -> FileCounts:
@@ -164,19 +165,53 @@ def _validate_file(
             lines = read_line_batches(fh, source.name, settings.read_block_bytes, stats)
             for batch in _prefetched(lines):
                 result = _run(con, sql, batch)
-                reasons.update(staging.add(result, file_index, source.name))
+                reasons.update(value_counts(result["reason"]))
+                writes.put(staging.add, result, file_index, source.name)
                 counts.read += batch.num_rows
                 on_lines(batch.num_rows)
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         # An unreadable (e.g. truncated) file keeps what was read and is reported, not fatal.
         counts.error = f"{type(exc).__name__}: {exc}"
         log.warning("%s: unreadable after line %d: %s", source.path, stats.lines, counts.error)
-        staging.add_rejected(_unreadable_row(file_index, stats.lines + 1, counts.error))
+        unreadable = _unreadable_row(file_index, stats.lines + 1, counts.error)
+        writes.put(staging.add_rejected, unreadable)
         reasons["unreadable_file"] += 1
         counts.read += 1
     counts.sha256, counts.lines, counts.blank_lines = stats.sha256, stats.lines, stats.blank_lines
     counts.quarantined = dict(reasons)
     return counts
+
+
+class _InOrder:
+    """Runs calls one after another in a background thread (writing a block's rows while the
+    next block is validated); the first error is raised by the next put or by close."""
+
+    def __init__(self) -> None:
+        self._calls: queue.Queue[tuple[Callable[..., object], tuple[Any, ...]] | None] = (
+            queue.Queue(maxsize=2)
+        )
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (call := self._calls.get()) is not None:
+            if self._error is None:
+                try:
+                    call[0](*call[1])
+                except BaseException as exc:
+                    self._error = exc
+
+    def put(self, function: Callable[..., object], *args: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        self._calls.put((function, args))
+
+    def close(self) -> None:
+        self._calls.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _prefetched(batches: Iterator[pa.Table]) -> Iterator[pa.Table]:
@@ -331,12 +366,14 @@ def ingest_day(
         records_path = os.path.join(scratch, "records.parquet")
         with warehouse.local_part_writer(kind_name, records_path) as records:
             staging = _Staging(scratch, kind, day, records)
+            writes = _InOrder()
             try:
                 counts = [
-                    _validate_file(con, sql, landing, f, i, staging, settings, on_lines)
+                    _validate_file(con, sql, landing, f, i, staging, writes, settings, on_lines)
                     for i, f in enumerate(files)
                 ]
             finally:
+                writes.close()
                 staging.close_keys()
         identical, conflicting = _resolve_duplicates(con, staging, kind)
         if conflicting.num_rows:

@@ -171,11 +171,6 @@ def detect(day: date, settings: Settings) -> dict[str, Any]:
     return summary
 
 
-def _value_counts(column: Any) -> tuple[list[str], list[int]]:
-    counts = column.value_counts()
-    return counts.field("values").to_pylist(), counts.field("counts").to_pylist()
-
-
 def _reconcile(ingest: dict[str, Any], rows_in_warehouse: int, quarantined: int) -> None:
     kind = ingest["kind"]
     for f in ingest["files"]:
@@ -198,6 +193,8 @@ def publish(day: date, settings: Settings) -> dict[str, Any]:
     version). Later issues add the review store and the report here."""
     import pyarrow.compute as pc
 
+    from pipeline.tables import value_counts
+
     warehouse = _warehouse(settings)
     parts = {
         name: warehouse.read_json("runs", day, f"{name}.json")
@@ -218,11 +215,7 @@ def publish(day: date, settings: Settings) -> dict[str, Any]:
             f"flags of {day}: detect wrote {parts['detect']['flags']}, "
             f"the warehouse holds {flags.num_rows}"
         )
-    by_partner: dict[str, int] = {}
-    for partner, n in zip(
-        *_value_counts(pc.fill_null(flags["partner_id"], "(unknown app)")), strict=True
-    ):
-        by_partner[partner] = n
+    by_partner = value_counts(pc.fill_null(flags["partner_id"], "(unknown app)"))
     manifest = {
         "day": day.isoformat(),
         "version": pipeline_version(),
