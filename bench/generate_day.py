@@ -29,6 +29,21 @@ def _join(*pieces: pa.Array | str) -> pa.Array:
     return pc.binary_join_element_wise(*pieces, "")
 
 
+def _stamp(day: date, seconds: np.ndarray, micros: np.ndarray | None = None) -> pa.Array:
+    """RFC 3339 UTC times of `day` at the given seconds (and microseconds)."""
+    parts: list[pa.Array | str] = [
+        day.isoformat() + "T",
+        _s(seconds // 3600, 2),
+        ":",
+        _s(seconds // 60 % 60, 2),
+        ":",
+        _s(seconds % 60, 2),
+    ]
+    if micros is not None:
+        parts += [".", _s(micros, 6)]
+    return _join(*parts, "Z")
+
+
 def _write_lines(path: Path, lines: pa.Array) -> None:
     """Lines already end in '\\n': the array's data buffer is the file's content."""
     lines = lines.cast(pa.large_string())
@@ -51,17 +66,7 @@ def access_chunk(rng: np.random.Generator, day: date, start: int, n: int) -> pa.
     method = np.select([action == "read", action == "write"], ["GET", "POST"], "DELETE")
     collection = np.where(resource == "messages", "messages", resource)
     status = np.where(rng.random(n) < 0.97, 200, 404)
-    stamp = _join(
-        day.isoformat() + "T",
-        _s(seconds // 3600, 2),
-        ":",
-        _s(seconds // 60 % 60, 2),
-        ":",
-        _s(seconds % 60, 2),
-        ".",
-        _s(micros, 6),
-        "Z",
-    )
+    stamp = _stamp(day, seconds, micros)
     head = _join(
         '{"request_id":"r',
         day.strftime("%Y%m%d"),
@@ -107,15 +112,7 @@ def consent_lines(rng: np.random.Generator, day: date, grants: bool) -> pa.Array
     users = np.arange(USERS) if grants else rng.choice(USERS, USERS // 50, replace=False)
     n = len(users)
     seconds = rng.integers(0, 86_400, n)
-    stamp = _join(
-        day.isoformat() + "T",
-        _s(seconds // 3600, 2),
-        ":",
-        _s(seconds // 60 % 60, 2),
-        ":",
-        _s(seconds % 60, 2),
-        "Z",
-    )
+    stamp = _stamp(day, seconds)
     if grants:
         scopes = pc.if_else(
             pa.array(rng.random(n) < 0.9),

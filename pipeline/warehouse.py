@@ -67,6 +67,19 @@ class PartitionWriter:
         self._pending, self._pending_rows = [], 0
 
 
+@contextmanager
+def _part_writer(sink: Any, table: str) -> Iterator[PartitionWriter]:
+    """Parquet with the warehouse's settings and the table's schema; closed even on error."""
+    schema = TABLES[table]
+    parquet = pq.ParquetWriter(sink, schema, **PARQUET_OPTIONS)
+    try:
+        writer = PartitionWriter(parquet, schema)
+        yield writer
+        writer.flush()
+    finally:
+        parquet.close()
+
+
 class Warehouse:
     """A warehouse at a local path or an fsspec URL."""
 
@@ -123,25 +136,15 @@ class Warehouse:
     @contextmanager
     def local_part_writer(self, table: str, path: str) -> Iterator[PartitionWriter]:
         """A writer of a table's part to a local staging file, with the warehouse's settings."""
-        schema = TABLES[table]
-        parquet = pq.ParquetWriter(path, schema, **PARQUET_OPTIONS)
-        try:
-            writer = PartitionWriter(parquet, schema)
+        with open(path, "wb") as sink, _part_writer(sink, table) as writer:
             yield writer
-            writer.flush()
-        finally:
-            parquet.close()
 
     def commit_file(self, table: str, day: date, local_path: str, part: str = DEFAULT_PART) -> None:
         """Make a staged local part file the day's part, replacing the old one atomically."""
-        final = self.part_file(table, day, part)
-        folder = self.partition_dir(table, day)
-        self.fs.makedirs(folder, exist_ok=True)
-        self._remove_stale_temporaries(folder, part)
+        final, temporary = self._prepare_part(table, day, part)
         if self._local:
             os.replace(local_path, final)
             return
-        temporary = posixpath.join(folder, f".{part}.parquet.{uuid.uuid4().hex}.tmp")
         self.fs.put_file(local_path, temporary)
         self._replace(temporary, final)
 
@@ -150,26 +153,23 @@ class Warehouse:
         self, table: str, day: date, part: str = DEFAULT_PART
     ) -> Iterator[PartitionWriter]:
         """Write one part of a day's partition; it replaces the old part only if the block ends."""
-        schema = TABLES[table]
-        final = self.part_file(table, day, part)
-        folder = self.partition_dir(table, day)
-        self.fs.makedirs(folder, exist_ok=True)
-        self._remove_stale_temporaries(folder, part)
-        temporary = posixpath.join(folder, f".{part}.parquet.{uuid.uuid4().hex}.tmp")
+        final, temporary = self._prepare_part(table, day, part)
         try:
-            with self.fs.open(temporary, "wb") as sink:
-                parquet = pq.ParquetWriter(sink, schema, **PARQUET_OPTIONS)
-                try:
-                    writer = PartitionWriter(parquet, schema)
-                    yield writer
-                    writer.flush()
-                finally:
-                    parquet.close()
+            with self.fs.open(temporary, "wb") as sink, _part_writer(sink, table) as writer:
+                yield writer
             self._replace(temporary, final)
         except BaseException:
             if self.fs.exists(temporary):
                 self.fs.rm(temporary)
             raise
+
+    def _prepare_part(self, table: str, day: date, part: str) -> tuple[str, str]:
+        """The part's final path and a fresh hidden temporary beside it."""
+        folder = self.partition_dir(table, day)
+        self.fs.makedirs(folder, exist_ok=True)
+        self._remove_stale_temporaries(folder, part)
+        temporary = posixpath.join(folder, f".{part}.parquet.{uuid.uuid4().hex}.tmp")
+        return self.part_file(table, day, part), temporary
 
     def write_table(self, table: str, day: date, data: pa.Table, part: str = DEFAULT_PART) -> int:
         with self.write_partition(table, day, part) as writer:
