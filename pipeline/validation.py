@@ -243,8 +243,13 @@ def _redacted_raw(kind: RecordKind, settings: Settings) -> str:
 
 
 def redact_path_sql(column: str, settings: Settings) -> str:
+    """Secret parameters of a path replaced; paths without any '=' skip the pattern."""
     pattern = _quote(redact.url_secret_pattern(settings.secret_params))
-    return f"regexp_replace({column}, {pattern}, '\\1{redact.REDACTED}', 'g')"
+    return (
+        f"CASE WHEN contains({column}, '=') "
+        f"THEN regexp_replace({column}, {pattern}, '\\1{redact.REDACTED}', 'g') "
+        f"ELSE {column} END"
+    )
 
 
 def validation_sql(
@@ -288,13 +293,16 @@ def validation_sql(
     return f"""
 WITH lines AS (
     SELECT source_line, raw, encoding_ok,
-           encoding_ok AND json_valid(raw) AS is_json,
-           encoding_ok AND json_valid(raw) AND starts_with(ltrim(raw), '{{') AS is_object
+           encoding_ok AND json_valid(raw) AS is_json
     FROM {source}
+), objects AS (
+    -- valid JSON that starts with '{{' is an object (the first test avoids copying the line)
+    SELECT *, is_json AND (starts_with(raw, '{{') OR starts_with(ltrim(raw), '{{')) AS is_object
+    FROM lines
 ), parsed AS (
     SELECT *, CASE WHEN is_object THEN json_transform(raw, {_quote(structure)}) END AS j,
               CASE WHEN is_object THEN json_transform(raw, {_quote(as_text)}) END AS s
-    FROM lines
+    FROM objects
 ), typed AS (
     SELECT *, {types} FROM parsed
 ), valued AS (
