@@ -6,15 +6,20 @@
 Stdlib only; the same seed gives byte-identical output (seeded RNGs, no wall clock, gzip mtime 0).
 The data tells the story in `sample_logs/README.md` (written by this script from the same tables).
 
-Layout of the code, so later issues can add behaviours (e.g. injected anomalies with ground truth):
+Layout of the code, so later issues can add behaviours:
   1. the registry (PARTNERS) and per-app consent plans (CONSENT_PLANS),
   2. consent behaviours (CONSENT_BEHAVIOURS): functions that add sign-ins and revokes to the World,
   3. access behaviours (ACCESS_BEHAVIOURS): one function per partner behaviour and day; every event
      carries the name of the behaviour that made it (`Access.behaviour`, never written to the logs),
+  3b. injected behavioural anomalies (ANOMALY_CONSENT_BEHAVIOURS, ANOMALY_BEHAVIOURS, names starting
+     with `anomaly_`): covered by consent and partnership, so no rule names them; each records its
+     ground truth (`World.anomalies`, written to `anomalies.csv`),
   4. delivery (late and just-before-midnight events), rendering (time formats, explicit fields or
      method + path, query strings with fake secrets), malformed records, duplicates, and writing.
 Each behaviour draws from its own RNG, keyed by (seed, behaviour, day): adding a behaviour does not
-change what the others produce.
+change what the others produce. The anomalies run after every ordinary behaviour and are rendered
+with their own RNG, after the day's other lines: every line the ordinary behaviours write is the
+same with or without them (their lines are inserted in time order).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import io
 import json
 import random
 import shutil
+import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -306,11 +312,17 @@ class World:
         self.by_app: dict[str, dict[str, list[Consent]]] = defaultdict(lambda: defaultdict(list))
         self.accesses: list[Access] = []
         self.zombies: set[tuple[str, str]] = set()  # (app, user): app keeps calling after revoke
+        self.anomalies: list[tuple[date, str, str, str, str]] = []  # ground truth (anomalies.csv)
         self._pools: dict[tuple[str, date], tuple[int, Pool]] = {}
 
     def rng(self, *key: object) -> random.Random:
         """An independent RNG for one behaviour (and day)."""
         return random.Random("|".join(map(str, (self.seed, *key))))
+
+    def truth(self, day: date, app: str, kind: str, description: str) -> None:
+        """Records one injected anomaly (day, partner, app, kind, description)."""
+        partner = next(p.partner_id for p in PARTNERS if p.app_id == app)
+        self.anomalies.append((day, partner, app, kind, description))
 
     # consent --------------------------------------------------------------------------------------
     def add_consent(
@@ -663,11 +675,13 @@ def sessions(
     window: tuple[datetime, datetime] | None = None,
     keep: Callable[[datetime], bool] | None = None,
     respect_grant: bool = True,
+    ips: tuple[str, ...] | None = None,
 ) -> list[Access]:
     """About `calls` calls in short sessions (1-8 calls, same user, thread, address).
 
     With `respect_grant`, a call the user's grant does not allow is downgraded to a message read
     or a profile read, as a well-behaved app does. `keep` may drop a session by its start time.
+    `ips` replaces the app's usual addresses (one per session).
     """
     out: list[Access] = []
     made = 0
@@ -679,7 +693,7 @@ def sessions(
         made += n
         if keep is not None and not keep(t):
             continue
-        ip = world.client_ip(rng, app, user)
+        ip = rng.choice(ips) if ips else world.client_ip(rng, app, user)
         thread = world.thread(rng, user)
         for _ in range(n):
             scope = weighted(rng, mix)
@@ -1075,6 +1089,250 @@ ACCESS_BEHAVIOURS: tuple[Callable[[World, date], None], ...] = (
 )
 
 # --------------------------------------------------------------------------------------------------
+# 3b. Injected behavioural anomalies (second week). Every call is covered by a grant and a
+#     partnership period, so no rule names them (except the revoked tokens of the last one): only a
+#     change of behaviour against the partner's own first days shows them. Each is recorded in
+#     World.anomalies, one row per anomaly and day.
+# --------------------------------------------------------------------------------------------------
+
+ANOMALY = "anomaly_"  # prefix of every injected behaviour's name
+VOLUME_SPIKE_DAY = date(2026, 3, 10)
+VOLUME_SPIKE_FACTOR = 30  # the day's message reads, in multiples of the usual day's
+DORMANT_SWEEP_DAY = date(2026, 3, 11)
+DORMANT_AFTER = timedelta(days=14)  # last sign-in at least this old, and no call since FIRST_DAY
+NIGHT_CRAWLS: dict[date, tuple[str, int, int]] = {  # night: never-used addresses (prefix, first, n)
+    date(2026, 3, 12): ("203.0.113", 200, 6),
+    date(2026, 3, 13): ("203.0.113", 210, 5),
+}
+NIGHT_END = timedelta(hours=5)  # night: 00:00 .. 05:00Z
+QUICKREPLY = "quickreply-assist"
+REVOCATION_WAVE_DAY = date(2026, 3, 13)
+REVOCATION_WAVE = (timedelta(hours=8), timedelta(hours=10, minutes=30))  # of the wave day, UTC
+REVOCATION_WAVE_SIZE = 60
+PERSISTENCE_RATE = 6  # multiples of the usual hourly rate of message reads, after the wave
+PERSISTENCE_REVOKED_SHARE = 0.3  # wave revokers whose tokens are still used (each persisting day)
+
+
+def injected(behaviour: str) -> bool:
+    """Whether a behaviour name is an injected anomaly's."""
+    return behaviour.startswith(ANOMALY)
+
+
+def usual_daily(world: World, app: str, day: date, scope: Scope) -> float:
+    """Median daily number of the app's `scope` calls (ordinary behaviours) before `day`."""
+    counts: dict[date, int] = {d: 0 for d in days() if d < day}
+    for ev in world.accesses:
+        d = ev.time.date()
+        if ev.app_id == app and d in counts and (ev.resource, ev.action) == scope:
+            counts[d] += not injected(ev.behaviour)
+    return float(statistics.median(counts.values()))
+
+
+def calls_on(world: World, app: str, day: date, scope: Scope) -> int:
+    """Number of the app's `scope` calls made on `day` so far (every behaviour)."""
+    return sum(
+        1
+        for ev in world.accesses
+        if ev.app_id == app and ev.time.date() == day and (ev.resource, ev.action) == scope
+    )
+
+
+def span(first: date, last: date) -> str:
+    """A day range, short."""
+    return f"{first:%m-%d}..{last:%m-%d}"
+
+
+def anomaly_revocation_wave(world: World) -> None:
+    """Many QuickReply users revoke it within a morning (after a press story), among those the
+    ordinary behaviours leave alone from that day on (no call, no other consent event): the
+    ordinary events stay exactly as they are."""
+    day, name = REVOCATION_WAVE_DAY, "anomaly_revocation_wave"
+    rng = world.rng(name, day)
+    start = midnight(day)
+    pool = world.pool(QUICKREPLY, day)
+    called = {e.user_id for e in world.accesses if e.app_id == QUICKREPLY and e.time >= start}
+    events = world.by_app[QUICKREPLY]
+    candidates = [
+        u
+        for u, _ in pool.active
+        if u not in called
+        and (QUICKREPLY, u) not in world.zombies
+        and all(e.time < start for e in events[u])
+    ]
+    lo, hi = REVOCATION_WAVE
+    for user in sorted(rng.sample(candidates, min(REVOCATION_WAVE_SIZE, len(candidates)))):
+        t = start + lo + (hi - lo) * rng.random()
+        world.add_consent(rng, name, t, user, QUICKREPLY, "revoke", late=0.0)
+
+
+ANOMALY_CONSENT_BEHAVIOURS: tuple[Callable[[World], None], ...] = (anomaly_revocation_wave,)
+
+
+def anomaly_volume_spike(world: World, day: date) -> None:
+    """Orbit Devices, whose phones rarely read messages, suddenly reads about 30 times its usual
+    daily message content (a "backup" feature), for users whose grants allow it."""
+    if day != VOLUME_SPIKE_DAY:
+        return
+    app, name = "orbit-sync", "anomaly_volume_spike"
+    rng = world.rng(name, day)
+    usual = usual_daily(world, app, day, MSG_READ)
+    made = sessions(
+        world,
+        rng,
+        day,
+        behaviour=name,
+        app=app,
+        calls=round(usual * VOLUME_SPIKE_FACTOR) - calls_on(world, app, day, MSG_READ),
+        users=world.pool(app, day).covering(*MSG_READ),
+        mix=((MSG_READ, 1.0),),
+    )
+    total = calls_on(world, app, day, MSG_READ)
+    world.truth(
+        day,
+        app,
+        "volume_spike",
+        f"{total} message reads ({total / usual:.0f}x its median of {usual:g} a day on "
+        f"{span(FIRST_DAY, day - DAY)}), {len({e.user_id for e in made})} users, all granted",
+    )
+
+
+def anomaly_dormant_sweep(world: World, day: date) -> None:
+    """Gamebox reads, in a two-hour batch, the inboxes of every user it still holds a grant for
+    whose last sign-in is older than 14 days and who had no Gamebox call since FIRST_DAY."""
+    if day != DORMANT_SWEEP_DAY:
+        return
+    app, name = "gamebox-chat", "anomaly_dormant_sweep"
+    rng = world.rng(name, day)
+    start = midnight(day)
+    seen = {e.user_id for e in world.accesses if e.app_id == app and e.time < start}
+    dormant = [
+        (u, g)
+        for u, g in world.pool(app, day).covering(*MSG_READ)
+        if g.time <= start - DORMANT_AFTER and u not in seen
+    ]
+    window = (start + timedelta(hours=14), start + timedelta(hours=16))
+    reads = 0
+    for user, _ in dormant:
+        t = time_in_day(rng, day, FLAT_HOURS, window)
+        ip = world.client_ip(rng, app, user)
+        for _ in range(rng.randint(4, 9)):
+            world.emit(rng, name, app, user, t, MSG_READ, ip=ip)  # a thread per call: the inbox
+            t += timedelta(seconds=rng.uniform(0.2, 3), microseconds=rng.randrange(1_000_000))
+            reads += 1
+    usual_users = statistics.median(
+        len({e.user_id for e in world.accesses if e.app_id == app and e.time.date() == d})
+        for d in days()
+        if d < day
+    )
+    world.truth(
+        day,
+        app,
+        "dormant_sweep",
+        f"{reads} message reads of {len(dormant)} dormant users (last sign-in over "
+        f"{DORMANT_AFTER.days} days old, no call since {FIRST_DAY:%m-%d}) between "
+        f"{window[0]:%H:%M} and {window[1]:%H:%M}Z; usual day: {usual_users:g} users, "
+        f"{usual_daily(world, app, day, MSG_READ):g} message reads",
+    )
+
+
+def anomaly_night_crawl(world: World, day: date) -> None:
+    """Calendo, an office-hours assistant calling from its eight addresses, crawls its users'
+    messages between 00:00 and 05:00Z from addresses it never used before."""
+    if day not in NIGHT_CRAWLS:
+        return
+    app, name = CALENDO, "anomaly_night_crawl"
+    rng = world.rng(name, day)
+    prefix, first, count = NIGHT_CRAWLS[day]
+    ips = tuple(f"{prefix}.{first + i}" for i in range(count))
+    usual = usual_daily(world, app, day, MSG_READ)
+    made = sessions(
+        world,
+        rng,
+        day,
+        behaviour=name,
+        app=app,
+        calls=rng.randint(450, 550),
+        users=world.pool(app, day).covering(*MSG_READ),
+        mix=((MSG_READ, 1.0),),
+        hours=FLAT_HOURS,
+        window=(midnight(day), midnight(day) + NIGHT_END),
+        ips=ips,
+    )
+    usual_prefix, usual_first, usual_count = SERVER_IPS[app]
+    world.truth(
+        day,
+        app,
+        "night_crawl",
+        f"{len(made)} message reads of {len({e.user_id for e in made})} users between 00:00 and "
+        f"05:00Z from {count} new addresses {ips[0]}..{ips[-1]} (usual: {usual:g} message reads "
+        f"a day, in office hours, from {usual_prefix}.{usual_first}.."
+        f"{usual_prefix}.{usual_first + usual_count - 1})",
+    )
+
+
+def anomaly_post_revocation(world: World, day: date) -> None:
+    """After the morning's wave of revokes, QuickReply reads the remaining users' messages at six
+    times its usual rate (that day and the next), and keeps using some revoked tokens
+    (those calls are SIGNIN_REVOKED; the rest is covered)."""
+    if day not in (REVOCATION_WAVE_DAY, REVOCATION_WAVE_DAY + DAY):
+        return
+    name = "anomaly_post_revocation"
+    rng = world.rng(name, day)
+    wave = sorted(
+        (c for c in world.consents if c.behaviour == "anomaly_revocation_wave"),
+        key=lambda c: c.user_id,
+    )
+    start, end = midnight(day), midnight(day) + DAY
+    window = (max(start, *(c.time for c in wave)), end)
+    usual = usual_daily(world, QUICKREPLY, REVOCATION_WAVE_DAY, MSG_READ)
+    made = sessions(
+        world,
+        rng,
+        day,
+        behaviour=name,
+        app=QUICKREPLY,
+        calls=round(PERSISTENCE_RATE * usual * ((window[1] - window[0]) / DAY)),
+        users=world.pool(QUICKREPLY, day).active,
+        mix=((MSG_READ, 1.0),),
+        hours=FLAT_HOURS,
+        window=window,
+    )
+    reads = len(made)
+    revoked_calls = 0
+    for c in wave:
+        if rng.random() < PERSISTENCE_REVOKED_SHARE:
+            after = (max(window[0], c.time + timedelta(minutes=5)), end)
+            for _ in range(rng.randint(1, 2)):
+                t = time_in_day(rng, day, FLAT_HOURS, after)
+                world.emit(rng, name, QUICKREPLY, c.user_id, t, MSG_READ)
+                revoked_calls += 1
+    hours = (window[1] - window[0]) / timedelta(hours=1)
+    wave_text = f"the day after {len(wave)} users revoked it: "
+    if day == REVOCATION_WAVE_DAY:
+        lo, hi = REVOCATION_WAVE
+        wave_text = (
+            f"{len(wave)} users revoked it between {midnight(day) + lo:%H:%M} and "
+            f"{midnight(day) + hi:%H:%M}Z (usual: a few a day); after that, "
+        )
+    world.truth(
+        day,
+        QUICKREPLY,
+        "post_revocation",
+        f"{wave_text}{reads} message reads of {len({e.user_id for e in made})} remaining users "
+        f"in {hours:.1f} h ({reads / hours / (usual / 24):.1f}x its usual hourly rate, median "
+        f"{usual:g} a day on {span(FIRST_DAY, REVOCATION_WAVE_DAY - DAY)}) and {revoked_calls} "
+        f"calls with revoked tokens",
+    )
+
+
+ANOMALY_BEHAVIOURS: tuple[Callable[[World, date], None], ...] = (
+    anomaly_volume_spike,
+    anomaly_dormant_sweep,
+    anomaly_night_crawl,
+    anomaly_post_revocation,
+)
+
+# --------------------------------------------------------------------------------------------------
 # 4. Delivery, rendering, malformed records, writing
 # --------------------------------------------------------------------------------------------------
 
@@ -1351,35 +1609,56 @@ def write_file(path: Path, lines: list[Line]) -> None:
     path.write_bytes(data)
 
 
-def write_day(world: World, out: Path, day: date) -> None:
-    """One delivery day: gateway files, consent files, malformed records, duplicates, markers."""
-    rng = world.rng("render", day)
-    access_files: dict[str, list[Line]] = {name: [] for name in ACCESS_FILES}
-    todays = sorted(
-        (e for e in world.accesses if e.delivery == day), key=lambda e: (e.time, e.request_id)
-    )
-    for n, ev in enumerate(todays):
+def render_accesses(
+    events: list[Access], files: dict[str, list[Line]], rng: random.Random, first: int = 0
+) -> None:
+    """Access events to their gateway files (tie-breaks from `first` on)."""
+    for n, ev in enumerate(events, first):
         legacy = rng.random() < 0.03
         gw = "gw-a.jsonl.gz" if ev.app_id in MOBILE_APPS else "gw-b.jsonl.gz"
         gw = "gw-c.jsonl" if legacy else gw
         text = dumps(render_access(ev, gw, rng), gw == "gw-b.jsonl.gz")
-        access_files[gw].append((ev.time.timestamp(), n, text))
+        files[gw].append((ev.time.timestamp(), n, text))
 
-    consent_files: dict[str, list[Line]] = {name: [] for name in CONSENT_FILES}
-    history: list[Line] = []
-    mine = sorted(
-        (e for e in world.consents if e.delivery == day), key=lambda e: (e.time, e.event_id)
-    )
-    for n, cev in enumerate(mine):
+
+def render_consents(
+    events: list[Consent],
+    files: dict[str, list[Line]],
+    history: list[Line],
+    rng: random.Random,
+    first: int = 0,
+) -> None:
+    """Consent events to the consent services' files, or to the history export."""
+    for n, cev in enumerate(events, first):
         if cev.time < midnight(FIRST_DAY):
             history.append(
                 (cev.time.timestamp(), n, dumps(render_consent(cev, HISTORY_FILE, rng), True))
             )
             continue
         name = CONSENT_FILES[0] if rng.random() < 0.7 else CONSENT_FILES[1]
-        consent_files[name].append(
-            (cev.time.timestamp(), n, dumps(render_consent(cev, name, rng), True))
-        )
+        files[name].append((cev.time.timestamp(), n, dumps(render_consent(cev, name, rng), True)))
+
+
+def write_day(world: World, out: Path, day: date) -> None:
+    """One delivery day: gateway files, consent files, malformed records, duplicates, markers.
+
+    Injected anomalies are rendered last, with their own RNG, and are never duplicated: the
+    ordinary lines are exactly those of a world without them."""
+    rng = world.rng("render", day)
+    access_files: dict[str, list[Line]] = {name: [] for name in ACCESS_FILES}
+    delivered = sorted(
+        (e for e in world.accesses if e.delivery == day), key=lambda e: (e.time, e.request_id)
+    )
+    todays = [e for e in delivered if not injected(e.behaviour)]
+    render_accesses(todays, access_files, rng)
+
+    consent_files: dict[str, list[Line]] = {name: [] for name in CONSENT_FILES}
+    history: list[Line] = []
+    delivered_consents = sorted(
+        (e for e in world.consents if e.delivery == day), key=lambda e: (e.time, e.event_id)
+    )
+    mine = [e for e in delivered_consents if not injected(e.behaviour)]
+    render_consents(mine, consent_files, history, rng)
     if history:
         consent_files[HISTORY_FILE + ".jsonl.gz"] = history
 
@@ -1406,12 +1685,37 @@ def write_day(world: World, out: Path, day: date) -> None:
     if (day - FIRST_DAY).days % 2 == 0:
         add_duplicates(consent_files, rng, "event_id", identical=1, conflicting=1)
 
+    extra = world.rng("render", ANOMALY, day)
+    render_accesses(
+        [e for e in delivered if injected(e.behaviour)], access_files, extra, len(todays)
+    )
+    render_consents(
+        [e for e in delivered_consents if injected(e.behaviour)],
+        consent_files,
+        history,
+        extra,
+        len(mine),
+    )
+
     for kind, files in (("access", access_files), ("consent", consent_files)):
         folder = out / kind / day.isoformat()
         for name, lines in sorted(files.items()):
             if lines:
                 write_file(folder / name, lines)
         (folder / "_SUCCESS").write_bytes(b"")
+
+
+ANOMALY_COLUMNS = ("day", "partner_id", "app_id", "kind", "description")
+
+
+def write_anomalies(out: Path, world: World) -> None:
+    """anomalies.csv, the ground truth: one row per injected anomaly and day."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(ANOMALY_COLUMNS)
+    for day, partner, app, kind, description in sorted(world.anomalies):
+        writer.writerow([day.isoformat(), partner, app, kind, description])
+    (out / "anomalies.csv").write_text(buf.getvalue())
 
 
 def write_partners(out: Path) -> None:
@@ -1442,6 +1746,8 @@ gives byte-identical files. Layout and formats: SPEC.md §2. Everything here is 
 - `consent/<day>/`: `consent-svc-1.jsonl.gz`, `consent-svc-2.jsonl` (a few hundred events a day);
   the first day also carries `history-export.jsonl.gz`, every sign-in and revoke before {first}.
 - every day folder ends with an empty `_SUCCESS` marker.
+- `anomalies.csv`: the ground truth of the injected behavioural anomalies (below), one row per
+  anomaly and day: `day,partner_id,app_id,kind,description`. Not a landing-zone input.
 
 ## The partners (and the rules each should trigger)
 
@@ -1476,6 +1782,29 @@ gives byte-identical files. Layout and formats: SPEC.md §2. Everything here is 
 Every other call is covered by a grant and a partnership period: flags are a small minority.
 Failed calls (status >= 400, about 4% of all) are never flagged, whoever made them.
 
+## Injected behavioural anomalies (ground truth: `anomalies.csv`)
+
+In the second week, four partners change their behaviour on one or two days. Their calls are
+covered by the users' grants and by the partnership, so no rule names them (only the revoked
+tokens of the last one are SIGNIN_REVOKED): a detector has to learn each partner's normal from
+the days before. The figures below are those of seed {seed}.
+
+- **volume_spike**, P003 Orbit Devices (`orbit-sync`), {volume_days}: its phones, which rarely
+  read messages, read about {spike}x the usual day's message content, for users whose grants allow
+  it.
+- **dormant_sweep**, P006 Gamebox Studios (`gamebox-chat`), {dormant_days}: in a two-hour batch it
+  reads 4-9 threads of each user it still holds a grant for whose last sign-in is over
+  {dormant_age} days old and who had no Gamebox call since {first}.
+- **night_crawl**, P007 Calendo (`calendo-assistant`), {night_days}: an office-hours assistant that
+  crawls its users' messages between 00:00 and 05:00Z, from addresses it never used before (a new
+  set each night).
+- **post_revocation**, P004 QuickReply Labs (`quickreply-assist`), {wave_days}: {wave_size} users
+  revoke it on the morning of {wave_day} (usually a few a day); for the rest of that day and the
+  next it reads the remaining users' messages at about {rate}x its usual rate, and keeps using
+  about {revoked_pct}% of the revoked tokens (those calls are flagged SIGNIN_REVOKED).
+
+{anomaly_rows}
+
 ## Realism and traps
 
 - `event_time`: RFC 3339 with `Z` (seconds, milli- or microseconds), with offsets such as `+02:00`,
@@ -1498,11 +1827,30 @@ Failed calls (status >= 400, about 4% of all) are never flagged, whoever made th
 """
 
 
-def write_readme(out: Path, seed: int) -> None:
+def write_readme(out: Path, world: World) -> None:
     """The story, for analysts."""
+
+    def days_of(kind: str) -> str:
+        return ", ".join(sorted({f"{d:%m-%d}" for d, _, _, k, _ in world.anomalies if k == kind}))
+
+    rows = "\n".join(
+        f"- {day}, {partner} `{app}`, {kind}: {description}."
+        for day, partner, app, kind, description in sorted(world.anomalies)
+    )
     (out / "README.md").write_text(
         README.format(
-            seed=seed,
+            seed=world.seed,
+            volume_days=days_of("volume_spike"),
+            spike=VOLUME_SPIKE_FACTOR,
+            dormant_days=days_of("dormant_sweep"),
+            dormant_age=DORMANT_AFTER.days,
+            night_days=days_of("night_crawl"),
+            wave_days=days_of("post_revocation"),
+            wave_size=REVOCATION_WAVE_SIZE,
+            wave_day=f"{REVOCATION_WAVE_DAY:%m-%d}",
+            rate=PERSISTENCE_RATE,
+            revoked_pct=round(PERSISTENCE_REVOKED_SHARE * 100),
+            anomaly_rows=rows,
             n_users=N_USERS,
             n_rows=len(PARTNERS),
             first=FIRST_DAY,
@@ -1520,6 +1868,11 @@ def build(seed: int) -> World:
     for day in days():
         for access_behaviour in ACCESS_BEHAVIOURS:
             access_behaviour(world, day)
+    for anomaly_consent in ANOMALY_CONSENT_BEHAVIOURS:  # after the ordinary accesses: see 3b
+        anomaly_consent(world)
+    for day in days():
+        for anomaly in ANOMALY_BEHAVIOURS:
+            anomaly(world, day)
     delay_deliveries(world)
     return world
 
@@ -1528,13 +1881,14 @@ def write_landing(world: World, out: Path) -> None:
     """Replaces what this tool owns under `out` with the world's files."""
     for owned in ("access", "consent"):
         shutil.rmtree(out / owned, ignore_errors=True)
-    for owned in ("partners.csv", "README.md"):
+    for owned in ("partners.csv", "README.md", "anomalies.csv"):
         (out / owned).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     write_partners(out)
+    write_anomalies(out, world)
     for day in days():
         write_day(world, out, day)
-    write_readme(out, world.seed)
+    write_readme(out, world)
 
 
 def main(argv: list[str] | None = None) -> int:
