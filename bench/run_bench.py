@@ -18,13 +18,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-PHASES = ("ingest", "detect", "baseline_ingest", "baseline_detect")
+PHASES = ("ingest", "detect", "train", "score", "baseline_ingest", "baseline_detect")
 
 
 def _settings(work: Path):
     from pipeline.config import load_settings
 
-    return load_settings(env={}, landing=str(work / "landing"), warehouse=str(work / "warehouse"))
+    return load_settings(
+        env={},
+        landing=str(work / "landing"),
+        warehouse=str(work / "warehouse"),
+        models_dir=str(work / "models"),
+    )
 
 
 def phase_ingest(work: Path, day: date) -> dict:
@@ -44,6 +49,23 @@ def phase_detect(work: Path, day: date) -> dict:
     started = time.perf_counter()
     summary = detect(day, _settings(work))
     return {"seconds": time.perf_counter() - started, "flags": summary["flags"]}
+
+
+def phase_train(work: Path, day: date) -> dict:
+    """Behaviour features of the day (every entity) and the model trained on them."""
+    from pipeline.steps import train
+
+    started = time.perf_counter()
+    summary = train(day, 1, _settings(work))
+    return {"seconds": time.perf_counter() - started, "rows": summary["rows"]}
+
+
+def phase_score(work: Path, day: date) -> dict:
+    from pipeline.steps import score
+
+    started = time.perf_counter()
+    summary = score(day, _settings(work))
+    return {"seconds": time.perf_counter() - started, "rows": summary["scored"]}
 
 
 def phase_baseline_ingest(work: Path, day: date) -> dict:

@@ -12,6 +12,7 @@ for the day's delivery.
 | `ingest_access` | landing `access/D/` → warehouse `access/date=D/`, `quarantine/` |
 | `ingest_consent` | landing `consent/D/` → warehouse `consent/date=D/`, `quarantine/` |
 | `detect` | access of `D` + consent of days `<= D` + `partners.csv` → warehouse `flags/date=D/` |
+| `score` | behaviour of `D` → `anomalies/date=D/` with the newest model (skipped without one) |
 | `publish` | checks counts, writes `runs/date=D/`; emits asset `partner_access_audit_flags` |
 
 **Ordering.** Flags for `D` depend on the consent of every day `<= D` (`detect` ingests earlier
@@ -164,6 +165,12 @@ def partner_access_audit() -> None:
 
         return steps.detect(*_day_and_settings(context))
 
+    @task(max_active_tis_per_dag=1)
+    def score(**context: Any) -> dict[str, Any]:
+        from pipeline import steps
+
+        return steps.score(*_day_and_settings(context))
+
     @task(outlets=[FLAGS_ASSET])
     def publish(**context: Any) -> dict[str, Any]:
         from pipeline import steps
@@ -178,7 +185,7 @@ def partner_access_audit() -> None:
 
     ingested = [ingest_access(), ingest_consent()]
     wait_for_delivery >> ingested
-    ingested >> detect() >> publish()
+    ingested >> detect() >> score() >> publish()
 
 
 partner_access_audit()

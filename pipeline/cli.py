@@ -79,6 +79,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_location_options(backfill)
 
+    train = commands.add_parser(
+        "train",
+        help="train the behaviour model on a trailing window",
+        description="Train the anomaly model on the days up to --end (computing their behaviour "
+        "features from the warehouse) and store it under models/<name>/<version>/.",
+    )
+    train.add_argument("--end", type=_day, required=True, help="last day of the window")
+    train.add_argument(
+        "--window-days",
+        type=int,
+        default=None,
+        help="days in the window (default: the anomaly_window_days setting, 28)",
+    )
+    _add_location_options(train)
+
+    score = commands.add_parser(
+        "score",
+        help="score days' behaviour with the newest model",
+        description="Compute the behaviour features of --start .. --end (already run days) and "
+        "write their anomaly scores (warehouse anomalies/). `run` and `backfill` do this too.",
+    )
+    score.add_argument("--start", type=_day, required=True, help="first day, YYYY-MM-DD")
+    score.add_argument("--end", type=_day, required=True, help="last day, YYYY-MM-DD")
+    _add_location_options(score)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score the anomaly ranking against a ground truth",
+        description="Precision@k and recall of the partner-day anomaly ranking of --start .. "
+        "--end against a ground-truth CSV (day, partner_id, ...), e.g. the demo's injected "
+        "anomalies.",
+    )
+    evaluate.add_argument("--start", type=_day, required=True, help="first day, YYYY-MM-DD")
+    evaluate.add_argument("--end", type=_day, required=True, help="last day, YYYY-MM-DD")
+    evaluate.add_argument("--truth", help="ground-truth CSV (default: <landing>/anomalies.csv)")
+    evaluate.add_argument("--k", type=int, default=10, help="the top k of each day (default 10)")
+    _add_location_options(evaluate)
+
     flags = commands.add_parser(
         "flags", help="list a day's flags", description="Read flags from the warehouse."
     )
@@ -103,7 +141,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _days(args: argparse.Namespace, settings: Settings) -> list[date]:
-    if args.all:
+    if getattr(args, "all", False):
         from pipeline.readers.landing import Landing
 
         landing = Landing(settings.landing)
@@ -157,6 +195,8 @@ def _reason(exc: Exception) -> str:
     from pipeline.steps import MissingInput, ReconciliationError
 
     if isinstance(exc, MissingInput | RegistryError | ReconciliationError | ConfigError):
+        return str(exc)
+    if type(exc).__name__ in ("ModelMismatch", "NoModel"):  # pipeline.anomaly, not imported here
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
@@ -255,6 +295,33 @@ def _show_flags(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _model_command(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from pipeline import steps
+
+    try:
+        if args.command == "train":
+            window = args.window_days or settings.anomaly_window_days
+            if window < 1:
+                raise ConfigError(f"--window-days must be at least 1, not {window}")
+            summary = steps.train(args.end, window, settings)
+        else:
+            days = _days(args, settings)
+            if args.command == "score":
+                summary = {"days": [steps.score(day, settings) for day in days]}
+            else:
+                truth = args.truth or f"{settings.landing}/anomalies.csv"
+                summary = steps.evaluate(days, truth, settings, args.k)
+    except (OSError, ValueError, RuntimeError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        print(f"{PROG}: {args.command} failed: {_reason(exc)}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -265,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = _settings(args)
         if args.command == "flags":
             return _show_flags(args, settings)
+        if args.command in ("train", "score", "evaluate"):
+            return _model_command(args, settings)
         days = [args.date] if args.command == "run" else _days(args, settings)
         return _audit(days, settings)
     except ConfigError as exc:

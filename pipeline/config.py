@@ -103,6 +103,8 @@ class Settings:
     duckdb_memory_limit: str = "1GB"
     detect_shard_rows: int = 2_000_000  # access rows per detection shard (bounds memory)
     duckdb_threads: int = 0  # 0: one per core
+    models_dir: str = str(PROJECT_ROOT / "models")
+    anomaly_window_days: int = 28  # training window and trailing-median history
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

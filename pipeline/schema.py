@@ -114,6 +114,55 @@ TABLES: dict[str, pa.Schema] = {
     "flags": FLAGS,
 }
 
+# One row per scored entity and delivery day (pipeline.features.daily_features). Counts are of
+# message content (SPEC §1) that succeeded (status < 400) unless the name says calls.
+DAILY_FEATURES = pa.schema(
+    [
+        pa.field("day", pa.date32(), nullable=False),
+        pa.field("entity_kind", pa.string(), nullable=False),  # partner_day | app_user_day
+        pa.field("partner_id", pa.string()),  # null: an app not in the registry
+        pa.field("app_id", pa.string()),  # null on a partner_day of a registered partner
+        pa.field("user_id", pa.string()),  # app_user_day only
+        pa.field("calls", pa.int64(), nullable=False),  # every call, any resource or status
+        pa.field("message_reads", pa.int64(), nullable=False),
+        pa.field("message_writes", pa.int64(), nullable=False),
+        pa.field("message_deletes", pa.int64(), nullable=False),
+        pa.field("message_accesses", pa.int64(), nullable=False),
+        pa.field("distinct_users", pa.int64(), nullable=False),
+        pa.field("distinct_threads", pa.int64(), nullable=False),
+        pa.field("live_grants", pa.int64(), nullable=False),
+        pa.field("accesses_per_live_grant", pa.float64(), nullable=False),
+        pa.field("flagged_accesses", pa.int64(), nullable=False),
+        pa.field("flagged_share", pa.float64(), nullable=False),
+        pa.field("night_share", pa.float64(), nullable=False),
+        pa.field("failed_rate", pa.float64(), nullable=False),
+        pa.field("max_burst_per_minute", pa.int64(), nullable=False),
+        pa.field("revokes", pa.int64(), nullable=False),
+        pa.field("distinct_ips", pa.int64(), nullable=False),
+        pa.field("ips", pa.list_(pa.string())),  # partner_day only, sorted
+    ]
+)
+
+# One row per scored entity: the behaviour model's verdict (pipeline.anomaly.score).
+ANOMALIES = pa.schema(
+    [
+        pa.field("entity_kind", pa.string(), nullable=False),
+        pa.field("day", pa.date32(), nullable=False),
+        pa.field("partner_id", pa.string()),
+        pa.field("app_id", pa.string()),
+        pa.field("user_id", pa.string()),
+        pa.field("score", pa.float64(), nullable=False),  # higher: more anomalous
+        pa.field("rank", pa.int32(), nullable=False),  # 1: most anomalous of its day and kind
+        pa.field("model_name", pa.string(), nullable=False),
+        pa.field("model_version", pa.string(), nullable=False),
+        pa.field("top_features", pa.list_(pa.string()), nullable=False),
+        pa.field("explanation", pa.string(), nullable=False),
+    ]
+)
+
+TABLES["features"] = DAILY_FEATURES
+TABLES["anomalies"] = ANOMALIES
+
 RULES = (
     "UNKNOWN_APP",
     "AFTER_PARTNERSHIP_END",

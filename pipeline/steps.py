@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from datetime import date
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 from pipeline.config import Settings
@@ -171,6 +172,51 @@ def detect(day: date, settings: Settings) -> dict[str, Any]:
     return summary
 
 
+def score(day: date, settings: Settings) -> dict[str, Any]:
+    """The day's behaviour features → warehouse anomalies, with the newest model; skipped (not
+    failed) while there is no model yet."""
+    from pipeline.scoring import score_day
+
+    warehouse = _warehouse(settings)
+    summary = score_day(day, warehouse, settings, Path(settings.models_dir))
+    warehouse.write_json("runs", day, "score.json", summary)
+    return summary
+
+
+def train(end: date, window_days: int, settings: Settings) -> dict[str, Any]:
+    """Train the behaviour model on the days up to `end` and store it under models/."""
+    from pipeline.scoring import train_model
+
+    return train_model(end, window_days, _warehouse(settings), settings, Path(settings.models_dir))
+
+
+def evaluate(days: list[date], truth_path: str, settings: Settings, k: int = 10) -> dict[str, Any]:
+    """Precision@k, recall@k and the most false entries in a day's top k of the partner-day
+    anomaly ranking, against a ground-truth CSV (day, partner_id, ...)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from pipeline.anomaly import false_in_top_k, precision_at_k, recall_at_k
+
+    warehouse = _warehouse(settings)
+    scored = [warehouse.read_partition("anomalies", d) for d in days]
+    scores = pa.concat_tables(scored).to_pandas()
+    scores = scores[scores["entity_kind"] == "partner_day"]
+    if scores.empty:
+        raise MissingInput(f"no anomaly scores for {days[0]} .. {days[-1]}: train, then run")
+    truth = pd.read_csv(truth_path, dtype=str)
+    truth["day"] = pd.to_datetime(truth["day"]).dt.date
+    truth = truth[truth["day"].isin(days)]
+    return {
+        "days": len(scores["day"].unique()),
+        "injected": len(truth[["day", "partner_id"]].drop_duplicates()),
+        f"precision_at_{k}": round(precision_at_k(scores, truth, k), 3),
+        f"recall_at_{k}": round(recall_at_k(scores, truth, k), 3),
+        f"most_false_in_top_{k}": false_in_top_k(scores, truth, k),
+        "recall_at_1": round(recall_at_k(scores, truth, 1), 3),
+    }
+
+
 def _reconcile(ingest: dict[str, Any], rows_in_warehouse: int, quarantined: int) -> None:
     kind = ingest["kind"]
     for f in ingest["files"]:
@@ -235,6 +281,7 @@ def publish(day: date, settings: Settings) -> dict[str, Any]:
             kind: parts[f"ingest-{kind}"]["quarantine_reasons"] for kind in ("access", "consent")
         },
         "files": {kind: parts[f"ingest-{kind}"]["files"] for kind in ("access", "consent")},
+        "anomalies": warehouse.read_json("runs", day, "score.json"),
         "flags": {
             "total": flags.num_rows,
             "by_rule": parts["detect"]["flags_by_rule"],
@@ -242,7 +289,7 @@ def publish(day: date, settings: Settings) -> dict[str, Any]:
         },
     }
     warehouse.write_json("runs", day, MANIFEST, manifest)
-    return {k: manifest[k] for k in ("day", "counts", "quarantine_reasons", "flags")}
+    return {k: manifest[k] for k in ("day", "counts", "quarantine_reasons", "flags", "anomalies")}
 
 
 def run_day(
@@ -257,4 +304,5 @@ def run_day(
     ingest_access(day, settings, on_lines)
     ingest_consent(day, settings, on_lines)
     detect(day, settings)
+    score(day, settings)
     return publish(day, settings)

@@ -103,9 +103,16 @@ def test_audit_dag_tasks_and_dependencies(audit_dag: Any) -> None:
         "wait_for_delivery": ["ingest_access", "ingest_consent"],
         "ingest_access": ["detect"],
         "ingest_consent": ["detect"],
-        "detect": ["publish"],
+        "detect": ["score"],
+        "score": ["publish"],
         "publish": [],
     }
+
+
+def test_retrain_dag_trains_weekly(dagbag: Any) -> None:
+    retrain = dagbag.dags["partner_access_audit_retrain"]
+    assert [t.task_id for t in retrain.tasks] == ["train"]
+    assert retrain.timetable.expression == "0 6 * * 1"
 
 
 def test_audit_dag_waits_in_reschedule_mode(audit_dag: Any) -> None:
@@ -120,6 +127,7 @@ def test_audit_dag_orders_consent_across_runs(audit_dag: Any) -> None:
     # detect(D) reads consent of days <= D: consent is ingested day after day, one detect at a time.
     assert audit_dag.get_task("ingest_consent").depends_on_past is True
     assert audit_dag.get_task("detect").max_active_tis_per_dag == 1
+    assert audit_dag.get_task("score").max_active_tis_per_dag == 1
 
 
 def test_audit_dag_data_interval_is_one_utc_day(dagbag: Any, audit_dag: Any) -> None:

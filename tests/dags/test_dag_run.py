@@ -108,6 +108,7 @@ def test_dag_run_of_an_incomplete_delivery_fails_and_writes_nothing(
         "ingest_access": "upstream_failed",
         "ingest_consent": "upstream_failed",
         "detect": "upstream_failed",
+        "score": "upstream_failed",
         "publish": "upstream_failed",
     }
     assert not warehouse.exists()

@@ -304,6 +304,7 @@ def test_backfill_of_an_incomplete_day_fails_at_the_sensor_and_writes_nothing(
         "ingest_access": "upstream_failed",
         "ingest_consent": "upstream_failed",
         "detect": "upstream_failed",
+        "score": "upstream_failed",
         "publish": "upstream_failed",
     }
     log = airflow.task_log(day, "wait_for_delivery")

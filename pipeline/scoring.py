@@ -1,0 +1,161 @@
+"""The I/O side of behaviour scoring: features partitions, training from the warehouse into the
+models store, and the nightly `anomalies` partition. Reads and writes go through Warehouse."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from pipeline import duck
+from pipeline.config import Settings
+from pipeline.schema import ACCESS, CONSENT, DAILY_FEATURES, FLAGS
+from pipeline.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NAME = "partner_behaviour"
+ACCESS_COLUMNS = ("request_id", "event_time", "app_id", "user_id", "resource", "action", "status",
+                  "thread_id", "ip")  # fmt: skip
+CONSENT_COLUMNS = ("event_time", "user_id", "app_id", "event_type", "delivery_date")
+
+
+def _read(warehouse: Warehouse, table: str, days: list[date], columns: tuple[str, ...],
+          schema: pa.Schema, settings: Settings) -> pa.Table:  # fmt: skip
+    """Only the columns the features need, from the days' parts (empty table when none)."""
+    files = warehouse.files_for_days(table, days)
+    if not files:
+        return pa.schema([schema.field(c) for c in columns]).empty_table()
+    con = duck.connect(settings)
+    try:
+        return con.read_parquet(files).select(*columns).to_arrow_table()
+    finally:
+        con.close()
+
+
+def write_daily_features(day: date, warehouse: Warehouse, settings: Settings) -> int:
+    """The day's access + flags + consent of days <= day + registry → warehouse `features`."""
+    from pipeline.features import daily_features
+    from pipeline.steps import MissingInput, load_registry
+
+    for table in ("access", "flags"):
+        if not warehouse.has_partition(table, day):
+            raise MissingInput(f"features of {day}: no {table} partition yet (run the day first)")
+    consent_days = [d for d in warehouse.partition_days("consent") if d <= day]
+    registry, _ = load_registry(settings)
+    table = daily_features(
+        _read(warehouse, "access", [day], ACCESS_COLUMNS, ACCESS, settings),
+        _read(warehouse, "flags", [day], ("request_id",), FLAGS, settings),
+        _read(warehouse, "consent", consent_days, CONSENT_COLUMNS, CONSENT, settings),
+        registry,
+        day,
+        settings,
+    )
+    return warehouse.write_table("features", day, table)
+
+
+def _days(start: date, end: date) -> list[date]:
+    return [start + timedelta(n) for n in range((end - start).days + 1)]
+
+
+def ensure_features(days: list[date], warehouse: Warehouse, settings: Settings) -> list[date]:
+    """Compute the features of the days that have flags but no features yet; returns those."""
+    have = set(warehouse.partition_days("features"))
+    flagged = set(warehouse.partition_days("flags"))
+    missing = [d for d in days if d not in have and d in flagged]
+    for day in missing:
+        write_daily_features(day, warehouse, settings)
+    return missing
+
+
+def relative_for_day(day: date, warehouse: Warehouse, settings: Settings) -> pd.DataFrame:
+    """The day's features beside each entity's trailing `anomaly_window_days` medians."""
+    from pipeline.features import relative_features
+
+    history_days = _days(day - timedelta(settings.anomaly_window_days), day - timedelta(1))
+    history = [warehouse.read_partition("features", d) for d in history_days]
+    history_table = pa.concat_tables(history) if history else DAILY_FEATURES.empty_table()
+    return relative_features(warehouse.read_partition("features", day), history_table)
+
+
+def train_model(
+    end: date,
+    window_days: int,
+    warehouse: Warehouse,
+    settings: Settings,
+    models_dir: Path,
+    name: str = DEFAULT_NAME,
+    random_state: int = 0,
+) -> dict[str, Any]:
+    """Fit the behaviour model on the window's days ending at `end` and store it."""
+    from pipeline.anomaly import BehaviourModel, best_detector, save_model, synthetic_comparison
+
+    if window_days < 1:
+        raise ValueError(f"window_days must be at least 1, not {window_days}")
+    started = time.perf_counter()
+    window = _days(end - timedelta(window_days - 1), end)
+    # each training day's medians need its own trailing history
+    ensure_features(_days(window[0] - timedelta(settings.anomaly_window_days), end), warehouse,
+                    settings)  # fmt: skip
+    days = [d for d in window if warehouse.has_partition("features", d)]
+    if not days:
+        raise ValueError(f"no features in the window {window[0]} .. {end}: run those days first")
+    frames = [relative_for_day(d, warehouse, settings) for d in days]
+    features = pd.concat(frames, ignore_index=True)
+    comparison = synthetic_comparison()
+    model = BehaviourModel(random_state=random_state).fit(features)
+    extra = {
+        "requested_window": {"start": window[0].isoformat(), "end": end.isoformat()},
+        "days_with_features": len(days),
+        "detector_comparison": comparison,
+        "comparison_winner": best_detector(comparison),
+    }
+    folder = save_model(model, models_dir, name, extra)
+    summary = {
+        "model": str(folder),
+        "version": model.model_version_,
+        "detector": model.detector,
+        "days": len(days),
+        "rows": len(features),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    log.info("train %s: %s on %d days, %d rows in %.1fs", name, folder, len(days),
+             len(features), summary["seconds"])  # fmt: skip
+    return summary
+
+
+def score_day(
+    day: date, warehouse: Warehouse, settings: Settings, models_dir: Path, name: str = DEFAULT_NAME
+) -> dict[str, Any]:
+    """Score the day's entities with the newest model → warehouse `anomalies`. Without a model
+    the step is skipped (one log line), so a fresh install's nightly run still succeeds."""
+    from pipeline.anomaly import NoModel, load_model, score
+
+    started = time.perf_counter()
+    try:
+        model, _ = load_model(models_dir, name)
+    except NoModel:
+        reason = f"no model in {Path(models_dir) / name}"
+        log.info("score %s: skipped, %s (run `access-audit train` first)", day, reason)
+        return {"day": day.isoformat(), "skipped": reason}
+    history = _days(day - timedelta(settings.anomaly_window_days), day - timedelta(1))
+    ensure_features(history, warehouse, settings)
+    # the day's own features always anew: a re-run of the day may have new flags
+    write_daily_features(day, warehouse, settings)
+    scored = score(model, relative_for_day(day, warehouse, settings))
+    rows = warehouse.write_table("anomalies", day, scored)
+    summary = {
+        "day": day.isoformat(),
+        "model": name,
+        "version": model.model_version_,
+        "scored": rows,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    log.info("score %s: %d entities with %s %s in %.1fs", day, rows, name,
+             model.model_version_, summary["seconds"])  # fmt: skip
+    return summary

@@ -1,0 +1,134 @@
+"""Behaviour features on tiny literal tables, with exact expected values."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
+import pytest
+
+from pipeline.config import Settings
+from pipeline.features import MODEL_FEATURES, daily_features, relative_features
+from pipeline.schema import DAILY_FEATURES, REGISTRY
+
+DAY = date(2026, 3, 10)
+SETTINGS = Settings()
+
+
+def at(hour: int, minute: int = 0, second: int = 0, day: int = 10) -> datetime:
+    return datetime(2026, 3, day, hour, minute, second, tzinfo=UTC)
+
+
+def registry() -> pa.Table:
+    row = {
+        "partner_id": "P1",
+        "partner_name": "One",
+        "app_id": "a1",
+        "period_start": at(0, day=1),
+        "period_end": None,
+        "period_scopes": ["messages.read"],
+        "grant_ttl_days": None,
+        "registry_line": 2,
+    }
+    return pa.Table.from_pylist([row], schema=REGISTRY)
+
+
+def access() -> pa.Table:
+    rows = [  # request_id, time, app, user, resource, action, status, thread, ip
+        ("r1", at(0, 30), "a1", "u1", "messages", "read", 200, "t1", "10.0.0.1"),
+        ("r2", at(0, 30, 20), "a1", "u1", "messages", "read", 200, "t1", "10.0.0.1"),
+        ("r3", at(10), "a1", "u1", "messages", "write", 201, "t2", "10.0.0.2"),
+        ("r4", at(11), "a1", "u2", "messages", "read", 500, "t3", "10.0.0.2"),  # failed
+        ("r5", at(12), "a1", "u2", "contacts", "read", 200, None, None),  # not messages
+        ("r6", at(13), "x9", "u3", "messages", "delete", 200, "t9", "10.0.0.9"),  # no partner
+    ]
+    names = ["request_id", "event_time", "app_id", "user_id", "resource", "action", "status",
+             "thread_id", "ip"]  # fmt: skip
+    return pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in rows])
+
+
+def consent() -> pa.Table:
+    rows = [  # user, app, type, time, delivered
+        ("u1", "a1", "grant", at(9, day=1), date(2026, 3, 1)),
+        ("u2", "a1", "grant", at(9, day=1), date(2026, 3, 1)),
+        ("u2", "a1", "revoke", at(15), DAY),  # before the day's end: not live
+        ("u3", "a1", "grant", at(0, day=11), date(2026, 3, 11)),  # after the day's end
+    ]
+    names = ["user_id", "app_id", "event_type", "event_time", "delivery_date"]
+    return pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in rows])
+
+
+def flags() -> pa.Table:
+    return pa.table({"request_id": ["r2", "r2"]})  # one event, two rules: counted once
+
+
+def features() -> list[dict]:
+    return daily_features(access(), flags(), consent(), registry(), DAY, SETTINGS).to_pylist()
+
+
+def test_daily_features_counts_a_partner_day_exactly():
+    partner = next(r for r in features() if r["entity_kind"] == "partner_day" and r["partner_id"])
+    expected = {
+        "day": DAY, "partner_id": "P1", "app_id": None, "user_id": None, "calls": 5,
+        "message_reads": 2, "message_writes": 1, "message_deletes": 0, "message_accesses": 3,
+        "distinct_users": 1, "distinct_threads": 2, "live_grants": 1,
+        "accesses_per_live_grant": 3.0, "flagged_accesses": 1, "flagged_share": 1 / 3,
+        "night_share": 2 / 3, "failed_rate": 0.2, "max_burst_per_minute": 2, "revokes": 1,
+        "distinct_ips": 2, "ips": ["10.0.0.1", "10.0.0.2"],
+    }  # fmt: skip
+    assert {k: partner[k] for k in expected} == expected
+
+
+def test_daily_features_keys_an_unregistered_app_as_its_own_partner():
+    rows = [r for r in features() if r["app_id"] == "x9"]
+    assert [(r["entity_kind"], r["partner_id"], r["user_id"]) for r in rows] == [
+        ("app_user_day", None, "u3"),
+        ("partner_day", None, None),
+    ]
+    partner = rows[1]
+    assert (partner["message_deletes"], partner["live_grants"]) == (1, 0)
+    assert partner["accesses_per_live_grant"] == 1.0  # no live grant counts as one
+
+
+def test_daily_features_counts_app_user_days_exactly():
+    users = {r["user_id"]: r for r in features() if r["entity_kind"] == "app_user_day"}
+    assert sorted(users) == ["u1", "u2", "u3"]
+    u1, u2 = users["u1"], users["u2"]
+    assert (u1["message_accesses"], u1["live_grants"], u1["max_burst_per_minute"]) == (3, 1, 2)
+    assert (u1["flagged_share"], u1["ips"]) == (1 / 3, None)
+    assert (u2["calls"], u2["message_accesses"], u2["failed_rate"], u2["revokes"]) == (2, 0, 0.5, 1)
+    assert (u2["live_grants"], u2["night_share"], u2["max_burst_per_minute"]) == (0, 0.0, 0)
+
+
+def partner_row(day: int, reads: int, ips: list[str], night: float) -> dict:
+    row = {f.name: 0 for f in DAILY_FEATURES if pa.types.is_integer(f.type)}
+    row |= {f.name: 0.0 for f in DAILY_FEATURES if pa.types.is_floating(f.type)}
+    row |= {"day": date(2026, 3, day), "entity_kind": "partner_day", "partner_id": "P1",
+            "app_id": None, "user_id": None, "message_reads": reads, "ips": ips,
+            "night_share": night, "distinct_ips": len(ips)}  # fmt: skip
+    return row
+
+
+def test_relative_features_compares_with_the_entity_s_own_trailing_median():
+    history = pa.Table.from_pylist(
+        [partner_row(8, 0, ["ip1"], 0.1), partner_row(9, 2, ["ip1"], 0.3)], schema=DAILY_FEATURES
+    )
+    today = pa.Table.from_pylist([partner_row(10, 2, ["ip1", "ip2"], 0.8)], schema=DAILY_FEATURES)
+    row = relative_features(today, history).iloc[0]
+    assert row["history_days"] == 2
+    assert row["message_reads_median"] == 1.0
+    assert row["message_reads_ratio"] == (2 + 1) / (1 + 1)
+    assert row["night_share_delta"] == pytest.approx(0.8 - 0.2)
+    assert (row["new_ips"], row["new_ip_share"]) == (1, 0.5)
+    assert row["calls_ratio"] == 1.0
+
+
+def test_relative_features_are_neutral_without_history():
+    today = daily_features(access(), flags(), consent(), registry(), DAY, SETTINGS)
+    frame = relative_features(today, DAILY_FEATURES.empty_table())
+    assert len(frame) == today.num_rows
+    ratios = [f for f in MODEL_FEATURES if f.endswith("_ratio")]
+    assert (frame[ratios] == 1.0).all().all()
+    others = [f for f in MODEL_FEATURES if f not in ratios]
+    assert (frame[others] == 0.0).all().all()
+    assert (frame["history_days"] == 0).all()
