@@ -47,6 +47,11 @@ def _add_location_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="log each step's counts")
 
 
+def _add_range_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument("--start", type=_day, required=required, help="first day, YYYY-MM-DD")
+    parser.add_argument("--end", type=_day, required=required, help="last day (included)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
@@ -70,8 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run every day from --start to --end (both included), oldest first. "
         "Days that fail are reported at the end; the others still run.",
     )
-    backfill.add_argument("--start", type=_day, help="first day, YYYY-MM-DD")
-    backfill.add_argument("--end", type=_day, help="last day, YYYY-MM-DD")
+    _add_range_options(backfill, required=False)
     backfill.add_argument(
         "--all",
         action="store_true",
@@ -100,8 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compute the behaviour features of --start .. --end (already run days) and "
         "write their anomaly scores (warehouse anomalies/). `run` and `backfill` do this too.",
     )
-    score.add_argument("--start", type=_day, required=True, help="first day, YYYY-MM-DD")
-    score.add_argument("--end", type=_day, required=True, help="last day, YYYY-MM-DD")
+    _add_range_options(score)
     _add_location_options(score)
 
     evaluate = commands.add_parser(
@@ -111,8 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--end against a ground-truth CSV (day, partner_id, ...), e.g. the demo's injected "
         "anomalies.",
     )
-    evaluate.add_argument("--start", type=_day, required=True, help="first day, YYYY-MM-DD")
-    evaluate.add_argument("--end", type=_day, required=True, help="last day, YYYY-MM-DD")
+    _add_range_options(evaluate)
     evaluate.add_argument("--truth", help="ground-truth CSV (default: <landing>/anomalies.csv)")
     evaluate.add_argument("--k", type=int, default=10, help="the top k of each day (default 10)")
     _add_location_options(evaluate)

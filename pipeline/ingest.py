@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import duck, schema
+from pipeline import duck
 from pipeline.config import Settings
 from pipeline.readers.jsonl import FileStats, read_line_batches
 from pipeline.readers.landing import Landing, LandingFile
@@ -36,7 +36,6 @@ from pipeline.warehouse import PartitionWriter, Warehouse
 log = logging.getLogger(__name__)
 
 KINDS = {"access": ACCESS_KIND, "consent": CONSENT_KIND}
-TABLE_SCHEMAS = {"access": schema.ACCESS, "consent": schema.CONSENT}
 SCAN_CHUNK_ROWS = 32_768
 # Row key of a staged record: file index in the high bits, line number in the low ones.
 LINE_BITS = 40
@@ -91,11 +90,6 @@ class IngestResult:
             "quarantine_reasons": self.reasons(),
             "files": [asdict(f) for f in self.files],
         }
-
-
-def _typed_names(kind: RecordKind) -> list[str]:
-    lineage = {f.name for f in schema.LINEAGE}
-    return [n for n in TABLE_SCHEMAS[kind.name].names if n not in lineage]
 
 
 class _Staging:
