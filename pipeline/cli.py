@@ -304,7 +304,7 @@ def _model_command(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         if args.command == "train":
-            window = args.window_days or settings.anomaly_window_days
+            window = settings.anomaly_window_days if args.window_days is None else args.window_days
             if window < 1:
                 raise ConfigError(f"--window-days must be at least 1, not {window}")
             summary = steps.train(args.end, window, settings)

@@ -94,6 +94,7 @@ def train_model(
 ) -> dict[str, Any]:
     """Fit the behaviour model on the window's days ending at `end` and store it."""
     from pipeline.anomaly import BehaviourModel, best_detector, save_model, synthetic_comparison
+    from pipeline.steps import MissingInput
 
     if window_days < 1:
         raise ValueError(f"window_days must be at least 1, not {window_days}")
@@ -104,7 +105,7 @@ def train_model(
                     settings)  # fmt: skip
     days = [d for d in window if warehouse.has_partition("features", d)]
     if not days:
-        raise ValueError(f"no features in the window {window[0]} .. {end}: run those days first")
+        raise MissingInput(f"no features in the window {window[0]} .. {end}: run those days first")
     frames = [relative_for_day(d, warehouse, settings) for d in days]
     features = pd.concat(frames, ignore_index=True)
     comparison = synthetic_comparison()
