@@ -163,7 +163,7 @@ def daily_features(
     day: date,
     settings: Settings,
 ) -> pa.Table:
-    """The day's partner-day and app-user-day rows (schema DAILY_FEATURES).
+    """The day's partner-day and app-user-day rows (schema DAILY_FEATURES), from in-memory tables.
 
     `access` and `flags` are the delivery day's; `consent` every consent event delivered on days
     <= `day`. A grant is live when it is the (user, app)'s last consent event up to the day's end
@@ -178,12 +178,18 @@ def daily_features(
             ("registry", registry),
         ):
             con.register(name, table)
-        con.execute(_prepare_sql(day, settings))
-        union = " UNION ALL ".join(f"({_entity_sql(kind, day)})" for kind in ENTITY_KINDS)
-        ordered = f"SELECT * FROM ({union}) ORDER BY entity_kind, partner_id, app_id, user_id"
-        result = con.sql(ordered).to_arrow_table()
+        return daily_features_in(con, day, settings)
     finally:
         con.close()
+
+
+def daily_features_in(con: duckdb.DuckDBPyConnection, day: date, settings: Settings) -> pa.Table:
+    """As daily_features, over views `access`, `flags`, `consent` and `registry` that `con`
+    already has (Parquet-backed in the pipeline, so a large day is never held in memory)."""
+    con.execute(_prepare_sql(day, settings))
+    union = " UNION ALL ".join(f"({_entity_sql(kind, day)})" for kind in ENTITY_KINDS)
+    ordered = f"SELECT * FROM ({union}) ORDER BY entity_kind, partner_id, app_id, user_id"
+    result = con.sql(ordered).to_arrow_table()
     return result.select(DAILY_FEATURES.names).cast(DAILY_FEATURES)
 
 

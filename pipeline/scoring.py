@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from pipeline import duck
 from pipeline.config import Settings
-from pipeline.schema import ACCESS, CONSENT, DAILY_FEATURES, FLAGS
+from pipeline.schema import DAILY_FEATURES, TABLES
 from pipeline.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -25,22 +25,9 @@ ACCESS_COLUMNS = ("request_id", "event_time", "app_id", "user_id", "resource", "
 CONSENT_COLUMNS = ("event_time", "user_id", "app_id", "event_type", "delivery_date")
 
 
-def _read(warehouse: Warehouse, table: str, days: list[date], columns: tuple[str, ...],
-          schema: pa.Schema, settings: Settings) -> pa.Table:  # fmt: skip
-    """Only the columns the features need, from the days' parts (empty table when none)."""
-    files = warehouse.files_for_days(table, days)
-    if not files:
-        return pa.schema([schema.field(c) for c in columns]).empty_table()
-    con = duck.connect(settings)
-    try:
-        return con.read_parquet(files).select(*columns).to_arrow_table()
-    finally:
-        con.close()
-
-
 def write_daily_features(day: date, warehouse: Warehouse, settings: Settings) -> int:
     """The day's access + flags + consent of days <= day + registry → warehouse `features`."""
-    from pipeline.features import daily_features
+    from pipeline.features import daily_features_in
     from pipeline.steps import MissingInput, load_registry
 
     for table in ("access", "flags"):
@@ -48,14 +35,24 @@ def write_daily_features(day: date, warehouse: Warehouse, settings: Settings) ->
             raise MissingInput(f"features of {day}: no {table} partition yet (run the day first)")
     consent_days = [d for d in warehouse.partition_days("consent") if d <= day]
     registry, _ = load_registry(settings)
-    table = daily_features(
-        _read(warehouse, "access", [day], ACCESS_COLUMNS, ACCESS, settings),
-        _read(warehouse, "flags", [day], ("request_id",), FLAGS, settings),
-        _read(warehouse, "consent", consent_days, CONSENT_COLUMNS, CONSENT, settings),
-        registry,
-        day,
-        settings,
-    )
+    with warehouse.scratch_dir() as scratch:
+        con = duck.connect(settings, spill_dir=scratch)
+        try:
+            con.register("registry", registry)
+            for name, days, columns in (
+                ("access", [day], ACCESS_COLUMNS),
+                ("flags", [day], ("request_id",)),
+                ("consent", consent_days, CONSENT_COLUMNS),
+            ):
+                files = warehouse.files_for_days(name, days)
+                if files:  # scanned where they lie: a large day is never held in memory
+                    con.read_parquet(files).select(*columns).create_view(name)
+                else:
+                    schema = TABLES[name]
+                    con.register(name, pa.schema([schema.field(c) for c in columns]).empty_table())
+            table = daily_features_in(con, day, settings)
+        finally:
+            con.close()
     return warehouse.write_table("features", day, table)
 
 
