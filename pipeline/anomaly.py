@@ -25,6 +25,7 @@ import sklearn
 from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import LocalOutlierFactor
 
+from pipeline.config import MODEL_NAME
 from pipeline.features import ENTITY_KINDS, MODEL_FEATURES, PARTNER_DAY
 from pipeline.schema import ANOMALIES
 
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
-DEFAULT_NAME = "partner_behaviour"
 DETECTORS = ("isolation_forest", "local_outlier_factor", "robust_z")
 DEFAULT_DETECTOR = "isolation_forest"  # won the synthetic comparison (see compare_detectors)
 TOP_FEATURES = 3
@@ -518,7 +518,7 @@ def _check(metadata: dict[str, Any], folder: Path) -> None:
 
 
 def load_model(
-    models_dir: Path, name: str = DEFAULT_NAME, version: str | None = None
+    models_dir: Path, name: str = MODEL_NAME, version: str | None = None
 ) -> tuple[BehaviourModel, dict[str, Any]]:
     """The newest (or the named) version of a model and its metadata, checked before unpickling."""
     import joblib

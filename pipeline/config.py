@@ -12,6 +12,7 @@ from typing import Any
 ENV_PREFIX = "ACCESS_AUDIT_"
 DEFAULT_CONFIG_FILE = "access-audit.toml"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MODEL_NAME = "partner_behaviour"  # the behaviour model's name in the models/ store
 
 
 class ConfigError(ValueError):

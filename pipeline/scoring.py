@@ -13,15 +13,23 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline import duck
-from pipeline.config import Settings
+from pipeline.config import MODEL_NAME, Settings
 from pipeline.schema import DAILY_FEATURES, TABLES
 from pipeline.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
-DEFAULT_NAME = "partner_behaviour"
-ACCESS_COLUMNS = ("request_id", "event_time", "app_id", "user_id", "resource", "action", "status",
-                  "thread_id", "ip")  # fmt: skip
+ACCESS_COLUMNS = (
+    "request_id",
+    "event_time",
+    "app_id",
+    "user_id",
+    "resource",
+    "action",
+    "status",
+    "thread_id",
+    "ip",
+)
 CONSENT_COLUMNS = ("event_time", "user_id", "app_id", "event_type", "delivery_date")
 
 
@@ -86,7 +94,7 @@ def train_model(
     warehouse: Warehouse,
     settings: Settings,
     models_dir: Path,
-    name: str = DEFAULT_NAME,
+    name: str = MODEL_NAME,
     random_state: int = 0,
 ) -> dict[str, Any]:
     """Fit the behaviour model on the window's days ending at `end` and store it."""
@@ -98,8 +106,9 @@ def train_model(
     started = time.perf_counter()
     window = _days(end - timedelta(window_days - 1), end)
     # each training day's medians need its own trailing history
-    ensure_features(_days(window[0] - timedelta(settings.anomaly_window_days), end), warehouse,
-                    settings)  # fmt: skip
+    ensure_features(
+        _days(window[0] - timedelta(settings.anomaly_window_days), end), warehouse, settings
+    )
     days = [d for d in window if warehouse.has_partition("features", d)]
     if not days:
         raise MissingInput(f"no features in the window {window[0]} .. {end}: run those days first")
@@ -122,13 +131,19 @@ def train_model(
         "rows": len(features),
         "seconds": round(time.perf_counter() - started, 3),
     }
-    log.info("train %s: %s on %d days, %d rows in %.1fs", name, folder, len(days),
-             len(features), summary["seconds"])  # fmt: skip
+    log.info(
+        "train %s: %s on %d days, %d rows in %.1fs",
+        name,
+        folder,
+        len(days),
+        len(features),
+        summary["seconds"],
+    )
     return summary
 
 
 def score_day(
-    day: date, warehouse: Warehouse, settings: Settings, models_dir: Path, name: str = DEFAULT_NAME
+    day: date, warehouse: Warehouse, settings: Settings, models_dir: Path, name: str = MODEL_NAME
 ) -> dict[str, Any]:
     """Score the day's entities with the newest model → warehouse `anomalies`. Without a model
     the step is skipped (one log line), so a fresh install's nightly run still succeeds."""
@@ -154,6 +169,12 @@ def score_day(
         "scored": rows,
         "seconds": round(time.perf_counter() - started, 3),
     }
-    log.info("score %s: %d entities with %s %s in %.1fs", day, rows, name,
-             model.model_version_, summary["seconds"])  # fmt: skip
+    log.info(
+        "score %s: %d entities with %s %s in %.1fs",
+        day,
+        rows,
+        name,
+        model.model_version_,
+        summary["seconds"],
+    )
     return summary
