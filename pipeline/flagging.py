@@ -1,8 +1,9 @@
 """Runs the rules over a day in the warehouse, in shards of users so memory stays bounded.
 
 The rules only ever compare an access with its own (user, app) history, so splitting the day by
-a hash of the user changes nothing but the work's size; the shards' flags are put back in one
-order at the end. (The same split is what would spread a day over several workers.)
+a hash of the user changes nothing but the work's size. Each shard stages its flags' evidence;
+one pass then joins them with the day's access columns and orders them. (The same split is what
+would spread a day over several workers.)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pyarrow.parquet as pq
 
 from pipeline import duck
 from pipeline.config import Settings
-from pipeline.rules import FLAG_ORDER, flags_sql
+from pipeline.rules import decorated_flags_sql, evidence_sql
 from pipeline.tables import value_counts
 from pipeline.warehouse import Warehouse
 
@@ -40,25 +41,23 @@ def write_flags(
     shards = shard_count(rows, settings)
     by_rule: Counter[str] = Counter()
     with warehouse.scratch_dir() as scratch:
-        staged = os.path.join(scratch, "flags.parquet")
         con = duck.connect(settings, spill_dir=scratch)
         try:
             con.register("registry", registry)
-            with warehouse.local_part_writer("flags", staged) as writer:
-                for shard in range(shards):
-                    in_shard = f"hash(user_id) % {shards} = {shard}"
-                    con.read_parquet(access_files).filter(in_shard).create_view("access")
-                    con.read_parquet(consent_files).filter(in_shard).create_view("consent")
-                    for batch in con.sql(flags_sql(day, settings)).to_arrow_reader(1 << 17):
-                        writer.write(batch)
-                        by_rule.update(value_counts(batch.column("rule")))
-            if shards == 1:  # already in order
-                warehouse.commit_file("flags", day, staged)
-            else:
-                ordered = con.sql(f"SELECT * FROM read_parquet('{staged}') ORDER BY {FLAG_ORDER}")
-                with warehouse.write_partition("flags", day) as final:
-                    for batch in ordered.to_arrow_reader(1 << 17):
-                        final.write(batch)
+            evidence = []
+            for shard in range(shards):
+                in_shard = f"hash(user_id) % {shards} = {shard}"
+                con.read_parquet(access_files).filter(in_shard).create_view("access")
+                con.read_parquet(consent_files).filter(in_shard).create_view("consent")
+                evidence.append(os.path.join(scratch, f"evidence-{shard}.parquet"))
+                con.sql(evidence_sql(day, settings)).write_parquet(evidence[-1])
+            # the access columns of the flagged rows, joined once for all shards
+            con.read_parquet(access_files).create_view("access")
+            flags = con.sql(decorated_flags_sql(f"read_parquet({evidence!r})"))
+            with warehouse.write_partition("flags", day) as writer:
+                for batch in flags.to_arrow_reader(1 << 17):
+                    writer.write(batch)
+                    by_rule.update(value_counts(batch.column("rule")))
         finally:
             con.close()
     return by_rule

@@ -82,8 +82,9 @@ def _explanation_sql() -> str:
     return f"{did} || CASE rule {cases} END || '.'"
 
 
-def flags_sql(day: date, settings: Settings) -> str:
-    """Flags for the day over views `access` (the day's), `consent` (any days) and `registry`."""
+def evidence_sql(day: date, settings: Settings) -> str:
+    """Per flag, its rule and evidence (no access columns but request_id), over views `access`
+    (the day's), `consent` (any days) and `registry`."""
     skew_us = round(settings.clock_skew_seconds * 1_000_000)
     return f"""
 WITH acc AS MATERIALIZED (
@@ -203,7 +204,7 @@ WITH acc AS MATERIALIZED (
     JOIN registry r ON r.app_id = a.app_id
     GROUP BY f.rid
 ), evidenced AS (
-    SELECT f.rule, x.*, a.scope, ap.partner_id, ap.partner_name, ap.grant_ttl_days,
+    SELECT f.rule, a.request_id, a.scope, ap.partner_id, ap.partner_name, ap.grant_ttl_days,
         CASE f.rule WHEN 'AFTER_PARTNERSHIP_END' THEN p.ended_start
                     WHEN 'BEFORE_PARTNERSHIP_START' THEN p.next_start
                     ELSE p.covering_start END AS partnership_start,
@@ -221,10 +222,17 @@ WITH acc AS MATERIALIZED (
     FROM flagged f
     JOIN acc a USING (rid)
     JOIN judged j USING (rid)
-    JOIN access x ON x.request_id = a.request_id
     LEFT JOIN apps ap ON ap.app_id = a.app_id
     LEFT JOIN period_evidence p ON p.rid = f.rid
 )
+SELECT * FROM evidenced
+"""
+
+
+def decorated_flags_sql(evidence: str) -> str:
+    """Flag rows from `evidence` (what evidence_sql gives) joined with the day's `access` rows:
+    one pass over the access columns, however many shards made the evidence."""
+    return f"""
 SELECT md5(concat_ws(chr(31), rule, app_id, request_id)) AS flag_id,
        rule, {_severity_sql()} AS severity,
        request_id, event_time, app_id, partner_id, partner_name, user_id, resource, action,
@@ -236,9 +244,14 @@ SELECT md5(concat_ws(chr(31), rule, app_id, request_id)) AS flag_id,
        partnership_start, partnership_end, partnership_scopes,
        {_explanation_sql()} AS explanation,
        delivery_date, source_file, source_line
-FROM evidenced
+FROM {evidence} JOIN access USING (request_id)
 ORDER BY {FLAG_ORDER}
 """
+
+
+def flags_sql(day: date, settings: Settings) -> str:
+    """Flags for the day over views `access` (the day's), `consent` (any days) and `registry`."""
+    return decorated_flags_sql(f"({evidence_sql(day, settings)})")
 
 
 def flags_for_day(
