@@ -35,14 +35,14 @@ def _snapshot(warehouse: Path) -> dict[str, str]:
     }
 
 
-def _kill_when_writing(command: list[str], warehouse: Path, staged_name: str) -> None:
-    """Start the run and SIGKILL it the moment it starts writing `staged_name` (a table's part
-    staged in the warehouse's scratch folder, committed by a rename when complete)."""
+def _kill_when_writing(command: list[str], warehouse: Path, pattern: str) -> None:
+    """Start the run and SIGKILL it the moment a file matching `pattern` (a part being written,
+    to be committed by a rename when complete) appears in the warehouse."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline:
-            if any((warehouse / ".scratch").glob(f"*/{staged_name}")):
+            if any(warehouse.glob(pattern)):
                 process.send_signal(signal.SIGKILL)
                 break
             if process.poll() is not None:
@@ -55,9 +55,15 @@ def _kill_when_writing(command: list[str], warehouse: Path, staged_name: str) ->
     assert process.returncode == -signal.SIGKILL
 
 
-@pytest.mark.parametrize("staged_name", ["records.parquet", "flags.parquet"])
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        ".scratch/*/records.parquet",  # ingest staging the access partition
+        "flags/date=*/.part-0.parquet.*.tmp",  # detect writing the flags partition
+    ],
+)
 def test_fault_kill_while_writing_keeps_partitions_and_rerun_matches_clean_run(
-    tmp_path: Path, staged_name: str
+    tmp_path: Path, pattern: str
 ):
     landing = tmp_path / "landing"
     day = generate(landing, EVENTS).isoformat()
@@ -73,7 +79,7 @@ def test_fault_kill_while_writing_keeps_partitions_and_rerun_matches_clean_run(
     _kill_when_writing(
         _cli("run", "--date", day, "--landing", str(landing), "--warehouse", str(faulty)),
         faulty,
-        staged_name,
+        pattern,
     )
     assert _snapshot(faulty) == before  # nothing committed was touched or half-written
 
