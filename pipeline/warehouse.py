@@ -176,14 +176,27 @@ class Warehouse:
             writer.write(data)
         return writer.rows
 
-    def read_partition(self, table: str, day: date) -> pa.Table:
-        """The day's rows (all parts), or an empty table of the schema when there are none."""
+    def read_partition(
+        self, table: str, day: date, columns: list[str] | None = None
+    ) -> pa.Table:
+        """The day's rows (all parts; only `columns` if given), or an empty table of the
+        schema when there are none."""
         schema = TABLES[table]
+        if columns is not None:
+            schema = pa.schema([schema.field(c) for c in columns])
         parts = []
         for path in self.part_files(table, day):
             with self.fs.open(path, "rb") as fh:
-                parts.append(pq.read_table(fh, schema=schema))
+                parts.append(pq.read_table(fh, columns=columns, schema=TABLES[table]))
         return pa.concat_tables(parts) if parts else schema.empty_table()
+
+    def row_count(self, table: str, day: date) -> int:
+        """Rows in the day's partition, from the Parquet footers alone."""
+        total = 0
+        for path in self.part_files(table, day):
+            with self.fs.open(path, "rb") as fh:
+                total += pq.ParquetFile(fh).metadata.num_rows
+        return total
 
     def files_for_days(self, table: str, days: list[date]) -> list[str]:
         """Every committed part of the given days, for DuckDB to scan."""

@@ -171,3 +171,15 @@ def test_warehouse_rerunning_ingest_gives_identical_rows(landing_root: Path, set
     for table in first:
         assert first[table].equals(second[table]), table
     assert [first[t].num_rows for t in ("access", "consent", "quarantine")] == [2, 1, 2]
+
+
+def test_warehouse_counts_rows_and_reads_chosen_columns_across_parts(tmp_path: Path):
+    warehouse = Warehouse(str(tmp_path / "wh"))
+    assert warehouse.row_count("quarantine", DAY) == 0
+    assert warehouse.read_partition("quarantine", DAY, columns=["kind"]).column_names == ["kind"]
+    warehouse.write_table("quarantine", DAY, quarantine_rows("c1", kind="consent"), part="consent")
+    warehouse.write_table("quarantine", DAY, quarantine_rows("a1", "a2"), part="access")
+    assert warehouse.row_count("quarantine", DAY) == 3
+    kinds = warehouse.read_partition("quarantine", DAY, columns=["kind"])
+    assert kinds.column_names == ["kind"]
+    assert kinds["kind"].to_pylist() == ["access", "access", "consent"]

@@ -38,9 +38,6 @@ class Landing:
     def is_complete(self, kind: str, day: date) -> bool:
         return bool(self.fs.exists(posixpath.join(self.day_folder(kind, day), SUCCESS_MARKER)))
 
-    def has_folder(self, kind: str, day: date) -> bool:
-        return bool(self.fs.isdir(self.day_folder(kind, day)))
-
     def files(self, kind: str, day: date) -> list[LandingFile]:
         """The day's record files in name order (the order the spec reads them in)."""
         folder = self.day_folder(kind, day)
