@@ -176,9 +176,7 @@ class Warehouse:
             writer.write(data)
         return writer.rows
 
-    def read_partition(
-        self, table: str, day: date, columns: list[str] | None = None
-    ) -> pa.Table:
+    def read_partition(self, table: str, day: date, columns: list[str] | None = None) -> pa.Table:
         """The day's rows (all parts; only `columns` if given), or an empty table of the
         schema when there are none."""
         schema = TABLES[table]
