@@ -272,6 +272,10 @@ def score(model: BehaviourModel, features_df: pd.DataFrame) -> pa.Table:
         kind="stable",
     )
     frame["rank"] = frame.groupby(["day", "entity_kind"]).cumcount().astype("int32") + 1
+    # alert: beyond anything but the top 1% of the kind's training scores
+    quantiles = model.training_metrics_["score_quantiles"]
+    threshold = frame["entity_kind"].map(lambda kind: quantiles[kind]["p99"])
+    frame["alert"] = (frame["score"] > threshold).fillna(False).astype(bool)
     frame["model_name"] = model.model_name_
     frame["model_version"] = model.model_version_
     frame = frame.sort_values(["entity_kind", "day", "rank"], kind="stable")

@@ -153,6 +153,7 @@ ANOMALIES = pa.schema(
         pa.field("user_id", pa.string()),
         pa.field("score", pa.float64(), nullable=False),  # higher: more anomalous
         pa.field("rank", pa.int32(), nullable=False),  # 1: most anomalous of its day and kind
+        pa.field("alert", pa.bool_(), nullable=False),  # above the model's alert threshold
         pa.field("model_name", pa.string(), nullable=False),
         pa.field("model_version", pa.string(), nullable=False),
         pa.field("top_features", pa.list_(pa.string()), nullable=False),

@@ -21,7 +21,10 @@ def built(tmp_path_factory) -> tuple[Settings, Warehouse]:
     root = tmp_path_factory.mktemp("scoring")
     shutil.copytree(PROJECT_ROOT / "sample_logs", root / "landing")
     settings = load_settings(
-        env={}, landing=str(root / "landing"), warehouse=str(root / "warehouse")
+        env={},
+        landing=str(root / "landing"),
+        warehouse=str(root / "warehouse"),
+        models_dir=str(root / "models"),  # not the checkout's: `make demo` may have trained one
     )
     for n in range(DAYS):
         run_day(FIRST + timedelta(n), settings)
