@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,24 @@ class Route:
 
 
 ACTIONS = ("read", "write", "delete")
+REVIEW_ROLES = ("viewer", "reviewer")
+SEVERITIES = ("low", "medium", "high", "critical")  # lowest first; schema.py re-exports it
+
+
+@dataclass(frozen=True)
+class ReviewUser:
+    """A standalone review UI login: the password only as an argon2 hash."""
+
+    name: str
+    password_hash: str
+    role: str = "viewer"
+
+
+def redact_url_password(url: str) -> str:
+    """`scheme://user:secret@host/db` → `scheme://user:REDACTED@host/db`."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1REDACTED@", url)
+
+
 DEFAULT_METHOD_ACTIONS = (
     ("GET", "read"),
     ("HEAD", "read"),
@@ -106,14 +125,30 @@ class Settings:
     duckdb_threads: int = 0  # 0: one per core
     models_dir: str = str(PROJECT_ROOT / "models")
     anomaly_window_days: int = 28  # training window and trailing-median history
+    # review store: SQLAlchemy URL (sqlite:///… embedded, postgresql+psycopg://… shared)
+    review_db: str = "sqlite:///" + str(PROJECT_ROOT / "review.db")
+    review_url: str = "http://127.0.0.1:8000"  # where the review UI is reached (report links)
+    review_users: tuple[ReviewUser, ...] = ()  # standalone UI logins ([[review_users]] tables)
+    review_session_secret: str = ""  # signs UI sessions; empty: a new one each start
+    # alerts (sent through Airflow notifiers; nothing is sent unless a connection is named)
+    alert_min_severity: str = "high"  # flags at or above this severity count towards an alert
+    alert_flag_threshold: int = 1  # alert when at least this many such flags
+    alert_max_quarantine_share: float = 0.05  # input counts as incomplete above this share
+    alert_smtp_conn_id: str = ""
+    alert_email_to: tuple[str, ...] = ()
+    alert_slack_conn_id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The settings as recorded in manifests: no password or secret in them."""
+        data = dataclasses.asdict(self)
+        data["review_db"] = redact_url_password(self.review_db)
+        data["review_users"] = [user.name for user in self.review_users]
+        data["review_session_secret"] = "REDACTED" if self.review_session_secret else ""
+        return data
 
 
-_SIMPLE_FIELDS = {
-    f.name: f for f in dataclasses.fields(Settings) if f.name not in ("routes", "method_actions")
-}
+_STRUCTURED = ("routes", "method_actions", "review_users")
+_SIMPLE_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name not in _STRUCTURED}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -154,6 +189,29 @@ def _routes(raw: Any) -> tuple[Route, ...]:
     return tuple(routes)
 
 
+def _review_users(raw: Any) -> tuple[ReviewUser, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError("setting 'review_users' must be a list of tables")
+    users = []
+    for i, entry in enumerate(raw, 1):
+        if not isinstance(entry, dict) or not {"name", "password_hash"} <= entry.keys():
+            raise ConfigError(
+                f"review_users entry {i}: needs name and password_hash (role optional)"
+            )
+        role = entry.get("role", "viewer")
+        if role not in REVIEW_ROLES:
+            raise ConfigError(
+                f"review_users entry {i}: role must be one of {', '.join(REVIEW_ROLES)}"
+            )
+        if not str(entry["password_hash"]).startswith("$argon2"):
+            raise ConfigError(
+                f"review_users entry {i}: password_hash must be an argon2 hash "
+                "(make one with `access-audit hash-password`)"
+            )
+        users.append(ReviewUser(str(entry["name"]), str(entry["password_hash"]), role))
+    return tuple(users)
+
+
 def _method_actions(raw: Any) -> tuple[tuple[str, str], ...]:
     if not isinstance(raw, dict) or not all(a in ACTIONS for a in raw.values()):
         raise ConfigError(
@@ -168,6 +226,8 @@ MINIMUMS = {
     "raw_max_chars": 64,
     "duckdb_threads": 0,
     "detect_shard_rows": 1,
+    "alert_flag_threshold": 1,
+    "alert_max_quarantine_share": 0,
 }
 
 
@@ -195,6 +255,8 @@ def load_settings(
                 values["routes"] = _routes(value)
             elif name == "method_actions":
                 values["method_actions"] = _method_actions(value)
+            elif name == "review_users":
+                values["review_users"] = _review_users(value)
             elif name in _SIMPLE_FIELDS:
                 values[name] = _coerce(name, value)
             else:
@@ -206,6 +268,8 @@ def load_settings(
         if value is not None:
             values[name] = _coerce(name, value) if name in _SIMPLE_FIELDS else value
     settings = Settings(**values)
+    if settings.alert_min_severity not in SEVERITIES:
+        raise ConfigError(f"setting 'alert_min_severity' must be one of {', '.join(SEVERITIES)}")
     for name, least in MINIMUMS.items():
         if getattr(settings, name) < least:
             raise ConfigError(f"setting {name!r} must be at least {least}")

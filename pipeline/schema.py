@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from pipeline.config import SEVERITIES  # noqa: F401  (kept in the light module)
+
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 # An RFC 3339 date-time with an offset (both Python re and RE2). Day-of-month validity is
 # checked by parsing; hours 24 and offsets past 23:59 are refused here.
@@ -176,4 +178,3 @@ RULES = (
 )
 ACTIONS = ("read", "write", "delete")
 CONSENT_EVENT_TYPES = ("grant", "revoke")
-SEVERITIES = ("low", "medium", "high", "critical")
