@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from pipeline.config import SEVERITIES
+from pipeline.schema import RULES
 
 OKABE_ITO = (
     "#0072B2",  # blue
@@ -73,8 +74,9 @@ def flags_per_day_by_rule(trend: dict[str, Any]) -> str:
         figure, axes = plt.subplots(figsize=(12, 4.6))
         x = np.arange(len(days))
         bottom = np.zeros(len(days))
-        for i, (rule, counts) in enumerate(trend["by_rule"].items()):
-            axes.bar(x, counts, bottom=bottom, color=OKABE_ITO[i % len(OKABE_ITO)], label=rule)
+        for rule, counts in trend["by_rule"].items():  # a rule keeps its colour in every report
+            colour = OKABE_ITO[RULES.index(rule) % len(OKABE_ITO)]
+            axes.bar(x, counts, bottom=bottom, color=colour, label=rule)
             bottom += np.array(counts)
         _shade_days_without_data(axes, trend["has_data"])
         axes.set_xticks(x, _day_labels(days), rotation=60, ha="right", fontsize=9)
@@ -107,17 +109,19 @@ def flags_per_day_by_partner(trend: dict[str, Any], names: dict[str, str]) -> st
         peak = grid.max() or 1
         colours = matplotlib.colormaps["Blues"].with_extremes(bad="white")
         # the lightest blues would vanish on white: a single flag starts at a visible shade
-        axes.imshow(shown, aspect="auto", cmap=colours, vmin=-0.25 * peak, vmax=peak)
+        # vector cells (pcolormesh, not imshow): the SVG holds no embedded bitmap
+        axes.pcolormesh(shown, cmap=colours, vmin=-0.25 * peak, vmax=peak)
+        axes.set_ylim(len(partners) or 1, 0)
         for i, present in enumerate(trend["has_data"]):
             if not present:
-                axes.axvspan(i - 0.5, i + 0.5, color=NO_DATA, lw=0)
+                axes.axvspan(i, i + 1, color=NO_DATA, lw=0)
         for (row, col), n in np.ndenumerate(grid):
             if n:
                 ink = "white" if n > peak * 0.45 else "black"
-                axes.text(col, row, f"{int(n)}", ha="center", va="center", fontsize=8, color=ink)
+                axes.text(col + 0.5, row + 0.5, f"{int(n)}", ha="center", va="center", fontsize=8, color=ink)
         labels = [f"{names[p]} ({p})" if p in names else p for p in partners]
-        axes.set_yticks(range(len(partners)), labels, fontsize=10)
-        axes.set_xticks(range(len(days)), _day_labels(days), rotation=60, ha="right", fontsize=9)
+        axes.set_yticks(np.arange(len(partners)) + 0.5, labels, fontsize=10)
+        axes.set_xticks(np.arange(len(days)) + 0.5, _day_labels(days), rotation=60, ha="right", fontsize=9)
         axes.set_title("Flags per delivery day, by partner (grey: no data)", loc="left")
         for side in ("left", "bottom"):
             axes.spines[side].set_visible(False)
