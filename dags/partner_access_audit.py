@@ -77,7 +77,9 @@ def _alerting() -> ModuleType:
     need not be on sys.path."""
     name = "partner_access_audit_alerting"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_alerting.py"))
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).with_name("_alerting.py")
+        )
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)

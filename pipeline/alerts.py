@@ -55,7 +55,10 @@ def _incomplete_input(summary: dict[str, Any], settings: Settings) -> Alert | No
     return Alert(
         "incomplete_input",
         f"{SUBJECT_PREFIX} {period(summary)}: incomplete input ({reasons[0]})",
-        "Incomplete input:\n" + "".join(f"- {r}\n" for r in reasons) + "\n" + digest_markdown(summary),
+        "Incomplete input:\n"
+        + "".join(f"- {r}\n" for r in reasons)
+        + "\n"
+        + digest_markdown(summary),
     )
 
 

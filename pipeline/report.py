@@ -203,7 +203,9 @@ def _completeness(warehouse: Warehouse, days: list[date]) -> dict[str, Any]:
 
 
 def _trend(
-    counts: list[tuple[date, str, str, str, str | None, int]], window: list[date], with_data: set[date]
+    counts: list[tuple[date, str, str, str, str | None, int]],
+    window: list[date],
+    with_data: set[date],
 ) -> dict[str, Any]:
     """Flags per day of the window, per partner and per rule (zeros on days without data)."""
     position = {day: i for i, day in enumerate(window)}
@@ -272,7 +274,11 @@ def gather(start: date, end: date, settings: Settings) -> tuple[dict[str, Any], 
         "flags_by_severity": {s: by_severity[s] for s in reversed(SEVERITIES) if by_severity[s]},
         "flags_by_partner": dict(sorted(by_partner.items(), key=lambda kv: (-kv[1], kv[0]))),
         "flags_by_partner_severity": {
-            p: {s: by_partner_severity[p][s] for s in reversed(SEVERITIES) if by_partner_severity[p][s]}
+            p: {
+                s: by_partner_severity[p][s]
+                for s in reversed(SEVERITIES)
+                if by_partner_severity[p][s]
+            }
             for p in sorted(by_partner_severity)
         },
         "partner_names": dict(sorted(names.items())),
@@ -290,9 +296,7 @@ def gather(start: date, end: date, settings: Settings) -> tuple[dict[str, Any], 
             "queue": links.queue(),
             "most_severe_first": links.queue(sort="-severity"),
             "by_rule": {rule: links.queue(rule=rule) for rule in by_rule},
-            "by_partner": {
-                p: links.partner(p) for p in sorted(by_partner) if p != UNKNOWN_PARTNER
-            },
+            "by_partner": {p: links.partner(p) for p in sorted(by_partner) if p != UNKNOWN_PARTNER},
             "partners": f"{links.base}/partners",
         },
     }

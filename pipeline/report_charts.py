@@ -31,7 +31,7 @@ OKABE_ITO = (
 )
 SEVERITY_COLOURS = dict(zip(SEVERITIES, ("#56B4E9", "#E69F00", "#D55E00", "#000000"), strict=True))
 NO_DATA = "#e8e8e8"
-STYLE = {
+STYLE: dict[Any, Any] = {  # matplotlib types its keys as a Literal of every rc name
     "font.family": "sans-serif",
     "font.sans-serif": ["DejaVu Sans", "Liberation Sans", "Arial", "Helvetica"],
     "font.size": 11,
@@ -118,10 +118,20 @@ def flags_per_day_by_partner(trend: dict[str, Any], names: dict[str, str]) -> st
         for (row, col), n in np.ndenumerate(grid):
             if n:
                 ink = "white" if n > peak * 0.45 else "black"
-                axes.text(col + 0.5, row + 0.5, f"{int(n)}", ha="center", va="center", fontsize=8, color=ink)
+                axes.text(
+                    col + 0.5,
+                    row + 0.5,
+                    f"{int(n)}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color=ink,
+                )
         labels = [f"{names[p]} ({p})" if p in names else p for p in partners]
         axes.set_yticks(np.arange(len(partners)) + 0.5, labels, fontsize=10)
-        axes.set_xticks(np.arange(len(days)) + 0.5, _day_labels(days), rotation=60, ha="right", fontsize=9)
+        axes.set_xticks(
+            np.arange(len(days)) + 0.5, _day_labels(days), rotation=60, ha="right", fontsize=9
+        )
         axes.set_title("Flags per delivery day, by partner (grey: no data)", loc="left")
         for side in ("left", "bottom"):
             axes.spines[side].set_visible(False)

@@ -320,7 +320,9 @@ def report(day: date, settings: Settings, end: date | None = None) -> dict[str, 
         "digest": posixpath.join(warehouse.report_dir(label), "digest.md"),
         "summary": posixpath.join(warehouse.report_dir(label), "summary.json"),
     }
-    warehouse.write_report_file(label, "digest.md", digest_markdown(summary, summary["files"]["html"]))
+    warehouse.write_report_file(
+        label, "digest.md", digest_markdown(summary, summary["files"]["html"])
+    )
     warehouse.write_report_file(label, "summary.json", json.dumps(summary, indent=2, default=str))
     log.info(
         "report %s: %d flags, %d alerts in %.1fs",

@@ -13,8 +13,10 @@ from pipeline.config import PROJECT_ROOT, Settings, load_settings
 FIRST = date(2026, 3, 1)
 
 
-def build_sample_warehouse(root: Path, days: int, with_model: bool, **overrides: object) -> Settings:
-    """Run days FIRST .. FIRST + days - 1 into root/warehouse; the last one scored when with_model."""
+def build_sample_warehouse(
+    root: Path, days: int, with_model: bool, **overrides: object
+) -> Settings:
+    """Run FIRST .. FIRST + days - 1 into root/warehouse; the last day scored if with_model."""
     shutil.copytree(PROJECT_ROOT / "sample_logs", root / "landing")
     settings = load_settings(
         env={},

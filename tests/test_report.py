@@ -33,7 +33,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return build_sample_warehouse(tmp_path_factory.mktemp("report"), DAYS, with_model=True)
 
 
-def partition(settings: Settings, table: str, day: date, columns: list[str]) -> list[dict[str, Any]]:
+def partition(
+    settings: Settings, table: str, day: date, columns: list[str]
+) -> list[dict[str, Any]]:
     """A day's rows read straight from its Parquet files, not through the pipeline."""
     folder = Path(settings.warehouse) / table / f"date={day.isoformat()}"
     if not folder.is_dir():
@@ -72,9 +74,13 @@ def expected_completeness(settings: Settings, days: list[date]) -> dict[str, dic
     )
     figures = {}
     for kind in ("access", "consent"):
-        valid = sum(pq.ParquetFile(f).metadata.num_rows for day in days for f in sorted(
-            (Path(settings.warehouse) / kind / f"date={day.isoformat()}").glob("*.parquet")
-        ))
+        valid = sum(
+            pq.ParquetFile(f).metadata.num_rows
+            for day in days
+            for f in sorted(
+                (Path(settings.warehouse) / kind / f"date={day.isoformat()}").glob("*.parquet")
+            )
+        )
         files = sum(
             1
             for day in days
@@ -108,9 +114,9 @@ def test_report_summary_completeness_matches_the_warehouse(settings: Settings) -
     for kind, figures in expected.items():
         counts = completeness["by_kind"][kind]
         assert {k: counts[k] for k in figures} == figures, kind
-        assert counts["read"] == counts["valid"] + counts["quarantined"] + counts[
-            "duplicates_dropped"
-        ]
+        assert (
+            counts["read"] == counts["valid"] + counts["quarantined"] + counts["duplicates_dropped"]
+        )
     reasons = Counter(
         r["reason"] for r in partition(settings, "quarantine", DAY, ["reason"])
     ).most_common()
@@ -216,8 +222,22 @@ def test_report_trend_covers_30_days_with_zeros_where_no_data(settings: Settings
 
 def test_report_range_sums_its_days(settings: Settings) -> None:
     start = FIRST + timedelta(1)
-    assert main(["report", "--start", start.isoformat(), "--end", DAY.isoformat(),
-                 "--landing", settings.landing, "--warehouse", settings.warehouse]) == 0
+    assert (
+        main(
+            [
+                "report",
+                "--start",
+                start.isoformat(),
+                "--end",
+                DAY.isoformat(),
+                "--landing",
+                settings.landing,
+                "--warehouse",
+                settings.warehouse,
+            ]
+        )
+        == 0
+    )
     summary = read_summary(settings, f"range={start}_{DAY}")
     days = [start + timedelta(n) for n in range((DAY - start).days + 1)]
     expected = expected_flag_figures(settings, days)
