@@ -243,7 +243,7 @@ def test_report_range_sums_its_days(settings: Settings) -> None:
     expected = expected_flag_figures(settings, days)
     completeness = expected_completeness(settings, days)
 
-    assert summary["days"] == len(days)
+    assert summary["days"] == summary["completeness"]["days_published"] == len(days)
     assert summary["totals"]["flags"] == expected["total"]
     assert summary["flags_by_rule"] == dict(expected["by_rule"])
     assert summary["flags_by_partner"] == dict(expected["by_partner"])
@@ -259,6 +259,7 @@ def test_report_of_a_day_never_run_names_the_missing_manifest(settings: Settings
     summary = steps.report(day, settings)
 
     assert summary["totals"]["flags"] == 0
+    assert summary["completeness"]["days_published"] == 0
     assert summary["completeness"]["missing_inputs"] == [
         f"{day}: no run manifest (the day was not published)"
     ]
