@@ -14,6 +14,13 @@ for the day's delivery.
 | `detect` | access of `D` + consent of days `<= D` + `partners.csv` → warehouse `flags/date=D/` |
 | `score` | behaviour of `D` → `anomalies/date=D/` with the newest model (skipped without one) |
 | `publish` | checks counts, writes `runs/date=D/`; emits asset `partner_access_audit_flags` |
+| `report` | writes `reports/date=D/`: `report.html`, `summary.json`, `digest.md` |
+| `alert` | sends the summary's alerts (high-severity flags, incomplete input) |
+
+**Alerts** go through Airflow notifiers: e-mail when the settings `alert_smtp_conn_id` and
+`alert_email_to` name an SMTP connection and recipients, Slack when `alert_slack_conn_id` names a
+Slack incoming-webhook connection; nothing is sent otherwise. A task that fails for good (after
+its retries) sends a run-failure alert through the same channels.
 
 **Ordering.** Flags for `D` depend on the consent of every day `<= D` (`detect` ingests earlier
 consent days the warehouse lacks). So `ingest_consent` has `depends_on_past` (a day's consent is
@@ -37,8 +44,12 @@ A manual trigger with logical date `L` processes the last whole day before `L`.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import (
@@ -59,6 +70,30 @@ if TYPE_CHECKING:
 FLAGS_ASSET = Asset(
     name="partner_access_audit_flags", uri="x-partner-access-audit://warehouse/flags"
 )
+
+
+def _alerting() -> ModuleType:
+    """The alert adapter beside this file (dags/_alerting.py), loaded by path: the DAG folder
+    need not be on sys.path."""
+    name = "partner_access_audit_alerting"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).with_name("_alerting.py")
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+def _on_failure(context: Mapping[str, Any]) -> None:
+    """A task failed for good: tell the security team through the configured channels."""
+    try:
+        day, settings = _day_and_settings(context)
+    except AirflowFailException:
+        day, settings = None, load_settings()
+    _alerting().notify_run_failure(context, settings, day.isoformat() if day else "unknown")
 
 
 def _day_and_settings(context: Mapping[str, Any]) -> tuple[date, Settings]:
@@ -121,6 +156,7 @@ class DeliverySensor(BaseSensorOperator):
         "retry_delay": timedelta(minutes=2),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=30),
+        "on_failure_callback": _on_failure,
     },
     params={
         "landing": Param(
@@ -183,9 +219,24 @@ def partner_access_audit() -> None:
         }
         return summary
 
+    @task
+    def report(**context: Any) -> dict[str, Any]:
+        from pipeline import steps
+
+        return steps.report(*_day_and_settings(context))
+
+    @task
+    def alert(summary: dict[str, Any], **context: Any) -> int:
+        from pipeline.alerts import alerts_for
+
+        _, settings = _day_and_settings(context)
+        return int(_alerting().send_alerts(alerts_for(summary, settings), settings, context))
+
     ingested = [ingest_access(), ingest_consent()]
     wait_for_delivery >> ingested
-    ingested >> detect() >> score() >> publish()
+    summary = report()
+    ingested >> detect() >> score() >> publish() >> summary
+    alert(summary)
 
 
 partner_access_audit()

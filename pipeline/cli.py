@@ -119,6 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--k", type=int, default=10, help="the top k of each day (default 10)")
     _add_location_options(evaluate)
 
+    report = commands.add_parser(
+        "report",
+        help="write the report of a day or a range",
+        description="Write report.html, summary.json and digest.md of --date D (to "
+        "<warehouse>/reports/date=D/) or of --start .. --end (to reports/range=D1_D2/) from the "
+        "warehouse; `run` and `backfill` write each day's report themselves.",
+    )
+    report.add_argument("--date", type=_day, help="the delivery day, YYYY-MM-DD")
+    _add_range_options(report, required=False)
+    _add_location_options(report)
+
     flags = commands.add_parser(
         "flags", help="list a day's flags", description="Read flags from the warehouse."
     )
@@ -297,6 +308,25 @@ def _show_flags(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline import steps
+
+    if args.date is not None and (args.start or args.end):
+        raise ConfigError("report takes --date or --start/--end, not both")
+    if args.date is not None:
+        start = end = args.date
+    else:
+        if args.start is None or args.end is None:
+            raise ConfigError("report needs --date, or --start and --end")
+        if args.end < args.start:
+            raise ConfigError(f"--end {args.end} is before --start {args.start}")
+        start, end = args.start, args.end
+    summary = steps.report(start, settings, end)
+    for name in ("html", "summary", "digest"):
+        print(summary["files"][name])
+    return 0
+
+
 def _model_command(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
@@ -334,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = _settings(args)
         if args.command == "flags":
             return _show_flags(args, settings)
+        if args.command == "report":
+            return _report(args, settings)
         if args.command in ("train", "score", "evaluate"):
             return _model_command(args, settings)
         days = [args.date] if args.command == "run" else _days(args, settings)

@@ -7,7 +7,9 @@ run folder, and returns a small JSON-able summary.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import posixpath
 import time
 from collections.abc import Callable
 from datetime import date
@@ -236,7 +238,7 @@ def _reconcile(ingest: dict[str, Any], rows_in_warehouse: int, quarantined: int)
 
 def publish(day: date, settings: Settings) -> dict[str, Any]:
     """Checks the day's counts reconcile and writes its run manifest (inputs, counts, config,
-    version). Later issues add the review store and the report here."""
+    version). The report follows as its own step."""
     import pyarrow.compute as pc
 
     from pipeline.tables import value_counts
@@ -293,6 +295,45 @@ def publish(day: date, settings: Settings) -> dict[str, Any]:
     return {k: manifest[k] for k in ("day", "counts", "quarantine_reasons", "flags", "anomalies")}
 
 
+def report(day: date, settings: Settings, end: date | None = None) -> dict[str, Any]:
+    """The report of `day` (or of `day` .. `end`): report.html, summary.json and digest.md
+    under reports/date=D/ (or reports/range=D1_D2/); returns the summary with its alerts."""
+    from pipeline.alerts import alerts_for
+    from pipeline.digest import digest_markdown
+    from pipeline.report import gather
+    from pipeline.report_charts import report_charts
+    from pipeline.report_render import render_html
+
+    started = time.perf_counter()
+    end = end or day
+    if end < day:
+        raise ValueError(f"report: end {end} is before start {day}")
+    summary, trend = gather(day, end, settings)
+    summary["alerts"] = [
+        {"kind": a.kind, "subject": a.subject} for a in alerts_for(summary, settings)
+    ]
+    warehouse = _warehouse(settings)
+    label = summary["report"]
+    html = render_html(summary, trend, report_charts(summary, trend), pipeline_version())
+    summary["files"] = {
+        "html": warehouse.write_report_file(label, "report.html", html),
+        "digest": posixpath.join(warehouse.report_dir(label), "digest.md"),
+        "summary": posixpath.join(warehouse.report_dir(label), "summary.json"),
+    }
+    warehouse.write_report_file(
+        label, "digest.md", digest_markdown(summary, summary["files"]["html"])
+    )
+    warehouse.write_report_file(label, "summary.json", json.dumps(summary, indent=2, default=str))
+    log.info(
+        "report %s: %d flags, %d alerts in %.1fs",
+        label,
+        summary["totals"]["flags"],
+        len(summary["alerts"]),
+        time.perf_counter() - started,
+    )
+    return summary
+
+
 def run_day(
     day: date, settings: Settings, on_lines: Callable[[int], None] | None = None
 ) -> dict[str, Any]:
@@ -306,4 +347,6 @@ def run_day(
     ingest_consent(day, settings, on_lines)
     detect(day, settings)
     score(day, settings)
-    return publish(day, settings)
+    published = publish(day, settings)
+    report(day, settings)
+    return published

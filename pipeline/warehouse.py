@@ -201,12 +201,23 @@ class Warehouse:
         return [path for d in days for path in self.part_files(table, d)]
 
     def write_json(self, table: str, day: date, name: str, document: dict[str, Any]) -> str:
-        folder = self.partition_dir(table, day)
+        text = json.dumps(document, indent=2, sort_keys=True, default=str)
+        return self._write_text_file(self.partition_dir(table, day), name, text)
+
+    def report_dir(self, label: str) -> str:
+        """Where a report's files go: reports/date=D (a day) or reports/range=D1_D2."""
+        return posixpath.join(self.root, "reports", label)
+
+    def write_report_file(self, label: str, name: str, text: str) -> str:
+        """Write (atomically replace) one file of a report; returns its path."""
+        return self._write_text_file(self.report_dir(label), name, text)
+
+    def _write_text_file(self, folder: str, name: str, text: str) -> str:
         self.fs.makedirs(folder, exist_ok=True)
         final = posixpath.join(folder, name)
         temporary = posixpath.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
-        with self.fs.open(temporary, "w") as fh:
-            json.dump(document, fh, indent=2, sort_keys=True, default=str)
+        with self.fs.open(temporary, "w", encoding="utf-8") as fh:
+            fh.write(text)
         self._replace(temporary, final)
         return final
 

@@ -105,7 +105,9 @@ def test_audit_dag_tasks_and_dependencies(audit_dag: Any) -> None:
         "ingest_consent": ["detect"],
         "detect": ["score"],
         "score": ["publish"],
-        "publish": [],
+        "publish": ["report"],
+        "report": ["alert"],
+        "alert": [],
     }
 
 

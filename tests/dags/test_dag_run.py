@@ -110,6 +110,8 @@ def test_dag_run_of_an_incomplete_delivery_fails_and_writes_nothing(
         "detect": "upstream_failed",
         "score": "upstream_failed",
         "publish": "upstream_failed",
+        "report": "upstream_failed",
+        "alert": "upstream_failed",
     }
     assert not warehouse.exists()
     assert flags_asset_events(dag_run) == []

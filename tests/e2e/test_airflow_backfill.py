@@ -306,6 +306,8 @@ def test_backfill_of_an_incomplete_day_fails_at_the_sensor_and_writes_nothing(
         "detect": "upstream_failed",
         "score": "upstream_failed",
         "publish": "upstream_failed",
+        "report": "upstream_failed",
+        "alert": "upstream_failed",
     }
     log = airflow.task_log(day, "wait_for_delivery")
     assert f"missing markers: consent/{day.isoformat()}/_SUCCESS" in log

@@ -1,0 +1,77 @@
+"""pipeline.alerts: which alerts a report summary calls for under the settings' thresholds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pipeline.alerts import alerts_for, run_failure_alert
+from pipeline.config import load_settings
+
+
+def summary(high: int = 0, quarantined: int = 0, read: int = 1000, missing: Any = ()) -> dict:
+    """A report summary with the figures the alerts look at."""
+    counts = {"files": 2, "read": read, "valid": read - quarantined, "quarantined": quarantined}
+    return {
+        "start": "2026-03-05",
+        "end": "2026-03-05",
+        "totals": {"flags": high + 7, "anomaly_alerts": 0},
+        "high_severity": {"min_severity": "high", "flags": high},
+        "flags_by_rule": {"NO_SIGNIN": high + 7},
+        "flags_by_partner": {"P005": high + 7},
+        "partners_after_end": [],
+        "completeness": {
+            "by_kind": {"access": {**counts, "duplicates_dropped": 0}},
+            "quarantined_share": quarantined / read if read else 0.0,
+            "missing_inputs": list(missing),
+        },
+        "links": {"queue": "http://review.example/queue?start=2026-03-05&end=2026-03-05"},
+    }
+
+
+@pytest.mark.parametrize(("high", "threshold", "alerted"), [(4, 5, False), (5, 5, True)])
+def test_alerts_for_high_severity_flags_at_the_threshold(high, threshold, alerted):
+    settings = load_settings(env={}, alert_flag_threshold=threshold)
+    alerts = alerts_for(summary(high=high), settings)
+    assert [a.kind for a in alerts] == (["high_severity_flags"] if alerted else [])
+    if alerted:
+        (alert,) = alerts
+        assert alert.subject == (
+            "[partner-access-audit] 2026-03-05: 5 flags at or above severity high "
+            "(alert threshold 5)"
+        )
+        assert "- Flags: 12 (5 at or above high)" in alert.body
+        assert "http://review.example/queue?start=2026-03-05&end=2026-03-05" in alert.body
+
+
+@pytest.mark.parametrize(("quarantined", "alerted"), [(50, False), (51, True)])
+def test_alerts_for_a_quarantined_share_above_the_maximum(quarantined, alerted):
+    settings = load_settings(env={}, alert_max_quarantine_share=0.05)
+    alerts = alerts_for(summary(quarantined=quarantined), settings)
+    assert [a.kind for a in alerts] == (["incomplete_input"] if alerted else [])
+    if alerted:
+        assert "5.10% of the records read were quarantined (more than 5.00%)" in alerts[0].subject
+
+
+def test_alerts_for_missing_inputs_names_them():
+    missing = ["2026-03-05: no run manifest (the day was not published)"]
+    (alert,) = alerts_for(summary(read=0, missing=missing), load_settings(env={}))
+    assert alert.kind == "incomplete_input"
+    assert "- 2026-03-05: no run manifest (the day was not published)" in alert.body
+
+
+def test_alerts_for_both_kinds_at_once():
+    settings = load_settings(env={}, alert_flag_threshold=1, alert_max_quarantine_share=0)
+    kinds = [a.kind for a in alerts_for(summary(high=1, quarantined=1), settings)]
+    assert kinds == ["high_severity_flags", "incomplete_input"]
+
+
+def test_run_failure_alert_names_run_task_and_reason():
+    alert = run_failure_alert(
+        "scheduled__2026-03-06", "detect", "2026-03-05", "registry invalid", "http://af/log"
+    )
+    assert alert.kind == "run_failure"
+    assert alert.subject == "[partner-access-audit] 2026-03-05: run failed in detect"
+    assert "- Reason: registry invalid" in alert.body
+    assert "- Log: http://af/log" in alert.body
