@@ -125,6 +125,7 @@ class Settings:
     duckdb_threads: int = 0  # 0: one per core
     models_dir: str = str(PROJECT_ROOT / "models")
     anomaly_window_days: int = 28  # training window and trailing-median history
+    anomaly_alerts_per_day: float = 1.0  # alert budget per entity kind (model's thresholds)
     # review store: SQLAlchemy URL (sqlite:///… embedded, postgresql+psycopg://… shared)
     review_db: str = "sqlite:///" + str(PROJECT_ROOT / "review.db")
     review_url: str = "http://127.0.0.1:8000"  # where the review UI is reached (report links)

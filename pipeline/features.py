@@ -2,9 +2,20 @@
 in, tables out; vectorised DuckDB SQL, no file I/O, no clock.
 
 `daily_features` counts what an entity did on one delivery day; `relative_features` puts each
-count beside the entity's own trailing median, because the question is whether a partner's
-behaviour *changed*, not whether it differs from other partners (a night-time crawler is normal
-for itself).
+figure beside the entity's own history, because the question is whether a partner's behaviour
+*changed*, not whether it differs from other partners (a night-time crawler is normal for
+itself). Three choices make "changed" mean what a reviewer means:
+
+- Two baselines: the trailing median of the whole history window and the median of the last
+  `RECENT_DAYS` days. Today is compared with the nearer edge of the range they span (inside it:
+  no change). A new level is a change on its first days; once it has held on most of the recent
+  days it is the entity's level and stops firing (a partnership that ended keeps its flags from
+  the rules, not a daily anomaly).
+- New IP addresses as a share of the day's, beside the entity's own usual share (each history
+  day's IPs against the days before it): partners that rotate addresses are not always new.
+- Credibility: with fewer than `MIN_HISTORY_DAYS` days of history an entity's changes are shrunk
+  toward "no change" in proportion (a ratio r becomes r ** w, a delta d becomes d * w, with
+  w = min(history_days, MIN_HISTORY_DAYS) / MIN_HISTORY_DAYS): a median of two days is noise.
 """
 
 from __future__ import annotations
@@ -24,6 +35,8 @@ APP_USER_DAY = "app_user_day"
 ENTITY_KINDS = (PARTNER_DAY, APP_USER_DAY)
 ENTITY_KEYS = ("entity_kind", "partner_id", "app_id", "user_id")
 NIGHT_END_HOUR = 5  # night: [00:00, 05:00) UTC
+RECENT_DAYS = 3  # the short baseline: a change held on 2 of the last 3 days is the new level
+MIN_HISTORY_DAYS = 7  # an entity's changes count fully from a week of history
 
 # Compared as (today + 1) / (median + 1): 1 when both are equal, finite when the median is 0.
 RATIO_COUNTS = (
@@ -36,13 +49,13 @@ RATIO_COUNTS = (
     "accesses_per_live_grant",
     "max_burst_per_minute",
 )
-# Compared as today - median (shares are already on one scale).
-DELTA_SHARES = ("flagged_share", "night_share", "failed_rate")
+# Compared as today - baseline (shares are already on one scale). new_ip_share is computed by
+# relative_features: the share of the day's IPs the entity had not used before.
+DELTA_SHARES = ("flagged_share", "night_share", "failed_rate", "new_ip_share")
 
 MODEL_FEATURES: tuple[str, ...] = (
     *(f"{c}_ratio" for c in RATIO_COUNTS),
     *(f"{s}_delta" for s in DELTA_SHARES),
-    "new_ip_share",
 )
 
 # Group keys of each entity kind over the `events` view. A partner_day of an app that is not in
@@ -193,50 +206,104 @@ def daily_features_in(con: duckdb.DuckDBPyConnection, day: date, settings: Setti
     return result.select(DAILY_FEATURES.names).cast(DAILY_FEATURES)
 
 
-def _relative_sql() -> str:
-    """Today's rows beside the entity's trailing medians and the partner's IPs seen before."""
-    join_on = " AND ".join(f"t.{k} IS NOT DISTINCT FROM h.{k}" for k in ENTITY_KEYS)
-    counted = [*RATIO_COUNTS, *DELTA_SHARES]
-    medians = ", ".join(f"median({c}) AS {c}_median" for c in counted)
-    ratios = ", ".join(
-        f"CASE WHEN h.history_days IS NULL THEN 1.0 "
-        f"ELSE (t.{c} + 1.0) / (h.{c}_median + 1.0) END AS {c}_ratio"
-        for c in RATIO_COUNTS
-    )
-    deltas = ", ".join(
-        f"CASE WHEN h.history_days IS NULL THEN 0.0 ELSE t.{s} - h.{s}_median END AS {s}_delta"
-        for s in DELTA_SHARES
-    )
+def _same_entity(left: str, right: str) -> str:
+    return " AND ".join(f"{left}.{k} IS NOT DISTINCT FROM {right}.{k}" for k in ENTITY_KEYS)
+
+
+_KEY_LIST = ", ".join(ENTITY_KEYS)
+_COMPARED = (*RATIO_COUNTS, *DELTA_SHARES)
+# credibility of an entity's history (module docstring), over the joined `long` row `l`
+_WEIGHT = f"least(coalesce(l.history_days, 0), {MIN_HISTORY_DAYS}) / {MIN_HISTORY_DAYS}"
+
+
+def _history_sql() -> str:
+    """`hist`: the history rows, each with its own new IP share (the share of its IPs the entity
+    had not used on the history days before; null on the entity's first day)."""
+    return f"""
+    ip_days AS (SELECT {_KEY_LIST}, day, unnest(ips) AS ip FROM history WHERE ips IS NOT NULL),
+    ip_firsts AS (
+        SELECT {_KEY_LIST}, day, min(day) OVER (PARTITION BY {_KEY_LIST}, ip) AS ip_first_day,
+               min(day) OVER (PARTITION BY {_KEY_LIST}) AS entity_first_day
+        FROM ip_days
+    ),
+    history_new_ips AS (
+        SELECT {_KEY_LIST}, day, avg(CAST(ip_first_day = day AS DOUBLE)) AS new_ip_share
+        FROM ip_firsts WHERE day > entity_first_day GROUP BY ALL
+    ),
+    hist AS (
+        SELECT h.*, n.new_ip_share FROM history h
+        LEFT JOIN history_new_ips n ON {_same_entity("h", "n")} AND h.day = n.day
+    )"""
+
+
+def _baselines_sql() -> str:
+    """`long`: history length, medians and IPs seen per entity; `t`: today's rows with their new
+    IPs; `recent`: the medians of the last RECENT_DAYS days before each of today's rows."""
+    medians = ", ".join(f"median({c}) AS {c}_median" for c in _COMPARED)
+    recents = ", ".join(f"median(h.{c}) AS {c}_recent" for c in _COMPARED)
     new_ips = (
-        "CASE WHEN h.history_days IS NULL OR t.ips IS NULL THEN 0 "
-        "ELSE len(list_filter(t.ips, lambda ip: NOT list_contains(h.seen_ips, ip))) END"
+        "CASE WHEN l.seen_ips IS NULL OR d.ips IS NULL THEN 0 "
+        "ELSE len(list_filter(d.ips, lambda ip: NOT list_contains(l.seen_ips, ip))) END"
     )
     return f"""
-    WITH h AS (
-        SELECT {", ".join(ENTITY_KEYS)}, count(DISTINCT day) AS history_days, {medians},
+    long AS (
+        SELECT {_KEY_LIST}, count(DISTINCT day) AS history_days, {medians},
                list_distinct(flatten(list(coalesce(ips, [])))) AS seen_ips
-        FROM history GROUP BY ALL
+        FROM hist GROUP BY ALL
+    ),
+    t AS (
+        SELECT d.*, {new_ips} AS new_ips,
+               coalesce({new_ips} / nullif(d.distinct_ips, 0), 0.0) AS new_ip_share
+        FROM today d LEFT JOIN long l ON {_same_entity("d", "l")}
+    ),
+    recent AS (
+        SELECT {", ".join(f"t.{k}" for k in ENTITY_KEYS)}, t.day, {recents}
+        FROM t JOIN hist h ON {_same_entity("t", "h")}
+             AND h.day < t.day AND h.day >= t.day - {RECENT_DAYS}
+        GROUP BY ALL
+    )"""
+
+
+def _change_sql(column: str) -> str:
+    """The baseline of one figure and its change, shrunk by the history's credibility."""
+    long, recent = f"l.{column}_median", f"r.{column}_recent"
+    nearer_edge = (
+        f"least(greatest(t.{column}, least({long}, {recent})), greatest({long}, {recent}))"
     )
-    SELECT t.*, coalesce(h.history_days, 0) AS history_days,
-           {", ".join(f"h.{c}_median" for c in counted)},
-           {ratios}, {deltas},
-           {new_ips} AS new_ips,
-           coalesce({new_ips} / nullif(t.distinct_ips, 0), 0.0) AS new_ip_share
-    FROM today t LEFT JOIN h ON {join_on}
+    baseline = f"CASE WHEN {recent} IS NULL THEN {long} ELSE {nearer_edge} END"
+    if column in RATIO_COUNTS:
+        change = f"coalesce(pow((t.{column} + 1.0) / ({baseline} + 1.0), {_WEIGHT}), 1.0)"
+        name = f"{column}_ratio"
+    else:
+        change = f"coalesce((t.{column} - ({baseline})) * {_WEIGHT}, 0.0)"
+        name = f"{column}_delta"
+    return f"{long}, {recent}, {baseline} AS {column}_baseline, {change} AS {name}"
+
+
+def _relative_sql() -> str:
+    """Today's rows beside each entity's long and recent baselines, and their changes."""
+    return f"""
+    WITH {_history_sql()}, {_baselines_sql()}
+    SELECT t.*, coalesce(l.history_days, 0) AS history_days, {_WEIGHT} AS history_weight,
+           {", ".join(_change_sql(c) for c in _COMPARED)}
+    FROM t LEFT JOIN long l ON {_same_entity("t", "l")}
+    LEFT JOIN recent r ON {_same_entity("t", "r")} AND t.day = r.day
     ORDER BY t.entity_kind, t.partner_id, t.app_id, t.user_id
     """
 
 
 def relative_features(today: pa.Table, history: pa.Table) -> pd.DataFrame:
-    """Today's rows with each entity's ratios and deltas to its own trailing medians, and new IPs.
+    """Today's rows with each entity's changes against its own history (module docstring).
 
     `history` holds the DAILY_FEATURES rows of the trailing days (the caller picks the window);
-    an entity's median is over the days it appears in. An entity with no history gets the
-    neutral values: ratios 1, deltas 0, no new IPs.
+    an entity's medians are over the days it appears in. Per compared figure the frame has its
+    `_median` (whole history), `_recent` (last RECENT_DAYS days), `_baseline` (the one today is
+    measured against) and the model feature (`_ratio` or `_delta`). An entity with no history
+    gets the neutral values: ratios 1, deltas 0.
     """
     con = duckdb.connect()
     try:
-        con.register("today", today)
+        con.register("today", today.select(DAILY_FEATURES.names).cast(DAILY_FEATURES))
         con.register("history", history.select(DAILY_FEATURES.names).cast(DAILY_FEATURES))
         frame = con.sql(_relative_sql()).df()
     finally:

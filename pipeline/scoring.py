@@ -115,12 +115,14 @@ def train_model(
     frames = [relative_for_day(d, warehouse, settings) for d in days]
     features = pd.concat(frames, ignore_index=True)
     comparison = synthetic_comparison()
-    model = BehaviourModel(random_state=random_state).fit(features)
+    model = BehaviourModel(
+        random_state=random_state, alerts_per_day=settings.anomaly_alerts_per_day
+    ).fit(features)
     extra = {
         "requested_window": {"start": window[0].isoformat(), "end": end.isoformat()},
         "days_with_features": len(days),
-        "detector_comparison": comparison,
-        "comparison_winner": best_detector(comparison),
+        "detector_comparison": {"synthetic": comparison},
+        "comparison_winner": {"synthetic": best_detector(comparison)},
     }
     folder = save_model(model, models_dir, name, extra)
     summary = {
@@ -140,6 +142,25 @@ def train_model(
         summary["seconds"],
     )
     return summary
+
+
+def compare_detectors_on(
+    train_days: list[date],
+    test_days: list[date],
+    truth: pd.DataFrame,
+    warehouse: Warehouse,
+    settings: Settings,
+) -> dict[str, dict[str, float]]:
+    """The detector comparison on the warehouse's partner-days: each detector trained on
+    `train_days`, judged on `test_days` against `truth` (day, partner_id)."""
+    from pipeline.anomaly import compare_detectors
+    from pipeline.features import PARTNER_DAY
+
+    frames = [relative_for_day(d, warehouse, settings) for d in [*train_days, *test_days]]
+    features = pd.concat(frames, ignore_index=True)
+    features = features[features["entity_kind"] == PARTNER_DAY].copy()
+    features["day"] = pd.to_datetime(features["day"]).dt.date
+    return compare_detectors(features, truth, train_days, test_days)
 
 
 def score_day(

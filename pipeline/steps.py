@@ -12,7 +12,7 @@ import logging
 import posixpath
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -193,29 +193,47 @@ def train(end: date, window_days: int, settings: Settings) -> dict[str, Any]:
 
 
 def evaluate(days: list[date], truth_path: str, settings: Settings, k: int = 10) -> dict[str, Any]:
-    """Precision@k, recall@k and the most false entries in a day's top k of the partner-day
-    anomaly ranking, against a ground-truth CSV (day, partner_id, ...)."""
+    """The partner-day anomalies of `days` against a ground-truth CSV (day, partner_id, ...): the
+    ranking without a threshold, the alerts the review queue receives, and the detectors
+    compared on the scoring model's training window and these days."""
     import pandas as pd
     import pyarrow as pa
 
-    from pipeline.anomaly import false_in_top_k, precision_at_k, recall_at_k
+    from pipeline.anomaly import alert_figures, load_model, ranking_figures, with_alert_rank
+    from pipeline.scoring import compare_detectors_on
 
     warehouse = _warehouse(settings)
     scored = [warehouse.read_partition("anomalies", d) for d in days]
     scores = pa.concat_tables(scored).to_pandas()
-    scores = scores[scores["entity_kind"] == "partner_day"]
+    scores = scores[scores["entity_kind"] == "partner_day"].reset_index(drop=True)
     if scores.empty:
         raise MissingInput(f"no anomaly scores for {days[0]} .. {days[-1]}: train, then run")
     truth = pd.read_csv(truth_path, dtype=str)
     truth["day"] = pd.to_datetime(truth["day"]).dt.date
     truth = truth[truth["day"].isin(days)]
+    version = max(scores["model_version"])
+    _, metadata = load_model(Path(settings.models_dir), scores["model_name"].iloc[0], version)
+    window = metadata["window"]
+    first, last = date.fromisoformat(window["start"]), date.fromisoformat(window["end"])
+    train_days = [first + timedelta(n) for n in range((last - first).days + 1)]
     return {
         "days": len(scores["day"].unique()),
         "injected": len(truth[["day", "partner_id"]].drop_duplicates()),
-        f"precision_at_{k}": round(precision_at_k(scores, truth, k), 3),
-        f"recall_at_{k}": round(recall_at_k(scores, truth, k), 3),
-        f"most_false_in_top_{k}": false_in_top_k(scores, truth, k),
-        "recall_at_1": round(recall_at_k(scores, truth, 1), 3),
+        "model_version": version,
+        "ranking": {
+            "what": f"every scored partner-day ranked by score, no threshold: precision@{k} is "
+            f"the mean share of injected anomalies in a day's top {k}, recall@{k} the share of "
+            f"them ranked in their day's top {k}",
+            **ranking_figures(scores, truth, k),
+        },
+        "alerts": {
+            "what": f"what the review queue receives: a day's partner-days above the model's "
+            f"alert threshold, ranked by score, its top {k} at most; recall@{k} is the share "
+            f"of injected anomalies alerted in their day's top {k}, most_false_in_top_{k} the "
+            f"most alerts in one day's top {k} that are not injected",
+            **alert_figures(with_alert_rank(scores), truth, k),
+        },
+        "detector_comparison": compare_detectors_on(train_days, days, truth, warehouse, settings),
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -109,18 +110,62 @@ def partner_row(day: int, reads: int, ips: list[str], night: float) -> dict:
     return row
 
 
-def test_relative_features_compares_with_the_entity_s_own_trailing_median():
-    history = pa.Table.from_pylist(
-        [partner_row(8, 0, ["ip1"], 0.1), partner_row(9, 2, ["ip1"], 0.3)], schema=DAILY_FEATURES
+def relative_row(history: list[dict], today: dict) -> pd.Series:
+    frame = relative_features(
+        pa.Table.from_pylist([today], schema=DAILY_FEATURES),
+        pa.Table.from_pylist(history, schema=DAILY_FEATURES),
     )
-    today = pa.Table.from_pylist([partner_row(10, 2, ["ip1", "ip2"], 0.8)], schema=DAILY_FEATURES)
-    row = relative_features(today, history).iloc[0]
-    assert row["history_days"] == 2
-    assert row["message_reads_median"] == 1.0
-    assert row["message_reads_ratio"] == (2 + 1) / (1 + 1)
-    assert row["night_share_delta"] == pytest.approx(0.8 - 0.2)
+    assert len(frame) == 1
+    return frame.iloc[0]
+
+
+def test_relative_features_shrink_a_short_history_toward_no_change():
+    history = [partner_row(8, 1, ["ip1"], 0.1), partner_row(9, 3, ["ip1"], 0.3)]
+    row = relative_row(history, partner_row(10, 8, ["ip1", "ip2"], 0.9))
+    assert (row["history_days"], row["history_weight"]) == (2, 2 / 7)
+    assert (row["message_reads_median"], row["message_reads_recent"]) == (2.0, 2.0)
+    assert row["message_reads_baseline"] == 2.0
+    assert row["message_reads_ratio"] == pytest.approx(((8 + 1) / (2 + 1)) ** (2 / 7))
+    assert row["night_share_delta"] == pytest.approx((0.9 - 0.2) * 2 / 7)
     assert (row["new_ips"], row["new_ip_share"]) == (1, 0.5)
+    assert row["new_ip_share_median"] == 0.0  # day 9 used no address day 8 had not
+    assert row["new_ip_share_delta"] == pytest.approx((0.5 - 0.0) * 2 / 7)
     assert row["calls_ratio"] == 1.0
+
+
+def level_shift_history() -> list[dict]:
+    """Eight days: 10 reads on days 1-5, then 40 on days 6-8 (the last three)."""
+    return [partner_row(day, 10 if day <= 5 else 40, ["ip1"], 0.0) for day in range(1, 9)]
+
+
+@pytest.mark.parametrize(
+    ("reads", "baseline"),
+    [
+        (40, 40.0),  # at the new level held on the last 3 days: no change
+        (25, 25.0),  # between the long and the recent median: no change
+        (100, 40.0),  # above both: measured against the nearer, recent one
+        (5, 10.0),  # below both: against the nearer, long one
+    ],
+)
+def test_relative_features_measure_against_the_nearer_of_long_and_recent_medians(reads, baseline):
+    row = relative_row(level_shift_history(), partner_row(9, reads, ["ip1"], 0.0))
+    assert (row["history_days"], row["history_weight"]) == (8, 1.0)
+    assert (row["message_reads_median"], row["message_reads_recent"]) == (10.0, 40.0)
+    assert row["message_reads_baseline"] == baseline
+    assert row["message_reads_ratio"] == pytest.approx((reads + 1) / (baseline + 1))
+
+
+def test_relative_features_compare_new_ips_with_the_entity_s_usual_rate():
+    steady = [partner_row(day, 1, ["a"] + (["x"] if day in (2, 3) else []), 0.0) for day in
+              range(1, 9)]  # fmt: skip
+    rotating = [partner_row(day, 1, ["a", f"b{day}"], 0.0) for day in range(1, 9)]
+    row = relative_row(steady, partner_row(9, 1, ["a", "n1", "n2", "n3"], 0.0))
+    # usual: days 2..8 share 1/2 (day 2's x), 0 (day 3 saw x on day 2), then 0: median 0
+    assert (row["new_ips"], row["new_ip_share"], row["new_ip_share_median"]) == (3, 0.75, 0.0)
+    assert row["new_ip_share_delta"] == 0.75
+    row = relative_row(rotating, partner_row(9, 1, ["a", "b9"], 0.0))
+    assert (row["new_ips"], row["new_ip_share"], row["new_ip_share_median"]) == (1, 0.5, 0.5)
+    assert row["new_ip_share_delta"] == 0.0
 
 
 def test_relative_features_are_neutral_without_history():
@@ -132,3 +177,4 @@ def test_relative_features_are_neutral_without_history():
     others = [f for f in MODEL_FEATURES if f not in ratios]
     assert (frame[others] == 0.0).all().all()
     assert (frame["history_days"] == 0).all()
+    assert (frame["history_weight"] == 0.0).all()
