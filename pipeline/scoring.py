@@ -166,9 +166,10 @@ def compare_detectors_on(
 def score_day(
     day: date, warehouse: Warehouse, settings: Settings, models_dir: Path, name: str = MODEL_NAME
 ) -> dict[str, Any]:
-    """Score the day's entities with the newest model → warehouse `anomalies`. Without a model
-    the step is skipped (one log line), so a fresh install's nightly run still succeeds."""
-    from pipeline.anomaly import NoModel, load_model, score
+    """Score the day's entities with the newest model → warehouse `anomalies`. Without a usable
+    model (none yet, or one this code refuses) the step is skipped with one log line: the day's
+    flags never wait for a retraining."""
+    from pipeline.anomaly import ModelMismatch, NoModel, load_model, score
 
     started = time.perf_counter()
     try:
@@ -177,6 +178,9 @@ def score_day(
         reason = f"no model in {Path(models_dir) / name}"
         log.info("score %s: skipped, %s (run `access-audit train` first)", day, reason)
         return {"day": day.isoformat(), "skipped": reason}
+    except ModelMismatch as refused:
+        log.warning("score %s: skipped, %s", day, refused)
+        return {"day": day.isoformat(), "skipped": str(refused)}
     history = _days(day - timedelta(settings.anomaly_window_days), day - timedelta(1))
     ensure_features(history, warehouse, settings)
     # the day's own features always anew: a re-run of the day may have new flags

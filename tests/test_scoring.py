@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import date, timedelta
 from pathlib import Path
@@ -46,6 +47,20 @@ def test_score_day_without_a_model_is_skipped(built, tmp_path: Path, caplog):
         summary = score_day(day, warehouse, settings, tmp_path / "models")
     reason = f"no model in {tmp_path / 'models' / 'partner_behaviour'}"
     assert summary == {"day": day.isoformat(), "skipped": reason}
+    assert "skipped" in caplog.text
+    assert not warehouse.has_partition("anomalies", day)
+
+
+def test_score_day_with_a_refused_model_is_skipped(built, tmp_path: Path, caplog):
+    settings, warehouse = built
+    models = tmp_path / "models"
+    folder = Path(train_model(FIRST + timedelta(4), 5, warehouse, settings, models)["model"])
+    metadata = json.loads((folder / "metadata.json").read_text())
+    (folder / "metadata.json").write_text(json.dumps({**metadata, "sklearn_version": "0.0.1"}))
+    day = FIRST + timedelta(3)  # a day no other test scores
+    with caplog.at_level("WARNING"):
+        summary = score_day(day, warehouse, settings, models)
+    assert "trained with scikit-learn 0.0.1" in summary["skipped"]
     assert "skipped" in caplog.text
     assert not warehouse.has_partition("anomalies", day)
 
