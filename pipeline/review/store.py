@@ -17,31 +17,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from pipeline.config import SEVERITIES
+from pipeline.review.lifecycle import KINDS, OPEN_STATUSES, SORTS, STATUSES, TRANSITIONS
 from pipeline.review.rows import anomaly_rows, flag_rows
 from pipeline.review.tables import review_audit, review_items, review_suppressions
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("new", "triaged", "confirmed", "false_positive", "resolved")
-TRANSITIONS = {
-    "new": ("triaged", "confirmed", "false_positive", "resolved"),
-    "triaged": ("confirmed", "false_positive", "resolved"),
-    "confirmed": ("triaged",),
-    "false_positive": ("triaged",),
-    "resolved": ("triaged",),
-}
-OPEN_STATUSES = ("new", "triaged")
-KINDS = ("flag", "anomaly")
-SORTS = (
-    "-day",
-    "day",
-    "-severity",
-    "severity",
-    "-event_time",
-    "event_time",
-    "partner_id",
-    "-score",
-)
 SORT_COLUMNS = {
     "day": review_items.c.day,
     "severity": review_items.c.severity_rank,
@@ -653,7 +634,7 @@ class ReviewStore:
             if status not in TRANSITIONS[old]:
                 allowed = ", ".join(TRANSITIONS[old])
                 raise InvalidTransition(
-                    f"item {item_id} cannot move from {old} to {status} (from {old}: {allowed})"
+                    f"item {item_id} cannot move from {old} to {status} (allowed: {allowed})"
                 )
             return status
 
