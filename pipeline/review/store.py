@@ -478,12 +478,13 @@ class ReviewStore:
             raise ValueError(f"unknown sort {sort!r} (one of {', '.join(SORTS)})")
         column = SORT_COLUMNS[sort.lstrip("-")]
         tie = review_items.c.item_id
-        # nulls sort as the smallest values on both databases (SQLite's native order)
-        if sort.startswith("-"):
-            first = column.desc().nulls_last() if self._dialect == "postgresql" else column.desc()
-            return [first, tie.desc()]
-        first = column.asc().nulls_first() if self._dialect == "postgresql" else column.asc()
-        return [first, tie.asc()]
+        descending = sort.startswith("-")
+        first = column.desc() if descending else column.asc()
+        # nulls sort as the smallest values on both databases (SQLite's own order; PostgreSQL's
+        # indexes on these columns are built NULLS FIRST to match)
+        if column.nullable and self._dialect == "postgresql":
+            first = first.nulls_last() if descending else first.nulls_first()
+        return [first, tie.desc() if descending else tie.asc()]
 
     def items(
         self, filt: ItemFilter, sort: str = "-day", page: int = 1, per_page: int = 50
