@@ -24,6 +24,7 @@ PARTITIONED = ("access", "consent", "quarantine", "flags", "runs")
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACCESS_AUDIT_")}
+    env["ACCESS_AUDIT_REVIEW_DB"] = f"sqlite:///{cwd / 'review.db'}"  # not the checkout's
     return subprocess.run(
         [str(CLI), *args],
         capture_output=True,
@@ -45,7 +46,8 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("audited")
     build_landing(root / "landing")
     landing, warehouse = locations(root)[1::2]
-    run_day(D, load_settings(env={}, landing=landing, warehouse=warehouse))
+    review_db = f"sqlite:///{root / 'review.db'}"
+    run_day(D, load_settings(env={}, landing=landing, warehouse=warehouse, review_db=review_db))
     return root
 
 
