@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date, datetime
 from typing import Any
 
@@ -10,8 +9,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.config import SEVERITIES
+from pipeline.review_ids import ANOMALY_RULE, anomaly_item_id
 
-ANOMALY_RULE = "ANOMALY"
 FLAG_EVIDENCE = (
     "last_grant_time",
     "last_grant_scopes",
@@ -30,21 +29,6 @@ ANOMALY_EVIDENCE = ("entity_kind", "top_features", "model_name", "model_version"
 # A whole partner behaving oddly weighs more than one app-user pair doing so.
 ANOMALY_SEVERITY = {"partner_day": "high", "app_user_day": "medium"}
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
-
-
-def anomaly_item_id(
-    entity_kind: str, day: date, partner_id: str | None, app_id: str | None, user_id: str | None
-) -> str:
-    """md5 hex of "ANOMALY|entity_kind|day|partner_id|app_id|user_id" ("" for nulls)."""
-    parts = [
-        ANOMALY_RULE,
-        entity_kind,
-        day.isoformat(),
-        partner_id or "",
-        app_id or "",
-        user_id or "",
-    ]
-    return hashlib.md5("|".join(parts).encode(), usedforsecurity=False).hexdigest()
 
 
 def _json_safe(value: Any) -> Any:
