@@ -235,10 +235,11 @@ def _reconcile(ingest: dict[str, Any], rows_in_warehouse: int, quarantined: int)
 
 
 def publish(day: date, settings: Settings) -> dict[str, Any]:
-    """Checks the day's counts reconcile and writes its run manifest (inputs, counts, config,
-    version). Later issues add the review store and the report here."""
+    """Checks the day's counts reconcile, upserts its flags and alerts into the review store and
+    writes its run manifest (inputs, counts, config, version, review counts)."""
     import pyarrow.compute as pc
 
+    from pipeline.review.publish import publish_day
     from pipeline.tables import value_counts
 
     warehouse = _warehouse(settings)
@@ -288,9 +289,11 @@ def publish(day: date, settings: Settings) -> dict[str, Any]:
             "by_rule": parts["detect"]["flags_by_rule"],
             "by_partner": dict(sorted(by_partner.items())),
         },
+        "review": publish_day(day, settings),
     }
     warehouse.write_json("runs", day, MANIFEST, manifest)
-    return {k: manifest[k] for k in ("day", "counts", "quarantine_reasons", "flags", "anomalies")}
+    summary_keys = ("day", "counts", "quarantine_reasons", "flags", "anomalies", "review")
+    return {k: manifest[k] for k in summary_keys}
 
 
 def run_day(

@@ -29,6 +29,7 @@ def test_anomaly_demo_ranks_every_injected_anomaly_in_its_days_top_ten(tmp_path:
     settings = dataclasses.replace(
         load_settings(env={}, landing=str(landing), warehouse=str(tmp_path / "warehouse")),
         models_dir=str(tmp_path / "models"),
+        review_db=f"sqlite:///{tmp_path / 'review.db'}",
     )
     for day in _days(FIRST, LAST_TRAINING):
         assert run_day(day, settings)["anomalies"]["skipped"].startswith("no model")

@@ -45,7 +45,8 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("audited")
     build_landing(root / "landing")
     landing, warehouse = locations(root)[1::2]
-    run_day(D, load_settings(env={}, landing=landing, warehouse=warehouse))
+    review_db = f"sqlite:///{root / 'review.db'}"
+    run_day(D, load_settings(env={}, landing=landing, warehouse=warehouse, review_db=review_db))
     return root
 
 

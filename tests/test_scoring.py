@@ -25,6 +25,7 @@ def built(tmp_path_factory) -> tuple[Settings, Warehouse]:
         landing=str(root / "landing"),
         warehouse=str(root / "warehouse"),
         models_dir=str(root / "models"),  # not the checkout's: `make demo` may have trained one
+        review_db=f"sqlite:///{root / 'review.db'}",
     )
     for n in range(DAYS):
         run_day(FIRST + timedelta(n), settings)

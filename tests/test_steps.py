@@ -142,7 +142,10 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> Ran:
     root = tmp_path_factory.mktemp("ran")
     build_landing(root / "landing")
     settings = load_settings(
-        env={}, landing=str(root / "landing"), warehouse=str(root / "warehouse")
+        env={},
+        landing=str(root / "landing"),
+        warehouse=str(root / "warehouse"),
+        review_db=f"sqlite:///{root / 'review.db'}",
     )
     return Ran(root / "landing", root / "warehouse", settings, run_day(D, settings))
 
@@ -291,8 +294,15 @@ def test_steps_rerun_gives_identical_rows(landing: Path, settings: Settings):
 
 
 def test_steps_nightly_run_equals_backfill(landing: Path, tmp_path: Path):
-    nightly = load_settings(env={}, landing=str(landing), warehouse=str(tmp_path / "nightly"))
-    backfill = load_settings(env={}, landing=str(landing), warehouse=str(tmp_path / "backfill"))
+    nightly, backfill = (
+        load_settings(
+            env={},
+            landing=str(landing),
+            warehouse=str(tmp_path / name),
+            review_db=f"sqlite:///{tmp_path / name}.db",
+        )
+        for name in ("nightly", "backfill")
+    )
     run_day(D, nightly)
     for day in (D2, D1, D):
         run_day(day, backfill)

@@ -4,7 +4,7 @@ trail and suppressions, in SQLite (default) or PostgreSQL through SQLAlchemy Cor
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
@@ -53,7 +53,6 @@ MAX_PER_PAGE = 500
 INGEST_ACTOR = "pipeline"
 CHUNK_ROWS = 1000  # rows per multi-row INSERT
 CHUNK_IDS = 500  # ids per IN (...) list
-STATUS_RETRIES = 20
 
 
 class InvalidTransition(ValueError):
@@ -581,20 +580,24 @@ class ReviewStore:
 
     def _change(
         self,
-        item_id: str,
+        item_ids: Sequence[str],
         column: str,
-        decide: Any,
+        decide: Callable[[str, Any], Any],
         actor: str,
         expected_version: int | None,
         note: str | None,
-    ) -> bool:
-        """Apply `decide(current value) -> new value` to one item, atomically; True if changed.
+    ) -> int:
+        """Apply `decide(item_id, current value) -> new value` to each item in one transaction
+        (all or none); returns how many changed.
 
-        The UPDATE is guarded by the version read, so a concurrent change is never overwritten:
-        the caller's expected_version then fails (StaleItem), else the change is re-checked.
+        Each item is locked before it is read (FOR UPDATE; SQLite writers take the database lock
+        at BEGIN), and the UPDATE is guarded by the version read: a concurrent change is never
+        overwritten, and each audit entry's from-value is the value it replaced.
         """
-        for _ in range(STATUS_RETRIES):
-            with self._writing() as connection:
+        changed = 0
+        with self._writing() as connection:
+            # sorted: concurrent batches lock their items in one order (no deadlock)
+            for item_id in sorted(set(item_ids)):
                 current = self._lock(connection, item_id)
                 if expected_version is not None and current.version != expected_version:
                     raise StaleItem(
@@ -602,11 +605,11 @@ class ReviewStore:
                         f"you saw {expected_version}); reload it"
                     )
                 old = getattr(current, column)
-                new = decide(old)
+                new = decide(item_id, old)
                 if new == old:
-                    return False
+                    continue
                 now = _now()
-                changed = connection.execute(
+                updated = connection.execute(
                     sa.update(review_items)
                     .where(
                         review_items.c.item_id == item_id,
@@ -614,25 +617,24 @@ class ReviewStore:
                     )
                     .values({column: new, "version": current.version + 1, "updated_at": now})
                 ).rowcount
-                if changed == 1:
-                    self._audit(
-                        connection,
-                        [
-                            {
-                                "item_id": item_id,
-                                "actor": actor,
-                                "at": now,
-                                "action": "status" if column == "status" else "assign",
-                                "from_value": old,
-                                "to_value": new,
-                                "note": note,
-                            }
-                        ],
-                    )
-                    return True
-            if expected_version is not None:
-                raise StaleItem(f"item {item_id} changed meanwhile; reload it")
-        raise StaleItem(f"item {item_id} kept changing; try again")
+                if updated != 1:
+                    raise StaleItem(f"item {item_id} changed meanwhile; reload it")
+                self._audit(
+                    connection,
+                    [
+                        {
+                            "item_id": item_id,
+                            "actor": actor,
+                            "at": now,
+                            "action": "status" if column == "status" else "assign",
+                            "from_value": old,
+                            "to_value": new,
+                            "note": note,
+                        }
+                    ],
+                )
+                changed += 1
+        return changed
 
     def set_status(
         self,
@@ -642,23 +644,20 @@ class ReviewStore:
         note: str | None = None,
         expected_version: int | None = None,
     ) -> int:
-        """Move items to `status` (InvalidTransition if not allowed); returns how many changed."""
+        """Move items to `status`, all or none (InvalidTransition if one may not); returns how
+        many changed."""
         if status not in STATUSES:
             raise InvalidTransition(f"unknown status {status!r} (one of {', '.join(STATUSES)})")
 
-        def decide(old: str) -> str:
+        def decide(item_id: str, old: str) -> str:
             if status not in TRANSITIONS[old]:
                 allowed = ", ".join(TRANSITIONS[old])
                 raise InvalidTransition(
-                    f"cannot move an item from {old} to {status} (from {old}: {allowed})"
+                    f"item {item_id} cannot move from {old} to {status} (from {old}: {allowed})"
                 )
             return status
 
-        # sorted: concurrent batches lock items in one order (no deadlock)
-        return sum(
-            self._change(item_id, "status", decide, actor, expected_version, note)
-            for item_id in sorted(set(item_ids))
-        )
+        return self._change(item_ids, "status", decide, actor, expected_version, note)
 
     def assign(
         self,
@@ -670,9 +669,8 @@ class ReviewStore:
         """Give items to `assignee` (None: nobody); returns how many changed."""
         if assignee is not None and (not assignee.strip() or "\x00" in assignee):
             raise ValueError("assignee must be non-empty text (or None for nobody)")
-        return sum(
-            self._change(item_id, "assignee", lambda old: assignee, actor, expected_version, None)
-            for item_id in sorted(set(item_ids))
+        return self._change(
+            item_ids, "assignee", lambda _id, _old: assignee, actor, expected_version, None
         )
 
     def add_note(self, item_id: str, note: str, actor: str) -> None:

@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 
