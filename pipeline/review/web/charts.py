@@ -98,7 +98,7 @@ def _domain(timeline: Timeline) -> tuple[datetime, datetime]:
 def timeline_chart(timeline: Timeline, width: int = 960) -> Chart:
     """Partnership periods, sign-in spans (to revoke, re-grant or TTL expiry), revocations and
     the flagged access on one time axis."""
-    left, right = 120, width - 20
+    left, right = 120, width - 45
     rows = {"period": 34, "grant": 74, "access": 114}
     axis_y = 140
     lo, hi = _domain(timeline)

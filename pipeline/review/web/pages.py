@@ -110,11 +110,24 @@ def item_page(request: Request, item_id: str, _user: LoggedIn) -> Response:
     )
 
 
+def _partner_names(request: Request) -> dict[str, str]:
+    """partner_id → name from the registry; empty if the registry cannot be read."""
+    from pipeline.steps import load_registry
+
+    try:
+        registry, _ = load_registry(request.app.state.settings)
+    except TIMELINE_ERRORS as exc:
+        log.warning("registry unavailable for partner names: %s", exc)
+        return {}
+    ids, names = registry["partner_id"].to_pylist(), registry["partner_name"].to_pylist()
+    return dict(zip(ids, names, strict=True))
+
+
 @router.get("/partners", response_class=HTMLResponse)
 def partners(request: Request, _user: LoggedIn) -> Response:
     """Every partner with its open and total items, most open first."""
     rows = sorted(store_of(request).partners(), key=lambda r: (-r[1], -r[2], r[0]))
-    return render(request, "partners.html", {"partners": rows})
+    return render(request, "partners.html", {"partners": rows, "names": _partner_names(request)})
 
 
 @router.get("/partners/{partner_id}", response_class=HTMLResponse)
@@ -143,6 +156,7 @@ def partner_page(request: Request, partner_id: str, _user: LoggedIn) -> Response
         "partner.html",
         {
             "partner_id": partner,
+            "partner_name": _partner_names(request).get(partner, ""),
             "open_count": known[partner][1],
             "total_count": known[partner][2],
             "chart": rule_counts_chart(counts),

@@ -38,7 +38,9 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> SampleRun:
     from pipeline.steps import run_day
 
     root = tmp_path_factory.mktemp("review-web")
-    users = tuple(ReviewUser(name, hash_password(pw), ROLES[name]) for name, pw in PASSWORDS.items())
+    users = tuple(
+        ReviewUser(name, hash_password(pw), ROLES[name]) for name, pw in PASSWORDS.items()
+    )
     settings = load_settings(
         env={},
         landing=str(PROJECT_ROOT / "sample_logs"),

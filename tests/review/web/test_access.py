@@ -188,9 +188,7 @@ def test_logout_ends_the_session(app_client: Callable[..., TestClient]) -> None:
     "target",
     ["//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:alert(1)", "x"],
 )
-def test_login_next_is_no_open_redirect(
-    app_client: Callable[..., TestClient], target: str
-) -> None:
+def test_login_next_is_no_open_redirect(app_client: Callable[..., TestClient], target: str) -> None:
     client = app_client()
     token = csrf_of(client, "/login")
     response = client.post(

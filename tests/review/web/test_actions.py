@@ -124,7 +124,9 @@ def test_csv_export_defuses_formulas(
     item = store.items(ItemFilter(), per_page=1).items[0]
     store.assign([item.item_id], '=HYPERLINK("http://evil.example","x")', actor="rita")
     response = app_client(logged_in_as="vic").get("/export.csv")
-    row = next(r for r in csv.DictReader(io.StringIO(response.text)) if r["item_id"] == item.item_id)
+    row = next(
+        r for r in csv.DictReader(io.StringIO(response.text)) if r["item_id"] == item.item_id
+    )
     assert row["assignee"] == '\'=HYPERLINK("http://evil.example","x")'
     assert [safe_cell(v) for v in ("+1", "-x", "@a", "\tb", "ok", None, 3)] == [
         "'+1",

@@ -33,7 +33,11 @@ HOSTILE_TEXT = [
     "line\nbreak",
 ]
 HOSTILE_QUERIES = (
-    [f"{field}={quote(value)}" for field in ("partner", "app", "assignee") for value in HOSTILE_TEXT]
+    [
+        f"{field}={quote(value)}"
+        for field in ("partner", "app", "assignee")
+        for value in HOSTILE_TEXT
+    ]
     + [f"rule={quote(v)}" for v in ("NO_SIGNIN' OR 1=1", "no_signin", "", "ANOMALY;--")]
     + [f"severity={quote(v)}" for v in ("high'--", "HIGH", "9")]
     + [f"status={quote(v)}" for v in ("new' OR 'x'='x", "deleted")]
@@ -79,7 +83,9 @@ def hostile_client(
         store.upsert_day(
             day, warehouse.read_partition("flags", day), warehouse.read_partition("anomalies", day)
         )
-    client = TestClient(create_app(settings_for(sample_run, url), store), raise_server_exceptions=False)
+    client = TestClient(
+        create_app(settings_for(sample_run, url), store), raise_server_exceptions=False
+    )
     login(client, "rita", PASSWORDS["rita"])
     yield client, store
     store.dispose()
@@ -164,7 +170,10 @@ def test_hostile_form_values_are_refused_and_change_nothing(
         ("/bulk", {"action": "delete", "item_id": item.item_id}),
         ("/bulk", {"action": "status", "status": "gone", "item_id": item.item_id}),
         ("/bulk", {"action": "status", "status": "resolved", "item_id": "' OR 1=1"}),
-        ("/suppressions", {"app_id": "a", "rule": "x' OR 1=1", "until": "2027-01-01", "reason": "r"}),
+        (
+            "/suppressions",
+            {"app_id": "a", "rule": "x' OR 1=1", "until": "2027-01-01", "reason": "r"},
+        ),
         ("/suppressions", {"app_id": "a", "rule": "NO_SIGNIN", "until": "tomorrow", "reason": "r"}),
     ]
     for path, form in forms:
