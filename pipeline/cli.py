@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from typing import Any, NoReturn
 
 from pipeline.config import ConfigError, Settings, load_settings
+from pipeline.review.commands import add_review_parser, run_review
 
 PROG = "access-audit"
 log = logging.getLogger(PROG)
@@ -135,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=int, default=50, help="rows shown in table format (default: 50; 0 for all)"
     )
     _add_location_options(flags)
+    add_review_parser(commands, day=_day)
     _add_review_ui_commands(commands)
     return parser
 
@@ -383,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        if args.command == "review":
+            return run_review(args)
         if args.command == "hash-password":
             return _hash_password()
         if args.command == "serve":

@@ -24,6 +24,7 @@ PARTITIONED = ("access", "consent", "quarantine", "flags", "runs")
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACCESS_AUDIT_")}
+    env["ACCESS_AUDIT_REVIEW_DB"] = f"sqlite:///{cwd / 'review.db'}"  # not the checkout's
     return subprocess.run(
         [str(CLI), *args],
         capture_output=True,

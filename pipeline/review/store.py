@@ -17,31 +17,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from pipeline.config import SEVERITIES
+from pipeline.review.lifecycle import KINDS, OPEN_STATUSES, SORTS, STATUSES, TRANSITIONS
 from pipeline.review.rows import anomaly_rows, flag_rows
 from pipeline.review.tables import review_audit, review_items, review_suppressions
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("new", "triaged", "confirmed", "false_positive", "resolved")
-TRANSITIONS = {
-    "new": ("triaged", "confirmed", "false_positive", "resolved"),
-    "triaged": ("confirmed", "false_positive", "resolved"),
-    "confirmed": ("triaged",),
-    "false_positive": ("triaged",),
-    "resolved": ("triaged",),
-}
-OPEN_STATUSES = ("new", "triaged")
-KINDS = ("flag", "anomaly")
-SORTS = (
-    "-day",
-    "day",
-    "-severity",
-    "severity",
-    "-event_time",
-    "event_time",
-    "partner_id",
-    "-score",
-)
 SORT_COLUMNS = {
     "day": review_items.c.day,
     "severity": review_items.c.severity_rank,
@@ -497,12 +478,13 @@ class ReviewStore:
             raise ValueError(f"unknown sort {sort!r} (one of {', '.join(SORTS)})")
         column = SORT_COLUMNS[sort.lstrip("-")]
         tie = review_items.c.item_id
-        # nulls sort as the smallest values on both databases (SQLite's native order)
-        if sort.startswith("-"):
-            first = column.desc().nulls_last() if self._dialect == "postgresql" else column.desc()
-            return [first, tie.desc()]
-        first = column.asc().nulls_first() if self._dialect == "postgresql" else column.asc()
-        return [first, tie.asc()]
+        descending = sort.startswith("-")
+        first = column.desc() if descending else column.asc()
+        # nulls sort as the smallest values on both databases (SQLite's own order; PostgreSQL's
+        # indexes on these columns are built NULLS FIRST to match)
+        if column.nullable and self._dialect == "postgresql":
+            first = first.nulls_last() if descending else first.nulls_first()
+        return [first, tie.desc() if descending else tie.asc()]
 
     def items(
         self, filt: ItemFilter, sort: str = "-day", page: int = 1, per_page: int = 50
@@ -653,7 +635,7 @@ class ReviewStore:
             if status not in TRANSITIONS[old]:
                 allowed = ", ".join(TRANSITIONS[old])
                 raise InvalidTransition(
-                    f"item {item_id} cannot move from {old} to {status} (from {old}: {allowed})"
+                    f"item {item_id} cannot move from {old} to {status} (allowed: {allowed})"
                 )
             return status
 

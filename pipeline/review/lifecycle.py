@@ -1,0 +1,24 @@
+"""Review vocabulary shared by the store and the command line (light: no SQL or Arrow)."""
+
+from __future__ import annotations
+
+STATUSES = ("new", "triaged", "confirmed", "false_positive", "resolved")
+TRANSITIONS = {
+    "new": ("triaged", "confirmed", "false_positive", "resolved"),
+    "triaged": ("confirmed", "false_positive", "resolved"),
+    "confirmed": ("triaged",),  # closed items can only be reopened
+    "false_positive": ("triaged",),
+    "resolved": ("triaged",),
+}
+OPEN_STATUSES = ("new", "triaged")
+KINDS = ("flag", "anomaly")
+SORTS = (
+    "-day",
+    "day",
+    "-severity",
+    "severity",
+    "-event_time",
+    "event_time",
+    "partner_id",
+    "-score",
+)
