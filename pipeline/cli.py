@@ -148,7 +148,59 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_location_options(flags)
     add_review_parser(commands, day=_day)
+    _add_review_ui_commands(commands)
     return parser
+
+
+def _add_review_ui_commands(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="run the review web UI",
+        description="Serve the review UI (queue, items, partners) on the review store "
+        "(review_db); logins come from the review_users setting.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.add_argument("--config", help="TOML settings file (as for run)")
+    serve.add_argument("-v", "--verbose", action="store_true", help="log each request")
+    commands.add_parser(
+        "hash-password",
+        help="print an argon2 hash for a review_users entry",
+        description="Read a password (prompted, or one line on stdin) and print its argon2 hash "
+        "for the password_hash of a [[review_users]] entry. Never pass it as an argument.",
+    )
+
+
+def _hash_password() -> int:
+    import getpass
+
+    from pipeline.review.web.auth import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise ConfigError("the two passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise ConfigError("empty password")
+    print(hash_password(password))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    if not settings.review_users:
+        raise ConfigError(
+            "no review_users in the settings: nobody could log in "
+            "(add [[review_users]] entries; `access-audit hash-password` makes the hashes)"
+        )
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port {args.port} is not a port number (1-65535)")
+    from pipeline.review.web.app import serve
+
+    serve(settings, args.host, args.port, log_level="info" if args.verbose else "warning")
+    return 0
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -359,12 +411,16 @@ def _model_command(args: argparse.Namespace, settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
         if args.command == "review":
             return run_review(args)
+        if args.command == "hash-password":
+            return _hash_password()
+        if args.command == "serve":
+            return _serve(args)
         settings = _settings(args)
         if args.command == "flags":
             return _show_flags(args, settings)

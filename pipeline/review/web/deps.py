@@ -1,0 +1,75 @@
+"""What every route needs: the logged-in principal, the store, and page rendering."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import HTTPException
+from fastapi.templating import Jinja2Templates
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from pipeline.review.store import ReviewStore
+from pipeline.review.web.auth import Authenticator, Principal
+from pipeline.review.web.csrf import FORM_FIELD, csrf_token
+
+FLASH_KEY = "flash"
+
+
+class LoginRequired(Exception):
+    """Nobody is logged in: a page request goes to the login page, anything else gets 401."""
+
+
+def base_path(request: Request) -> str:
+    """Where the app is mounted ('' standalone, '/access-audit' inside Airflow)."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+async def current_principal(request: Request) -> Principal:
+    """The logged-in principal; nothing is served to anyone else."""
+    auth: Authenticator = request.app.state.auth
+    principal = await auth.principal(request)
+    if principal is None:
+        raise LoginRequired
+    request.state.principal = principal
+    return principal
+
+
+async def current_reviewer(request: Request) -> Principal:
+    """The logged-in principal if they may change things (403 for viewers)."""
+    principal = await current_principal(request)
+    if not principal.can_change:
+        raise HTTPException(403, f"{principal.name} is a viewer: only reviewers can change items")
+    return principal
+
+
+def store_of(request: Request) -> ReviewStore:
+    store: ReviewStore = request.app.state.store
+    return store
+
+
+def flash(request: Request, message: str, level: str = "info") -> None:
+    """A one-time message shown on the next page (after a redirect)."""
+    request.session.setdefault(FLASH_KEY, [])
+    request.session[FLASH_KEY] = [*request.session[FLASH_KEY], [level, message]][-5:]
+
+
+def render(
+    request: Request, template: str, context: dict[str, Any], status_code: int = 200
+) -> HTMLResponse:
+    """A page with the shared context: user, mount path, CSRF token, flashed messages."""
+    templates: Jinja2Templates = request.app.state.templates
+    principal = getattr(request.state, "principal", None)
+    messages = request.session.pop(FLASH_KEY, []) if "session" in request.scope else []
+    shared = {
+        "user": principal,
+        "base": base_path(request),
+        "csrf_field": FORM_FIELD,
+        "csrf_token": csrf_token(request) if "session" in request.scope else "",
+        "messages": messages,
+        "login_form": request.app.state.auth.login_form,
+        "logout_url": request.app.state.auth.logout_url(request),
+    }
+    return templates.TemplateResponse(
+        request, template, {**shared, **context}, status_code=status_code
+    )

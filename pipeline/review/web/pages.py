@@ -1,0 +1,195 @@
+"""The read-only pages: queue, item, partners, audit trail, suppressions."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from pipeline.review.store import SORTS, STATUSES, TRANSITIONS, Item, ItemFilter, UnknownItem
+from pipeline.review.web import params
+from pipeline.review.web.auth import Principal
+from pipeline.review.web.charts import rule_counts_chart, timeline_chart
+from pipeline.review.web.deps import base_path, current_principal, render, store_of
+from pipeline.review.web.facets import cached_facets
+from pipeline.schema import SEVERITIES
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+LoggedIn = Annotated[Principal, Depends(current_principal)]
+
+SORT_LABELS = {
+    "-day": "newest day",
+    "day": "oldest day",
+    "-severity": "most severe",
+    "severity": "least severe",
+    "-event_time": "newest access",
+    "event_time": "oldest access",
+    "partner_id": "partner",
+    "-score": "highest score",
+}
+TIMELINE_ERRORS = (OSError, ValueError, RuntimeError, KeyError)
+
+
+@router.get("/", include_in_schema=False)
+def home(request: Request, _user: LoggedIn) -> Response:
+    return RedirectResponse(f"{base_path(request)}/queue", status_code=303)
+
+
+@router.get("/queue", response_class=HTMLResponse)
+def queue(request: Request, _user: LoggedIn) -> Response:
+    """The review queue: filters, sorting, paging, bulk actions."""
+    query = params.queue_query(request.query_params)
+    store = store_of(request)
+    page = store.items(query.filt, sort=query.sort, page=query.page, per_page=query.per_page)
+    last_page = max(1, -(-page.total // query.per_page))
+    return render(
+        request,
+        "queue.html",
+        {
+            "query": query,
+            "page": page,
+            "last_page": min(last_page, params.MAX_PAGE),
+            "facets": cached_facets(request),
+            "rules": params.ITEM_RULES,
+            "severities": SEVERITIES,
+            "statuses": STATUSES,
+            "kinds": params.KINDS,
+            "sorts": [(s, SORT_LABELS.get(s, s)) for s in SORTS],
+            "per_page_choices": params.PER_PAGE_CHOICES,
+        },
+    )
+
+
+def _item_or_404(request: Request, item_id: str) -> Item:
+    checked = params.item_id(item_id)
+    if checked is None:
+        raise HTTPException(404, "no such item")
+    try:
+        return store_of(request).item(checked)
+    except UnknownItem:
+        raise HTTPException(404, "no such item") from None
+
+
+def _timeline(request: Request, item: Item) -> tuple[object | None, str | None]:
+    """The item's timeline chart, or why there is none (never an error page)."""
+    if not item.user_id or not item.app_id:
+        return None, "No timeline: this item is not about one user and app."
+    from pipeline.review.timeline import timeline_for
+
+    try:
+        timeline = timeline_for(
+            request.app.state.settings, item.day, item.user_id, item.app_id, item.event_time
+        )
+    except TIMELINE_ERRORS as exc:
+        log.warning("timeline of item %s unavailable: %s", item.item_id, exc)
+        return None, f"Timeline unavailable: {exc}"
+    return timeline_chart(timeline), None
+
+
+@router.get("/items/{item_id}", response_class=HTMLResponse)
+def item_page(request: Request, item_id: str, _user: LoggedIn) -> Response:
+    """One item: explanation, evidence, timeline, decisions and its audit trail."""
+    item = _item_or_404(request, item_id)
+    chart, chart_note = _timeline(request, item)
+    return render(
+        request,
+        "item.html",
+        {
+            "item": item,
+            "chart": chart,
+            "chart_note": chart_note,
+            "next_statuses": TRANSITIONS.get(item.status, ()),
+            "trail": store_of(request).audit_trail(item.item_id),
+            "back": request.query_params.get("back", ""),
+        },
+    )
+
+
+def _partner_names(request: Request) -> dict[str, str]:
+    """partner_id → name from the registry; empty if the registry cannot be read."""
+    from pipeline.steps import load_registry
+
+    try:
+        registry, _ = load_registry(request.app.state.settings)
+    except TIMELINE_ERRORS as exc:
+        log.warning("registry unavailable for partner names: %s", exc)
+        return {}
+    ids, names = registry["partner_id"].to_pylist(), registry["partner_name"].to_pylist()
+    return dict(zip(ids, names, strict=True))
+
+
+@router.get("/partners", response_class=HTMLResponse)
+def partners(request: Request, _user: LoggedIn) -> Response:
+    """Every partner with its open and total items, most open first."""
+    rows = sorted(store_of(request).partners(), key=lambda r: (-r[1], -r[2], r[0]))
+    return render(request, "partners.html", {"partners": rows, "names": _partner_names(request)})
+
+
+@router.get("/partners/{partner_id}", response_class=HTMLResponse)
+def partner_page(request: Request, partner_id: str, _user: LoggedIn) -> Response:
+    """Counts by rule over time and the partner's open items."""
+    partner = params.text("partner", partner_id)
+    start = params.day("start", request.query_params.get("start"))
+    end = params.day("end", request.query_params.get("end"))
+    if start and end and end < start:
+        raise params.BadInput(f"end: {end} is before start {start}")
+    store = store_of(request)
+    known = {row[0]: row for row in store.partners()}
+    if partner is None or partner not in known:
+        raise HTTPException(404, "no such partner")
+    counts = store.partner_counts(partner, start, end)
+    by_rule: dict[str, int] = {}
+    for _day, rule, n in counts:
+        by_rule[rule] = by_rule.get(rule, 0) + n
+    open_items = store.items(
+        ItemFilter(partner_id=partner, status="new", start=start, end=end),
+        sort="-severity",
+        per_page=20,
+    )
+    return render(
+        request,
+        "partner.html",
+        {
+            "partner_id": partner,
+            "partner_name": _partner_names(request).get(partner, ""),
+            "open_count": known[partner][1],
+            "total_count": known[partner][2],
+            "chart": rule_counts_chart(counts),
+            "by_rule": sorted(by_rule.items(), key=lambda kv: -kv[1]),
+            "open_items": open_items,
+            "start": start,
+            "end": end,
+        },
+    )
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit(request: Request, _user: LoggedIn) -> Response:
+    """The newest entries of the audit trail, every item."""
+    limit = params.integer(
+        "limit", request.query_params.get("limit"), low=1, high=1000, default=200
+    )
+    return render(
+        request, "audit.html", {"trail": store_of(request).audit_trail(None, limit=limit)}
+    )
+
+
+@router.get("/suppressions", response_class=HTMLResponse)
+def suppressions(request: Request, _user: LoggedIn) -> Response:
+    """Active and past suppressions (app + rule until a day) and the form to add one."""
+    store = store_of(request)
+    return render(
+        request,
+        "suppressions.html",
+        {
+            "suppressions": store.suppressions(),
+            "active_ids": {s.id for s in store.suppressions(active_on=date.today())},
+            "rules": params.ITEM_RULES,
+            "facets": cached_facets(request),
+        },
+    )

@@ -1,0 +1,155 @@
+"""Validation of everything a request carries: queue filters, form fields, identifiers.
+
+Bad input raises BadInput (a 400 page naming the field); nothing unchecked reaches the store.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import date
+from urllib.parse import urlencode
+
+from pipeline.review.store import KINDS, SORTS, STATUSES, ItemFilter
+from pipeline.schema import RULES, SEVERITIES
+
+ITEM_RULES = (*RULES, "ANOMALY")
+MAX_PAGE = 100_000
+PER_PAGE_CHOICES = (25, 50, 100, 200)
+DEFAULT_PER_PAGE = 50
+MAX_TEXT = 200  # identifiers (partner, app, assignee) are at most this long in the store
+MAX_NOTE = 4000
+ITEM_ID = re.compile(r"^[0-9a-f]{32}$")
+# Printable text only: no control characters (PostgreSQL refuses NUL; logs and CSV hate the rest).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_EXCEPT_NEWLINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class BadInput(ValueError):
+    """A request value is unusable; the message names the field."""
+
+
+def text(name: str, value: str | None, *, limit: int = MAX_TEXT) -> str | None:
+    """A short single-line value, or None when empty."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if len(value) > limit:
+        raise BadInput(f"{name}: longer than {limit} characters")
+    if _CONTROL.search(value):
+        raise BadInput(f"{name}: control characters are not allowed")
+    return value
+
+
+def note(name: str, value: str | None) -> str | None:
+    """Free text of several lines (a reviewer's note), or None when empty."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if len(value) > MAX_NOTE:
+        raise BadInput(f"{name}: longer than {MAX_NOTE} characters")
+    if _CONTROL_EXCEPT_NEWLINES.search(value):
+        raise BadInput(f"{name}: control characters are not allowed")
+    return value
+
+
+def choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
+    if value is None or value == "":
+        return None
+    if value not in allowed:
+        raise BadInput(f"{name}: {value[:40]!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def day(name: str, value: str | None) -> date | None:
+    if value is None or value == "":
+        return None
+    try:
+        if len(value) != 10:
+            raise ValueError
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadInput(f"{name}: {value[:40]!r} is not a date (YYYY-MM-DD)") from None
+
+
+def integer(name: str, value: str | None, *, low: int, high: int, default: int) -> int:
+    if value is None or value == "":
+        return default
+    if not re.fullmatch(r"[0-9]{1,7}", value):
+        raise BadInput(f"{name}: {value[:40]!r} is not a whole number from {low} to {high}")
+    number = int(value)
+    if not low <= number <= high:
+        raise BadInput(f"{name}: {number} is not between {low} and {high}")
+    return number
+
+
+def item_id(value: str) -> str | None:
+    """The id if it has the shape of one (md5 hex), else None (the caller answers 404)."""
+    return value if ITEM_ID.fullmatch(value) else None
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    """The queue's filter, sort and page, as parsed from (and written back to) a query string."""
+
+    filt: ItemFilter
+    sort: str = "-day"
+    page: int = 1
+    per_page: int = DEFAULT_PER_PAGE
+
+    def params(self, **changes: object) -> dict[str, str]:
+        """The query parameters of this view (with `changes`), empty values left out."""
+        query = replace(self, **changes)  # type: ignore[arg-type]
+        f = query.filt
+        values = {
+            "start": f.start.isoformat() if f.start else None,
+            "end": f.end.isoformat() if f.end else None,
+            "partner": f.partner_id,
+            "app": f.app_id,
+            "rule": f.rule,
+            "severity": f.severity,
+            "status": f.status,
+            "assignee": f.assignee,
+            "kind": f.kind,
+            "sort": query.sort if query.sort != "-day" else None,
+            "page": str(query.page) if query.page != 1 else None,
+            "per_page": str(query.per_page) if query.per_page != DEFAULT_PER_PAGE else None,
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
+    def url_query(self, **changes: object) -> str:
+        return urlencode(self.params(**changes))
+
+    def filter_query(self) -> str:
+        """The filter alone (no sort or page): for the CSV export and bulk actions' return."""
+        return urlencode(
+            {k: v for k, v in self.params().items() if k not in ("page", "per_page", "sort")}
+        )
+
+
+def queue_query(params: Mapping[str, str]) -> QueueQuery:
+    """Parse /queue's query string; BadInput names the first bad field."""
+    start, end = day("start", params.get("start")), day("end", params.get("end"))
+    if start and end and end < start:
+        raise BadInput(f"end: {end} is before start {start}")
+    filt = ItemFilter(
+        start=start,
+        end=end,
+        partner_id=text("partner", params.get("partner")),
+        app_id=text("app", params.get("app")),
+        rule=choice("rule", params.get("rule"), ITEM_RULES),
+        severity=choice("severity", params.get("severity"), SEVERITIES),
+        status=choice("status", params.get("status"), STATUSES),
+        assignee=text("assignee", params.get("assignee")),
+        kind=choice("kind", params.get("kind"), KINDS),
+    )
+    per_page = integer(
+        "per_page", params.get("per_page"), low=1, high=500, default=DEFAULT_PER_PAGE
+    )
+    return QueueQuery(
+        filt=filt,
+        sort=choice("sort", params.get("sort"), SORTS) or "-day",
+        page=integer("page", params.get("page"), low=1, high=MAX_PAGE, default=1),
+        per_page=per_page,
+    )
