@@ -32,7 +32,7 @@ SORT_COLUMNS = {
 }
 MAX_PER_PAGE = 500
 INGEST_ACTOR = "pipeline"
-CHUNK_ROWS = 1000  # rows per multi-row INSERT
+CHUNK_ROWS = 1000  # rows per executemany of the upsert
 CHUNK_IDS = 500  # ids per IN (...) list
 
 

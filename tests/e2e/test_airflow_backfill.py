@@ -92,6 +92,9 @@ class LocalAirflow:
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
             "ACCESS_AUDIT_LANDING": str(landing),
             "ACCESS_AUDIT_WAREHOUSE": str(warehouse),
+            # the checkout's review store and models stay out of it
+            "ACCESS_AUDIT_REVIEW_DB": f"sqlite:///{home / 'review.db'}",
+            "ACCESS_AUDIT_MODELS_DIR": str(home / "models"),
         }
         self.log_path = home / "standalone.log"
         with self.log_path.open("wb") as log:
@@ -269,7 +272,13 @@ def test_backfill_of_three_days_writes_what_run_day_writes(
 
     monkeypatch.chdir(tmp_path)  # the same settings as Airflow's: no config file, no environment
     reference = tmp_path / "reference"
-    settings = load_settings(env={}, landing=str(airflow.landing), warehouse=str(reference))
+    settings = load_settings(
+        env={},
+        landing=str(airflow.landing),
+        warehouse=str(reference),
+        review_db=f"sqlite:///{tmp_path / 'reference-review.db'}",
+        models_dir=str(tmp_path / "no-models"),
+    )
     for day in days:
         steps.run_day(day, settings)
     for day in days:
@@ -278,6 +287,19 @@ def test_backfill_of_three_days_writes_what_run_day_writes(
                 reference, table, day
             ), f"{table} of {day}"
         assert partition_rows(airflow.warehouse, "flags", day), f"no flags on {day}"
+    assert review_item_ids(f"sqlite:///{airflow.home / 'review.db'}") == review_item_ids(
+        settings.review_db
+    )
+
+
+def review_item_ids(url: str) -> set[str]:
+    from pipeline.review.store import ItemFilter, ReviewStore
+
+    store = ReviewStore.open(url)
+    try:
+        return {item.item_id for item in store.iter_items(ItemFilter(include_suppressed=True))}
+    finally:
+        store.dispose()
 
 
 def test_backfill_of_an_incomplete_day_fails_at_the_sensor_and_writes_nothing(
