@@ -14,11 +14,13 @@ WAREHOUSE ?= warehouse
 
 install: .venv/.synced
 
-demo: install  ## audit every day in sample_logs/, train the behaviour model, score, evaluate
-	$(RUN) access-audit backfill --all --landing sample_logs --warehouse $(WAREHOUSE)
-	$(RUN) access-audit train --end 2026-03-09 --window-days 9 --landing sample_logs --warehouse $(WAREHOUSE)
-	$(RUN) access-audit score --start 2026-03-10 --end 2026-03-14 --landing sample_logs --warehouse $(WAREHOUSE) >/dev/null
-	$(RUN) access-audit evaluate --start 2026-03-10 --end 2026-03-14 --landing sample_logs --warehouse $(WAREHOUSE)
+DEMO := --landing sample_logs --warehouse $(WAREHOUSE)
+demo: install  ## as the nightly runs would: nine days, train, five scored days, evaluate, report
+	$(RUN) access-audit backfill --start 2026-03-01 --end 2026-03-09 $(DEMO)
+	$(RUN) access-audit train --end 2026-03-09 --window-days 9 $(DEMO)
+	$(RUN) access-audit backfill --start 2026-03-10 --end 2026-03-14 $(DEMO)
+	$(RUN) access-audit evaluate --start 2026-03-10 --end 2026-03-14 $(DEMO)
+	$(RUN) access-audit report --start 2026-03-01 --end 2026-03-14 $(DEMO)
 
 lint: install
 	$(RUN) ruff check pipeline tests dags bench tools
