@@ -152,9 +152,10 @@ def _list(store: ReviewStore, args: argparse.Namespace) -> None:
         return
     pages = max(1, -(-page.total // page.per_page))
     table = Table(title=f"{page.total:,} items (page {page.page} of {pages:,})")
+    # one line an item: ids and facts whole, the explanation cut (`review show` has it whole)
     for column in ("item", "day", "severity", "rule", "partner", "app", "status", "assignee"):
-        table.add_column(column, no_wrap=column == "item")
-    table.add_column("explanation", overflow="fold")
+        table.add_column(column, no_wrap=True, min_width=len(column))
+    table.add_column("explanation", no_wrap=True, overflow="ellipsis", max_width=60)
     for item in page.items:
         table.add_row(
             item.item_id,
@@ -167,7 +168,10 @@ def _list(store: ReviewStore, args: argparse.Namespace) -> None:
             item.assignee or "",
             item.explanation,
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped: wide enough for whole ids (or use --json)
+        console = Console(width=200)
+    console.print(table)
 
 
 def _show(store: ReviewStore, args: argparse.Namespace) -> None:
