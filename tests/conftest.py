@@ -7,16 +7,33 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import Settings, load_settings
+from pipeline.config import PROJECT_ROOT, Settings, load_settings
+
+CHECKOUT_STATE = ("review.db", "review.db-wal", "models")
+
+
+def _checkout_state() -> dict[str, int | None]:
+    """When each piece of a user's own state in the checkout last changed (None: absent)."""
+    paths = {name: PROJECT_ROOT / name for name in CHECKOUT_STATE}
+    return {
+        name: max((p.stat().st_mtime_ns for p in [path, *path.rglob("*")]), default=None)
+        if path.exists()
+        else None
+        for name, path in paths.items()
+    }
 
 
 @pytest.fixture(autouse=True, scope="session")
 def review_db_outside_checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Settings read from the environment (CLI, DAGs) publish to a temporary review store."""
+    """Settings read from the environment (CLI, DAGs) publish to a temporary review store and
+    models folder; and no test may write the checkout's own review store or models."""
+    before = _checkout_state()
     url = f"sqlite:///{tmp_path_factory.mktemp('review') / 'review.db'}"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ACCESS_AUDIT_REVIEW_DB", url)
+        patch.setenv("ACCESS_AUDIT_MODELS_DIR", str(tmp_path_factory.mktemp("models")))
         yield
+    assert _checkout_state() == before, "a test wrote the checkout's review.db or models/"
 
 
 @pytest.fixture

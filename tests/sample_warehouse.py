@@ -22,7 +22,9 @@ def build_sample_warehouse(
         env={},
         landing=str(root / "landing"),
         warehouse=str(root / "warehouse"),
-        models_dir=str(root / "models"),  # not the checkout's: `make demo` may have trained one
+        # not the checkout's: `make demo` may have trained a model and filled a review store
+        models_dir=str(root / "models"),
+        review_db=f"sqlite:///{root / 'review.db'}",
         **overrides,
     )
     last = FIRST + timedelta(days - 1)

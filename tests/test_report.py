@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections import Counter
 from datetime import date, timedelta
@@ -20,6 +19,7 @@ from pipeline import steps
 from pipeline.cli import main
 from pipeline.config import SEVERITIES, Settings
 from pipeline.report import gather
+from tests.browser import launch_chromium
 from tests.sample_warehouse import FIRST, build_sample_warehouse
 
 DAYS = 5
@@ -307,19 +307,7 @@ def test_report_screenshot_in_headless_chromium_without_network(settings: Settin
     screenshot = ARTIFACTS / "report.png"
     screenshot.unlink(missing_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=os.environ.get("ACCESS_AUDIT_TEST_CHROMIUM", "/usr/bin/chromium"),
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        browser = launch_chromium(playwright)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.route(re.compile(r"^(?!file:).*"), block)

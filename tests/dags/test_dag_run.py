@@ -69,7 +69,12 @@ def test_dag_run_gives_the_flags_of_access_audit_run(audit_dag: Any, tmp_path: P
 
     assert dag_run.state == "success"
     assert dag_run.data_interval_start == datetime.combine(day, time(), tzinfo=UTC)
-    steps.run_day(day, load_settings(landing=str(SAMPLE_LOGS), warehouse=str(tmp_path / "cli")))
+    cli = load_settings(
+        landing=str(SAMPLE_LOGS),
+        warehouse=str(tmp_path / "cli"),
+        review_db=f"sqlite:///{tmp_path / 'cli-review.db'}",
+    )
+    steps.run_day(day, cli)
     for table in TABLES:
         assert partition_rows(tmp_path / "dag", table, day) == partition_rows(
             tmp_path / "cli", table, day

@@ -5,7 +5,6 @@ test-artifacts/review-ui/."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -14,22 +13,12 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import PROJECT_ROOT
+from tests.browser import launch_chromium
 from tests.review.web.conftest import PASSWORDS, SampleRun
 from tests.review.web.server import serving, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-CHROMIUM = os.environ.get("ACCESS_AUDIT_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "review-ui"
 NOTE = "Partner QA account, confirmed with Tunely on the call"
 
@@ -54,7 +43,7 @@ def page(server_url: str) -> Iterator[object]:
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         context = browser.new_context(base_url=server_url, viewport={"width": 1360, "height": 900})
         page = context.new_page()
         page.set_default_timeout(20_000)
