@@ -13,6 +13,7 @@ from pipeline.alerts import Alert, run_failure_alert
 from pipeline.config import Settings
 
 log = logging.getLogger(__name__)
+DELIVERY_SENSOR = "wait_for_delivery"  # the nightly DAG's task that fails when input is missing
 
 
 def _email_html(alert: Alert) -> str:
@@ -81,5 +82,7 @@ def notify_run_failure(context: Mapping[str, Any], settings: Settings, day: str)
     run = context.get("run_id") or getattr(context.get("dag_run"), "run_id", "?")
     task = getattr(ti, "task_id", "?")
     reason = context.get("exception") or "see the task log"
-    alert = run_failure_alert(str(run), str(task), day, str(reason), getattr(ti, "log_url", None))
+    log_url = getattr(ti, "log_url", None)
+    input_missing = task == DELIVERY_SENSOR
+    alert = run_failure_alert(str(run), str(task), day, str(reason), log_url, input_missing)
     return send_alerts([alert], settings, context)

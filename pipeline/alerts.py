@@ -68,14 +68,18 @@ def alerts_for(summary: dict[str, Any], settings: Settings) -> list[Alert]:
     return [alert for alert in candidates if alert is not None]
 
 
-def run_failure_alert(run: str, task: str, day: str, reason: str, log_url: str | None) -> Alert:
-    """The alert for a failed run: which run and task, and why."""
-    lines = [f"**Partner access audit run failed**: {run}", f"- Delivery day: {day}"]
+def run_failure_alert(
+    run: str, task: str, day: str, reason: str, log_url: str | None, input_missing: bool = False
+) -> Alert:
+    """The alert for a failed run: which run and task, and why. A run that failed because its
+    delivery never arrived is an incomplete-input alert: nothing of that day was audited."""
+    what = "input missing, nothing audited" if input_missing else "run failed"
+    lines = [f"**Partner access audit {what}**: {run}", f"- Delivery day: {day}"]
     lines += [f"- Task: {task}", f"- Reason: {reason}"]
     if log_url:
         lines.append(f"- Log: {log_url}")
     return Alert(
-        "run_failure",
-        f"{SUBJECT_PREFIX} {day}: run failed in {task}",
+        "incomplete_input" if input_missing else "run_failure",
+        f"{SUBJECT_PREFIX} {day}: {what} in {task}",
         "\n".join(lines) + "\n",
     )

@@ -75,3 +75,19 @@ def test_run_failure_alert_names_run_task_and_reason():
     assert alert.subject == "[partner-access-audit] 2026-03-05: run failed in detect"
     assert "- Reason: registry invalid" in alert.body
     assert "- Log: http://af/log" in alert.body
+
+
+def test_run_failure_alert_of_a_missing_delivery_is_an_incomplete_input_alert():
+    alert = run_failure_alert(
+        "scheduled__2026-03-06",
+        "wait_for_delivery",
+        "2026-03-05",
+        "delivery incomplete after 600 s; missing markers: consent/2026-03-05/_SUCCESS",
+        None,
+        input_missing=True,
+    )
+    assert alert.kind == "incomplete_input"
+    assert alert.subject == (
+        "[partner-access-audit] 2026-03-05: input missing, nothing audited in wait_for_delivery"
+    )
+    assert "missing markers: consent/2026-03-05/_SUCCESS" in alert.body

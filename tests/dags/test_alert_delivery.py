@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from email.message import Message
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -152,6 +152,24 @@ def test_run_failure_alert_arrives_by_smtp(alerting: ModuleType, inbox: Inbox) -
     ((_, message),) = inbox.messages
     assert message["Subject"] == "[partner-access-audit] 2026-03-02: run failed in ?"
     assert "- Reason: registry invalid" in body_text(message)
+
+
+@pytest.mark.slow
+def test_missing_delivery_arrives_as_an_incomplete_input_alert(
+    alerting: ModuleType, inbox: Inbox
+) -> None:
+    settings = load_settings(env={}, alert_smtp_conn_id=CONN_ID, alert_email_to=RECIPIENTS[0])
+    sensor = SimpleNamespace(task_id="wait_for_delivery", log_url=None)
+    reason = "delivery incomplete after 600 s; missing markers: access/2026-03-02/_SUCCESS"
+    context = {"run_id": "scheduled__2026-03-03", "ti": sensor, "exception": reason}
+
+    assert alerting.notify_run_failure(context, settings, "2026-03-02") == 1
+
+    ((_, message),) = inbox.messages
+    assert message["Subject"] == (
+        "[partner-access-audit] 2026-03-02: input missing, nothing audited in wait_for_delivery"
+    )
+    assert "missing markers: access/2026-03-02/_SUCCESS" in body_text(message)
 
 
 @pytest.mark.slow
