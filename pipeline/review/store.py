@@ -473,12 +473,13 @@ class ReviewStore:
             conditions.append(items.suppressed_by.is_(None))
         return conditions
 
-    def _order(self, sort: str) -> list[sa.ColumnElement[Any]]:
+    def _order(self, sort: str, reverse: bool = False) -> list[sa.ColumnElement[Any]]:
+        """ORDER BY of a sort (or of its exact reverse), item_id breaking ties."""
         if sort not in SORTS:
             raise ValueError(f"unknown sort {sort!r} (one of {', '.join(SORTS)})")
         column = SORT_COLUMNS[sort.lstrip("-")]
         tie = review_items.c.item_id
-        descending = sort.startswith("-")
+        descending = sort.startswith("-") != reverse
         first = column.desc() if descending else column.asc()
         # nulls sort as the smallest values on both databases (SQLite's own order; PostgreSQL's
         # indexes on these columns are built NULLS FIRST to match)
@@ -500,17 +501,21 @@ class ReviewStore:
             total = connection.execute(
                 sa.select(sa.func.count()).select_from(review_items).where(*conditions)
             ).scalar_one()
-            offset = (page - 1) * per_page
-            if offset >= total:
+            start = (page - 1) * per_page
+            if start >= total:
                 return Page([], total, page, per_page)
-            # find the page's ids on the narrow index first, then read only those rows
+            end = min(start + per_page, total)
+            # an OFFSET walks the index up to the page: pages in the back half walk it from the
+            # other end, so the last page costs what the first does
+            from_end = start > total - end
             ids = (
                 sa.select(review_items.c.item_id)
                 .where(*conditions)
-                .order_by(*order)
-                .limit(per_page)
-                .offset(offset)
+                .order_by(*self._order(sort, reverse=from_end))
+                .limit(end - start)
+                .offset(total - end if from_end else start)
             )
+            # the page's ids come from the narrow index; only those rows are read whole
             rows = connection.execute(
                 sa.select(review_items).where(review_items.c.item_id.in_(ids)).order_by(*order)
             )

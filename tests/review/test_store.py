@@ -292,12 +292,13 @@ def test_store_items_sorts_with_item_id_tie_break(queue: ReviewStore, sort: str)
     key = keys[sort.lstrip("-")]
     expected = sorted(every, key=lambda i: (*key(i), i.item_id), reverse=sort.startswith("-"))
     assert [i.item_id for i in every] == [i.item_id for i in expected]
-    paged = [
-        i.item_id
-        for page in (1, 2, 3)
-        for i in queue.items(ItemFilter(), sort, page=page, per_page=2).items
-    ]
-    assert paged == [i.item_id for i in expected]
+    for per_page in (1, 2, 4, 5):  # back-half pages are read from the other end
+        paged = [
+            i.item_id
+            for page in range(1, 7)
+            for i in queue.items(ItemFilter(), sort, page=page, per_page=per_page).items
+        ]
+        assert paged == [i.item_id for i in expected], per_page
 
 
 def test_store_items_pages_past_the_end_are_empty(queue: ReviewStore):

@@ -17,8 +17,9 @@ depends_on = None
 
 UTC_TIME = sa.DateTime(timezone=True)
 # Queue sorts on nullable columns put nulls first ascending (SQLite's order); PostgreSQL needs
-# its indexes built that way to walk them in that order. Sort indexes lead with suppressed_by:
-# the queue always asks for unsuppressed items, so a deep page walks the index alone.
+# its indexes built that way to walk them in that order. Sort indexes hold only unsuppressed
+# items, which is all the queue asks for: a deep page walks the index alone, in order.
+UNSUPPRESSED = sa.text("suppressed_by IS NULL")
 NULLABLE_SORT_COLUMNS = ("event_time", "partner_id", "score")
 SORT_COLUMNS = ("day", "severity_rank", *NULLABLE_SORT_COLUMNS)
 FILTER_COLUMNS = ("status", "partner_id", "rule", "assignee", "severity", "kind")
@@ -68,7 +69,11 @@ def upgrade() -> None:
         if postgres and column in NULLABLE_SORT_COLUMNS:
             first = sa.nulls_first(sa.column(column))
         op.create_index(
-            f"ix_review_items_sort_{column}", "review_items", ["suppressed_by", first, "item_id"]
+            f"ix_review_items_sort_{column}",
+            "review_items",
+            [first, "item_id"],
+            postgresql_where=UNSUPPRESSED,
+            sqlite_where=UNSUPPRESSED,
         )
     for column in FILTER_COLUMNS:
         op.create_index(f"ix_review_items_{column}_day", "review_items", [column, "day"])
