@@ -234,15 +234,19 @@ def _prefetched(batches: Iterator[pa.Table]) -> Iterator[pa.Table]:
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, batch: pa.Table) -> pa.Table:
-    """Validate one block. DuckDB scans its Arrow slices in parallel when it need not keep
-    their order, so the rows are put back in line order here."""
+    """Validate one block. DuckDB scans its Arrow slices in parallel and, as it is told to
+    preserve insertion order, gives the rows back in line order; they are sorted here only
+    if they somehow are not."""
     batch = pa.Table.from_batches(batch.to_batches(max_chunksize=SCAN_CHUNK_ROWS))
     con.register("batch", batch)
     try:
         result = con.sql(sql).to_arrow_table()
     finally:
         con.unregister("batch")
-    return result.take(pc.sort_indices(result["source_line"]))
+    lines = result["source_line"]
+    if len(lines) > 1 and not pc.all(pc.less(lines[:-1], lines[1:])).as_py():
+        result = result.take(pc.sort_indices(lines))
+    return result
 
 
 def _unreadable_row(file_index: int, line: int, error: str) -> pa.Table:
@@ -356,7 +360,6 @@ def ingest_day(
     sql = validation_sql(kind, settings)
     with warehouse.scratch_dir() as scratch:
         con = duck.connect(settings, spill_dir=scratch)
-        con.execute("SET preserve_insertion_order = false")
         records_path = os.path.join(scratch, "records.parquet")
         with warehouse.local_part_writer(kind_name, records_path) as records:
             staging = _Staging(scratch, kind, day, records)
