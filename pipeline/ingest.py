@@ -111,10 +111,13 @@ class _Staging:
         rejected = result.filter(bad).select(
             ["row_key", "source_line", "reason", "detail", "record_id", "raw_redacted"]
         )
-        valid = result.filter(pc.invert(bad))
+        valid = result.filter(pc.invert(bad)) if rejected.num_rows else result  # no copy
         if valid.num_rows:
             keys = valid.select(["row_key", self.kind.id_field, "content_hash"])
-            self.keys = self.keys or pq.ParquetWriter(self.keys_path, keys.schema)
+            # read once, by the dedupe: not worth compressing or dictionary-encoding
+            self.keys = self.keys or pq.ParquetWriter(
+                self.keys_path, keys.schema, compression="none", use_dictionary=False
+            )
             self.keys.write_table(keys)
             n = valid.num_rows
             self.records.write(
