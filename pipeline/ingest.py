@@ -273,15 +273,18 @@ def _resolve_duplicates(
     if staging.keys is None:
         return empty, empty
     source = f"read_parquet('{staging.keys_path}')"
+    # Repeated ids are found by a 64-bit hash of the id (a small hash table however long the
+    # day); a hash collision only brings a few more rows to the exact test by the id itself.
     judged = con.sql(
         f"""
         WITH repeated AS (
-            SELECT {kind.id_field} FROM {source} GROUP BY ALL HAVING count(*) > 1
+            SELECT hash({kind.id_field}) AS id_hash FROM {source}
+            GROUP BY ALL HAVING count(*) > 1
         ), copies AS (
             SELECT row_key, content_hash,
                    row_number() OVER w AS copy_no,
                    first_value(content_hash) OVER w AS first_hash
-            FROM {source} SEMI JOIN repeated USING ({kind.id_field})
+            FROM {source} k SEMI JOIN repeated r ON hash(k.{kind.id_field}) = r.id_hash
             WINDOW w AS (PARTITION BY {kind.id_field} ORDER BY row_key)
         )
         SELECT row_key, content_hash = first_hash AS identical FROM copies WHERE copy_no > 1
