@@ -111,10 +111,13 @@ class _Staging:
         rejected = result.filter(bad).select(
             ["row_key", "source_line", "reason", "detail", "record_id", "raw_redacted"]
         )
-        valid = result.filter(pc.invert(bad))
+        valid = result.filter(pc.invert(bad)) if rejected.num_rows else result  # no copy
         if valid.num_rows:
             keys = valid.select(["row_key", self.kind.id_field, "content_hash"])
-            self.keys = self.keys or pq.ParquetWriter(self.keys_path, keys.schema)
+            # read once, by the dedupe: not worth compressing or dictionary-encoding
+            self.keys = self.keys or pq.ParquetWriter(
+                self.keys_path, keys.schema, compression="none", use_dictionary=False
+            )
             self.keys.write_table(keys)
             n = valid.num_rows
             self.records.write(
@@ -234,15 +237,19 @@ def _prefetched(batches: Iterator[pa.Table]) -> Iterator[pa.Table]:
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, batch: pa.Table) -> pa.Table:
-    """Validate one block. DuckDB scans its Arrow slices in parallel when it need not keep
-    their order, so the rows are put back in line order here."""
+    """Validate one block. DuckDB scans its Arrow slices in parallel and, as it is told to
+    preserve insertion order, gives the rows back in line order; they are sorted here only
+    if they somehow are not."""
     batch = pa.Table.from_batches(batch.to_batches(max_chunksize=SCAN_CHUNK_ROWS))
     con.register("batch", batch)
     try:
         result = con.sql(sql).to_arrow_table()
     finally:
         con.unregister("batch")
-    return result.take(pc.sort_indices(result["source_line"]))
+    lines = result["source_line"]
+    if len(lines) > 1 and not pc.all(pc.less(lines[:-1], lines[1:])).as_py():
+        result = result.take(pc.sort_indices(lines))
+    return result
 
 
 def _unreadable_row(file_index: int, line: int, error: str) -> pa.Table:
@@ -266,15 +273,18 @@ def _resolve_duplicates(
     if staging.keys is None:
         return empty, empty
     source = f"read_parquet('{staging.keys_path}')"
+    # Repeated ids are found by a 64-bit hash of the id (a small hash table however long the
+    # day); a hash collision only brings a few more rows to the exact test by the id itself.
     judged = con.sql(
         f"""
         WITH repeated AS (
-            SELECT {kind.id_field} FROM {source} GROUP BY ALL HAVING count(*) > 1
+            SELECT hash({kind.id_field}) AS id_hash FROM {source}
+            GROUP BY ALL HAVING count(*) > 1
         ), copies AS (
             SELECT row_key, content_hash,
                    row_number() OVER w AS copy_no,
                    first_value(content_hash) OVER w AS first_hash
-            FROM {source} SEMI JOIN repeated USING ({kind.id_field})
+            FROM {source} k SEMI JOIN repeated r ON hash(k.{kind.id_field}) = r.id_hash
             WINDOW w AS (PARTITION BY {kind.id_field} ORDER BY row_key)
         )
         SELECT row_key, content_hash = first_hash AS identical FROM copies WHERE copy_no > 1
@@ -356,7 +366,6 @@ def ingest_day(
     sql = validation_sql(kind, settings)
     with warehouse.scratch_dir() as scratch:
         con = duck.connect(settings, spill_dir=scratch)
-        con.execute("SET preserve_insertion_order = false")
         records_path = os.path.join(scratch, "records.parquet")
         with warehouse.local_part_writer(kind_name, records_path) as records:
             staging = _Staging(scratch, kind, day, records)

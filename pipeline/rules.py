@@ -82,6 +82,15 @@ def _explanation_sql() -> str:
     return f"{did} || CASE rule {cases} END || '.'"
 
 
+def judged_access_sql(settings: Settings, source: str = "access") -> str:
+    """The accesses the rules judge (message content, call succeeded), with the columns they
+    read: a query over `source`."""
+    return f"""
+SELECT request_id, event_time, app_id, user_id, resource, action, status FROM {source}
+WHERE list_contains({_sql_list(settings.message_resources)}, resource) AND status < 400
+"""
+
+
 def evidence_sql(day: date, settings: Settings) -> str:
     """Per flag, its rule and evidence (no access columns but request_id), over views `access`
     (the day's), `consent` (any days) and `registry`."""
@@ -91,8 +100,7 @@ WITH acc AS MATERIALIZED (
     -- only what the rules read; the flagged rows' other columns are joined back at the end
     SELECT row_number() OVER () AS rid, request_id, event_time, app_id, user_id,
            resource || '.' || action AS scope
-    FROM access
-    WHERE list_contains({_sql_list(settings.message_resources)}, resource) AND status < 400
+    FROM ({judged_access_sql(settings)})
 ), apps AS (
     SELECT app_id, any_value(partner_id) AS partner_id, any_value(partner_name) AS partner_name,
            any_value(grant_ttl_days) AS grant_ttl_days

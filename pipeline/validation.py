@@ -2,6 +2,11 @@
 
 One DuckDB query per batch does the JSON parsing (once per line), type checks, time parsing,
 route lookup and redaction, so there is no Python loop per record.
+
+Most lines are clean, so the query first asks a cheap question of every line (is each field of
+the right JSON type, judged by its first character, and is every value usable?) and evaluates
+the ordered checks that name a reason only for the lines that fail it. DuckDB evaluates a CASE
+branch only for the rows that reach it, which is what keeps the expensive part off clean lines.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from pipeline.schema import RFC3339
 # Epoch milliseconds of 0001-01-01 and 10000-01-01: the range a timestamp can hold.
 EPOCH_MS_MIN, EPOCH_MS_MAX = -62135596800000, 253402300800000
 INTEGER_TYPES = "('BIGINT', 'UBIGINT')"
+LACKING_ROUTE = "(v_resource IS NULL OR v_action IS NULL)"
 
 
 @dataclass(frozen=True)
@@ -90,9 +96,20 @@ def _type_word(type_column: str) -> str:
     return f"(CASE {type_column} {cases} ELSE lower({type_column}) END)"
 
 
+def _json_type(field: Field) -> str:
+    """The field's JSON type name; NULL where it is absent or null."""
+    return f"json_type(j.{field.name})"
+
+
+def _is_string(field: Field) -> str:
+    """Whether the field is a JSON string: the same as its JSON type being VARCHAR, but only a
+    look at the first character of its (re-serialised) JSON text."""
+    return f"starts_with(j.{field.name}, '\"')"
+
+
 def _checks(field: Field) -> list[tuple[str, str, str]]:
     """(failing condition, reason, detail) for one field, in the order they are reported."""
-    n, t, v = field.name, f"t_{field.name}", f"v_{field.name}"
+    n, t, v = field.name, f"({_json_type(field)})", f"v_{field.name}"
     checks = []
     if field.required:
         checks.append((f"{t} IS NULL", "missing_field", _quote(f"{n} is required")))
@@ -158,11 +175,29 @@ def _checks(field: Field) -> list[tuple[str, str, str]]:
     return checks
 
 
+def _clean(field: Field) -> str:
+    """A cheap condition that holds only where none of the field's checks fails (NULL counts as
+    not clean: such lines simply take the full checks)."""
+    n, v = field.name, f"v_{field.name}"
+    if field.kind in ("string", "enum"):
+        condition = _is_string(field)
+        if field.required:
+            condition += f" AND {v} <> ''"
+        if field.kind == "enum":
+            condition += f" AND list_contains({_list(field.choices)}, {v})"
+        return condition if field.required else f"(j.{n} IS NULL OR {condition})"
+    if field.kind in ("time", "status"):  # a usable value is of an accepted type
+        return f"{v} IS NOT NULL"
+    if field.kind == "scopes":  # ignored on a revoke; else absent, or a list of strings
+        return f"(v_event_type <> 'grant' OR j.{n} IS NULL OR {v} IS NOT NULL)"
+    raise ValueError(field.kind)
+
+
 def _value(field: Field) -> str:
     """The typed value of a field; NULL where it is absent or unusable."""
-    n, t = field.name, f"t_{field.name}"
+    n, t = field.name, f"({_json_type(field)})"
     if field.kind in ("string", "enum"):
-        return f"CASE WHEN {t} = 'VARCHAR' THEN s.{n} END"
+        return f"CASE WHEN {_is_string(field)} THEN s.{n} END"
     if field.kind == "scopes":
         return (
             f"CASE WHEN {t} = 'ARRAY' AND list_bool_and(list_transform("
@@ -171,14 +206,14 @@ def _value(field: Field) -> str:
         )
     if field.kind == "status":
         return (
-            f"CASE WHEN {t} IS NULL THEN 200 WHEN {t} IN {INTEGER_TYPES} "
+            f"CASE WHEN j.{n} IS NULL THEN 200 WHEN {t} IN {INTEGER_TYPES} "
             f"THEN CASE WHEN TRY_CAST(j.{n} AS BIGINT) BETWEEN 100 AND 599 "
             f"THEN TRY_CAST(j.{n} AS INTEGER) END END"
         )
     if field.kind == "time":
         return (
-            f"CASE WHEN {t} = 'VARCHAR' AND regexp_full_match(s.{n}, {_quote(RFC3339)}) "
-            f"THEN TRY_CAST(upper(s.{n}) AS TIMESTAMPTZ) "
+            f"CASE WHEN {_is_string(field)} THEN CASE WHEN regexp_full_match(s.{n}, "
+            f"{_quote(RFC3339)}) THEN TRY_CAST(upper(s.{n}) AS TIMESTAMPTZ) END "
             f"WHEN {t} IN {INTEGER_TYPES} AND TRY_CAST(j.{n} AS BIGINT) "
             f"BETWEEN {EPOCH_MS_MIN} AND {EPOCH_MS_MAX - 1} "
             f"THEN epoch_ms(TRY_CAST(j.{n} AS BIGINT))::TIMESTAMPTZ END"
@@ -186,24 +221,26 @@ def _value(field: Field) -> str:
     raise ValueError(field.kind)
 
 
-def _route_sql(settings: Settings) -> tuple[str, str]:
-    """Resource and action for events that lack them; only those rows evaluate the regexes."""
-    lacking = "(v_resource IS NULL OR v_action IS NULL)"
+def _route_sql(settings: Settings) -> tuple[str, str, str]:
+    """The route table's answer for events that lack resource or action (only those rows
+    evaluate the regexes): the number of the first matching route, then resource and action."""
     matched = " ".join(
         f"WHEN regexp_matches(route_path, {_quote(r.path_regex)}) THEN {i}"
         for i, r in enumerate(settings.routes, 1)
     )
-    route = f"(CASE WHEN {lacking} THEN (CASE {matched} END) END)" if settings.routes else "NULL"
+    route = (
+        f"CASE WHEN {LACKING_ROUTE} THEN (CASE {matched} END) END" if settings.routes else "NULL"
+    )
     by_method = " ".join(f"WHEN {_quote(m)} THEN {_quote(a)}" for m, a in settings.method_actions)
     resources = _list([r.resource for r in settings.routes])
     actions = "[" + ", ".join(_quote(r.action) if r.action else "NULL" for r in settings.routes)
-    resource = f"coalesce(v_resource, list_extract({resources}, {route}))"
+    resource = f"coalesce(v_resource, list_extract({resources}, route_no))"
     action = (
-        f"coalesce(v_action, CASE WHEN {route} IS NOT NULL THEN coalesce("
-        f"list_extract({actions}]::VARCHAR[], {route}), "
+        f"coalesce(v_action, CASE WHEN route_no IS NOT NULL THEN coalesce("
+        f"list_extract({actions}]::VARCHAR[], route_no), "
         f"CASE upper(v_method) {by_method} END) END)"
     )
-    return resource, action
+    return route, resource, action
 
 
 def _redacted_raw(kind: RecordKind, settings: Settings) -> str:
@@ -252,6 +289,25 @@ def redact_path_sql(column: str, settings: Settings) -> str:
     )
 
 
+def _routing(settings: Settings) -> tuple[list[tuple[str, str]], tuple[str, str, str]]:
+    """Query steps that add resource and action from the route table where absent, and the
+    check that fails when neither gives them."""
+    route_no, resource, action = _route_sql(settings)
+    route_path = f"CASE WHEN {LACKING_ROUTE} THEN regexp_replace(v_path, '[?#;].*$', '') END"
+    steps = [
+        ("pathed", f"SELECT *, {route_path} AS route_path FROM valued"),
+        ("numbered", f"SELECT *, {route_no} AS route_no FROM pathed"),
+        ("routed", f"SELECT *, {resource} AS resource, {action} AS action FROM numbered"),
+    ]
+    check = (
+        "resource IS NULL OR action IS NULL",
+        "unknown_route",
+        "'no resource/action given, and method ' || coalesce(v_method, '(none)') || ' ' "
+        "|| left(coalesce(route_path, '(no path)'), 80) || ' matches no route'",
+    )
+    return steps, check
+
+
 def validation_sql(
     kind: RecordKind, settings: Settings, source: str = "batch", redact_all: bool = False
 ) -> str:
@@ -263,58 +319,46 @@ def validation_sql(
     # strings (unescaped values), cheaper than extracting each field's value from its JSON.
     structure = "{" + ", ".join(f'"{f.name}": "JSON"' for f in kind.fields) + "}"
     as_text = "{" + ", ".join(f'"{f.name}": "VARCHAR"' for f in kind.fields) + "}"
-    types = ", ".join(f"json_type(j.{f.name}) AS t_{f.name}" for f in kind.fields)
     values = ", ".join(f"{_value(f)} AS v_{f.name}" for f in kind.fields)
     checks = [
         ("NOT encoding_ok", "invalid_encoding", "'the line is not valid UTF-8'"),
         ("NOT is_json", "invalid_json", "'the line is not valid JSON'"),
         ("NOT is_object", "not_a_json_object", "'the line is JSON but not an object'"),
     ]
-    for f in kind.fields:
-        checks.extend(_checks(f))
-    extra_columns = ""
+    checks += [check for f in kind.fields for check in _checks(f)]
+    clean = ["is_object"] + [_clean(f) for f in kind.fields]
+    steps = [
+        ("lines", f"SELECT *, encoding_ok AND json_valid(raw) AS is_json FROM {source}"),
+        # valid JSON that starts with '{' is an object (the first test avoids copying the line)
+        (
+            "objects",
+            "SELECT *, is_json AND (starts_with(raw, '{') OR starts_with(ltrim(raw), '{')) "
+            "AS is_object FROM lines",
+        ),
+        (
+            "parsed",
+            f"SELECT *, CASE WHEN is_object THEN json_transform(raw, {_quote(structure)}) END AS j,"
+            f" CASE WHEN is_object THEN json_transform(raw, {_quote(as_text)}) END AS s "
+            "FROM objects",
+        ),
+        ("valued", f"SELECT *, {values} FROM parsed"),
+    ]
     if kind is ACCESS_KIND:  # resource and action come from the route table where absent
-        route_resource, route_action = _route_sql(settings)
-        extra_columns = (
-            ", regexp_replace(v_path, '[?#;].*$', '') AS route_path"
-            f", {route_resource} AS resource, {route_action} AS action"
-        )
-        checks.append(
-            (
-                "resource IS NULL OR action IS NULL",
-                "unknown_route",
-                "'no resource/action given, and method ' || coalesce(v_method, '(none)') || ' ' "
-                "|| left(coalesce(route_path, '(no path)'), 80) || ' matches no route'",
-            )
-        )
+        route_steps, route_check = _routing(settings)
+        steps += route_steps
+        checks.append(route_check)
+        clean.append("resource IS NOT NULL AND action IS NOT NULL")
     reason = "CASE " + " ".join(f"WHEN {c} THEN '{r}'" for c, r, _ in checks) + " END"
     detail = "CASE " + " ".join(f"WHEN {c} THEN {d}" for c, _, d in checks) + " END"
-    id_col = f"t_{kind.id_field}"
+    # the ordered checks run only on lines that are not plainly clean
+    judged = f"CASE WHEN {' AND '.join(clean)} THEN NULL ELSE {reason} END"
+    steps.append(("judged", f"SELECT *, {judged} AS reason FROM {steps[-1][0]}"))
+    ctes = ",\n".join(f"{name} AS (\n    {body}\n)" for name, body in steps)
     return f"""
-WITH lines AS (
-    SELECT source_line, raw, encoding_ok,
-           encoding_ok AND json_valid(raw) AS is_json
-    FROM {source}
-), objects AS (
-    -- valid JSON that starts with '{{' is an object (the first test avoids copying the line)
-    SELECT *, is_json AND (starts_with(raw, '{{') OR starts_with(ltrim(raw), '{{')) AS is_object
-    FROM lines
-), parsed AS (
-    SELECT *, CASE WHEN is_object THEN json_transform(raw, {_quote(structure)}) END AS j,
-              CASE WHEN is_object THEN json_transform(raw, {_quote(as_text)}) END AS s
-    FROM objects
-), typed AS (
-    SELECT *, {types} FROM parsed
-), valued AS (
-    SELECT *, {values} FROM typed
-), routed AS (
-    SELECT * {extra_columns} FROM valued
-), judged AS (
-    SELECT *, {reason} AS reason FROM routed
-)
+WITH {ctes}
 SELECT source_line, reason,
        CASE WHEN reason IS NOT NULL THEN left({detail}, 300) END AS detail,
-       CASE WHEN {id_col} = 'VARCHAR' THEN v_{kind.id_field} END AS record_id,
+       v_{kind.id_field} AS record_id,
        CASE WHEN reason IS NOT NULL OR {redact_all} THEN {_redacted_raw(kind, settings)} END
            AS raw_redacted,
        {_content_hash(kind)} AS content_hash,

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 NEWLINE = 10
 READ_PIECE = 1 << 16
+NEWLINE_SCAN = 1 << 22
 LINE_BATCH = pa.schema(
     [
         pa.field("source_line", pa.int64()),
@@ -51,41 +52,66 @@ class _HashingReader:
         return chunk
 
     def readinto(self, buffer: bytearray | memoryview) -> int:
-        chunk = self.read(len(buffer))
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
+        readinto = getattr(self._raw, "readinto", None)
+        if readinto is None:
+            chunk = self.read(len(buffer))
+            buffer[: len(chunk)] = chunk
+            return len(chunk)
+        count: int = readinto(buffer)
+        self._hasher.update(memoryview(buffer)[:count])
+        return count
 
     def readable(self) -> bool:
         return True
 
 
-def _lines_of_block(block: bytes, first_line: int) -> tuple[pa.Table, int]:
-    """Split a block of whole lines without a Python object per line (offsets from numpy).
+def _lines_of_block(block: np.ndarray, first_line: int) -> tuple[pa.Table, int]:
+    """Split a block of whole lines (bytes in a numpy array, which the lines then share) without
+    a Python object per line (offsets from numpy).
 
     Lines keep their line break (JSON parsers ignore it; quarantine trims it). Blank lines are
     not records: they are dropped here and counted.
     """
-    data = np.frombuffer(block, dtype=np.uint8)
-    ends = np.flatnonzero(data == NEWLINE) + 1
+    ends = _line_ends(block)
     if len(block) and (len(ends) == 0 or ends[-1] != len(block)):
         ends = np.append(ends, len(block))  # last line of a file without a final newline
     offsets = np.concatenate([[0], ends]).astype(np.int64)
     count = len(offsets) - 1
     line_numbers = np.arange(first_line, first_line + count, dtype=np.int64)
-    try:
-        block.decode("utf-8")
+    if not len(block) or block.max() < 0x80:  # ASCII, the usual case, is valid UTF-8
         raw = pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(block))
         encoding_ok = pa.array(np.ones(count, dtype=bool))
-    except UnicodeDecodeError:  # rare: decode line by line, keeping the bad ones for quarantine
-        pieces = [block[offsets[i] : offsets[i + 1]] for i in range(count)]
-        raw = pa.array([p.decode("utf-8", "replace") for p in pieces], pa.large_string())
-        encoding_ok = pa.array([_is_utf8(p) for p in pieces])
+    else:
+        raw, encoding_ok = _decoded_lines(block.tobytes(), offsets)
     lines = pa.table([pa.array(line_numbers), raw, encoding_ok], schema=LINE_BATCH)
     blank = pc.utf8_is_space(raw)  # stops at a line's first other character: cheap
     blanks = int(pc.sum(blank).as_py() or 0)
     if blanks:
         lines = lines.filter(pc.invert(blank))
     return lines, blanks
+
+
+def _line_ends(block: np.ndarray) -> np.ndarray:
+    """Offsets just after each line break, found a slice at a time: a mask of the whole block
+    would be a fresh allocation as large as the block, paid for again in page faults."""
+    pieces = [
+        np.flatnonzero(block[start : start + NEWLINE_SCAN] == NEWLINE) + (start + 1)
+        for start in range(0, len(block), NEWLINE_SCAN)
+    ]
+    return np.concatenate(pieces) if pieces else np.empty(0, dtype=np.int64)
+
+
+def _decoded_lines(block: bytes, offsets: np.ndarray) -> tuple[pa.Array, pa.Array]:
+    """The lines as text, and whether each is valid UTF-8."""
+    count = len(offsets) - 1
+    try:
+        block.decode("utf-8")
+        raw = pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(block))
+        return raw, pa.array(np.ones(count, dtype=bool))
+    except UnicodeDecodeError:  # rare: decode line by line, keeping the bad ones for quarantine
+        pieces = [block[offsets[i] : offsets[i + 1]] for i in range(count)]
+        raw = pa.array([p.decode("utf-8", "replace") for p in pieces], pa.large_string())
+        return raw, pa.array([_is_utf8(p) for p in pieces])
 
 
 def _is_utf8(piece: bytes) -> bool:
@@ -96,26 +122,30 @@ def _is_utf8(piece: bytes) -> bool:
     return True
 
 
-def _read_block(stream: IO[bytes], size: int) -> tuple[bytes, Exception | None]:
-    """Up to `size` bytes, read 64 KiB at a time so that a damaged (e.g. truncated .gz) file
-    still gives the whole lines before the damage (all but the last piece)."""
-    pieces, total = [], 0
+def _fill(stream: IO[bytes], buffer: memoryview) -> tuple[int, Exception | None]:
+    """Read into `buffer` until it is full or the file ends, 64 KiB at a time so that a damaged
+    (e.g. truncated .gz) file still gives the whole lines before the damage (all but the last
+    piece). Returns the bytes read and the error that stopped the reading, if any."""
+    total = 0
     try:
-        while total < size:
-            piece = stream.read(min(READ_PIECE, size - total))
-            if not piece:
+        while total < len(buffer):
+            count = stream.readinto(buffer[total : total + READ_PIECE])  # type: ignore[attr-defined]
+            if not count:
                 break
-            pieces.append(piece)
-            total += len(piece)
+            total += count
     except (OSError, EOFError, zlib.error) as exc:
-        return b"".join(pieces), exc
-    return b"".join(pieces), None
+        return total, exc
+    return total, None
 
 
 def read_line_batches(
     raw_file: IO[bytes], name: str, block_bytes: int, stats: FileStats
 ) -> Iterator[pa.Table]:
-    """Yield tables of (source_line, raw, encoding_ok) for the non-blank lines of one file."""
+    """Yield tables of (source_line, raw, encoding_ok) for the non-blank lines of one file.
+
+    Each block is read into a fresh buffer that its lines then share (no copy of the text);
+    an unfinished last line moves to the head of the next block's buffer.
+    """
     source: IO[bytes] = _HashingReader(raw_file, stats._hasher)  # type: ignore[assignment]
     stream: IO[bytes] = (
         gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[assignment]
@@ -126,18 +156,23 @@ def read_line_batches(
     next_line = 1
     try:
         while True:
-            chunk, failure = _read_block(stream, block_bytes)
-            if failure is not None:  # yield the lines read before the damage, then report it
-                chunk = chunk[: chunk.rfind(b"\n") + 1]
-            block = carry + chunk
-            if chunk:
-                cut = block.rfind(b"\n") + 1
-                if cut == 0:  # one line longer than a block: keep reading
-                    carry = block
+            buffer = bytearray(len(carry) + block_bytes)
+            buffer[: len(carry)] = carry
+            read, failure = _fill(stream, memoryview(buffer)[len(carry) :])
+            end = len(carry) + read
+            ended = failure is None and read < block_bytes  # a short read is the file's end
+            if failure is not None:  # keep the whole lines read before the damage, then report
+                end = buffer.rfind(b"\n", len(carry), end) + 1 or len(carry)
+            block_end = end
+            if failure is None and not ended:
+                block_end = buffer.rfind(b"\n", 0, end) + 1
+                if block_end == 0:  # one line longer than a block: keep reading
+                    carry = bytes(buffer[:end])
                     continue
-                block, carry = block[:cut], block[cut:]
-            if block:
-                lines, blanks = _lines_of_block(block, next_line)
+            if block_end:
+                lines, blanks = _lines_of_block(
+                    np.frombuffer(buffer, np.uint8, block_end), next_line
+                )
                 next_line += lines.num_rows + blanks
                 stats.lines += lines.num_rows + blanks
                 stats.blank_lines += blanks
@@ -145,8 +180,9 @@ def read_line_batches(
                     yield lines
             if failure is not None:
                 raise failure
-            if not chunk:
+            if ended:
                 break
+            carry = bytes(buffer[block_end:end])
     finally:  # hash the whole file even when it cannot be decompressed to the end
         with contextlib.suppress(OSError):
             while source.read(1 << 20):
