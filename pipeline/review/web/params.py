@@ -30,28 +30,21 @@ class BadInput(ValueError):
     """A request value is unusable; the message names the field."""
 
 
-def text(name: str, value: str | None, *, limit: int = MAX_TEXT) -> str | None:
-    """A short single-line value, or None when empty."""
+def text(name: str, value: str | None, *, limit: int = MAX_TEXT, lines: bool = False) -> str | None:
+    """A short single-line value (or, with `lines`, free text of several), None when empty."""
     if value is None or not value.strip():
         return None
     value = value.strip()
     if len(value) > limit:
         raise BadInput(f"{name}: longer than {limit} characters")
-    if _CONTROL.search(value):
+    if (_CONTROL_EXCEPT_NEWLINES if lines else _CONTROL).search(value):
         raise BadInput(f"{name}: control characters are not allowed")
     return value
 
 
 def note(name: str, value: str | None) -> str | None:
     """Free text of several lines (a reviewer's note), or None when empty."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    if len(value) > MAX_NOTE:
-        raise BadInput(f"{name}: longer than {MAX_NOTE} characters")
-    if _CONTROL_EXCEPT_NEWLINES.search(value):
-        raise BadInput(f"{name}: control characters are not allowed")
-    return value
+    return text(name, value, limit=MAX_NOTE, lines=True)
 
 
 def choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
