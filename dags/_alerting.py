@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any
 
 from pipeline.alerts import Alert, run_failure_alert
@@ -50,9 +51,18 @@ def notifiers_for(alert: Alert, settings: Settings) -> list[Any]:
 
 
 def send_alerts(
-    alerts: Sequence[Alert], settings: Settings, context: Mapping[str, Any] | None = None
+    alerts: Sequence[Alert],
+    settings: Settings,
+    context: Mapping[str, Any] | None = None,
+    day: date | None = None,
 ) -> int:
-    """Send each alert through every configured channel; returns the messages sent."""
+    """Send each alert through every configured channel; returns the messages sent. With a
+    `day`, an alert already delivered for it (an earlier try of the task) is not sent again."""
+    from pipeline.steps import alerts_sent, record_alert_sent
+
+    if day is not None:
+        delivered = alerts_sent(day, settings)
+        alerts = [alert for alert in alerts if alert.subject not in delivered]
     if not alerts:
         log.info("no alert to send")
         return 0
@@ -72,6 +82,8 @@ def send_alerts(
             # notify(), not __call__: our text is sent as is, never rendered as a Jinja template
             notifier.notify(dict(context or {}))
             sent += 1
+        if day is not None:
+            record_alert_sent(day, settings, alert.subject)
         log.info("alert sent through %d channel(s): %s", len(notifiers), alert.subject)
     return sent
 

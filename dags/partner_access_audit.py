@@ -229,8 +229,9 @@ def partner_access_audit() -> None:
     def alert(summary: dict[str, Any], **context: Any) -> int:
         from pipeline.alerts import alerts_for
 
-        _, settings = _day_and_settings(context)
-        return int(_alerting().send_alerts(alerts_for(summary, settings), settings, context))
+        day, settings = _day_and_settings(context)
+        alerts = alerts_for(summary, settings)
+        return int(_alerting().send_alerts(alerts, settings, context, day))
 
     ingested = [ingest_access(), ingest_consent()]
     wait_for_delivery >> ingested

@@ -22,6 +22,7 @@ from pipeline.config import Settings
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+ALERTS_SENT = "alerts-sent.json"  # subjects of the day's alerts already delivered
 
 
 class MissingInput(RuntimeError):
@@ -354,6 +355,18 @@ def report(day: date, settings: Settings, end: date | None = None) -> dict[str, 
         time.perf_counter() - started,
     )
     return summary
+
+
+def alerts_sent(day: date, settings: Settings) -> set[str]:
+    """Subjects of the day's alerts already delivered (a retried alert task skips them)."""
+    record = _warehouse(settings).read_json("runs", day, ALERTS_SENT)
+    return set(record["subjects"]) if record else set()
+
+
+def record_alert_sent(day: date, settings: Settings, subject: str) -> None:
+    """Note one delivered alert of the day, right after it went out."""
+    subjects = sorted(alerts_sent(day, settings) | {subject})
+    _warehouse(settings).write_json("runs", day, ALERTS_SENT, {"subjects": subjects})
 
 
 def run_day(

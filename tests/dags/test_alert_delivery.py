@@ -143,6 +143,27 @@ def test_high_severity_alert_arrives_by_smtp_with_the_warehouse_numbers(
 
 
 @pytest.mark.slow
+def test_a_retried_alert_task_does_not_send_the_day_s_alerts_again(
+    alerting: ModuleType, warehouse_settings: Settings, inbox: Inbox
+) -> None:
+    settings = load_settings(
+        env={},
+        landing=warehouse_settings.landing,
+        warehouse=warehouse_settings.warehouse,
+        alert_smtp_conn_id=CONN_ID,
+        alert_email_to=list(RECIPIENTS),
+    )
+    alerts = alerts_for(day_summary(settings), settings)
+
+    first = alerting.send_alerts(alerts, settings, day=DAY)
+    again = alerting.send_alerts(alerts, settings, day=DAY)
+    other_day = alerting.send_alerts(alerts, settings, day=DAY + timedelta(1))
+
+    assert (first, again, other_day) == (len(alerts), 0, len(alerts))
+    assert len(inbox.messages) == 2 * len(alerts)
+
+
+@pytest.mark.slow
 def test_run_failure_alert_arrives_by_smtp(alerting: ModuleType, inbox: Inbox) -> None:
     settings = load_settings(env={}, alert_smtp_conn_id=CONN_ID, alert_email_to=RECIPIENTS[0])
     context = {"run_id": "scheduled__2026-03-03", "exception": RuntimeError("registry invalid")}
