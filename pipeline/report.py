@@ -15,15 +15,14 @@ from urllib.parse import quote, urlencode
 from pipeline import duck
 from pipeline.config import SEVERITIES, Settings
 from pipeline.review_ids import anomaly_item_id
-from pipeline.schema import RULES
+from pipeline.schema import RULES, UNKNOWN_PARTNER
+from pipeline.steps import MANIFEST
 from pipeline.warehouse import Warehouse
 
 TREND_DAYS = 30
 TOP_ANOMALIES = 10
 TOP_FLAGS = 10
 TOP_REASONS = 5
-UNKNOWN_PARTNER = "(unknown app)"  # flags of apps not in the registry have no partner_id
-MANIFEST = "manifest.json"
 KINDS = ("access", "consent")
 
 

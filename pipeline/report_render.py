@@ -11,6 +11,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from pipeline.digest import period
+from pipeline.schema import UNKNOWN_PARTNER
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -31,6 +32,7 @@ def _environment() -> Environment:
     env.filters["thousands"] = lambda n: f"{n:,}"
     env.filters["percent"] = lambda share: f"{share:.2%}"
     env.filters["when"] = _when
+    env.globals["UNKNOWN_PARTNER"] = UNKNOWN_PARTNER
     return env
 
 

@@ -166,6 +166,9 @@ ANOMALIES = pa.schema(
 TABLES["features"] = DAILY_FEATURES
 TABLES["anomalies"] = ANOMALIES
 
+# How flags of an app the registry does not know (no partner_id) are counted and shown.
+UNKNOWN_PARTNER = "(unknown app)"
+
 RULES = (
     "UNKNOWN_APP",
     "AFTER_PARTNERSHIP_END",

@@ -262,6 +262,7 @@ def publish(day: date, settings: Settings) -> dict[str, Any]:
     import pyarrow.compute as pc
 
     from pipeline.review.publish import publish_day
+    from pipeline.schema import UNKNOWN_PARTNER
     from pipeline.tables import value_counts
 
     warehouse = _warehouse(settings)
@@ -285,7 +286,7 @@ def publish(day: date, settings: Settings) -> dict[str, Any]:
             f"flags of {day}: detect wrote {parts['detect']['flags']}, "
             f"the warehouse holds {flags.num_rows}"
         )
-    by_partner = value_counts(pc.fill_null(flags["partner_id"], "(unknown app)"))
+    by_partner = value_counts(pc.fill_null(flags["partner_id"], UNKNOWN_PARTNER))
     manifest = {
         "day": day.isoformat(),
         "version": pipeline_version(),
