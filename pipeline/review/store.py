@@ -373,13 +373,16 @@ class ReviewStore:
             ]
             if day is not None:
                 match.append(items.day == day)
-            ids = list(connection.execute(sa.select(items.item_id).where(*match)).scalars())
-            for chunk in _chunks(ids, CHUNK_IDS):
+            # one UPDATE … RETURNING: an item a reviewer touches meanwhile is either already
+            # changed (and left alone) or changed after; the trail names exactly those hidden
+            ids = list(
                 connection.execute(
                     sa.update(review_items)
-                    .where(items.item_id.in_(chunk), items.suppressed_by.is_(None))
+                    .where(*match)
                     .values(suppressed_by=suppression.id, version=items.version + 1, updated_at=now)
-                )
+                    .returning(items.item_id)
+                ).scalars()
+            )
             self._audit(
                 connection,
                 [

@@ -410,3 +410,17 @@ def test_store_set_status_of_a_batch_is_all_or_none(store: ReviewStore):
     with pytest.raises(UnknownItem):
         store.set_status(["f1", "zzz"], "triaged", "bob")
     assert [store.item(i).status for i in ("f1", "f2", "f3")] == ["new", "confirmed", "new"]
+
+
+def test_store_keeps_identifiers_of_any_length(store: ReviewStore):
+    """Partners' logs bound no identifier's length: a long one must not fail the day."""
+    long = {name: name[0] * 5000 for name in ("user_id", "app_id", "request_id", "resource")}
+    store.upsert_day(D1, flags(flag("f1", partner_id="p" * 5000, **long)), NO_ANOMALIES)
+    item = store.item("f1")
+    assert (item.partner_id, item.user_id, item.request_id) == (
+        "p" * 5000,
+        long["user_id"],
+        long["request_id"],
+    )
+    store.assign(["f1"], "a" * 5000, "reviewer-" + "r" * 5000)
+    assert store.item("f1").assignee == "a" * 5000
