@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from pathlib import Path
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
@@ -87,18 +88,28 @@ class AirflowAuth:
 
 
 def _session_secret(configured: str) -> str:
-    """The configured secret, else one derived from Airflow's JWT secret: the same in every API
-    server worker (a per-process random one would break sessions across workers)."""
+    """The configured secret, else one derived from Airflow's JWT signing key (its secret or its
+    private key file): the same in every API server worker and after restarts. A per-process
+    random one would break sessions and CSRF tokens across workers, so none is made up."""
     if configured:
         return configured
     from airflow.configuration import conf
 
-    jwt_secret = conf.get("api_auth", "jwt_secret", fallback="") or ""
-    if not jwt_secret:
-        import secrets
+    from pipeline.config import ConfigError
 
-        return secrets.token_urlsafe(32)
-    return hashlib.sha256(b"access-audit session|" + jwt_secret.encode()).hexdigest()
+    key = (conf.get("api_auth", "jwt_secret", fallback="") or "").encode()
+    key_path = conf.get("api_auth", "jwt_private_key_path", fallback="") or ""
+    if not key and key_path:
+        try:
+            key = Path(key_path).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"review_session_secret is unset and {key_path}: {exc}") from None
+    if not key:
+        raise ConfigError(
+            "review_session_secret is unset and Airflow has no [api_auth] jwt_secret or "
+            "jwt_private_key_path to derive one from: set review_session_secret"
+        )
+    return hashlib.sha256(b"access-audit session|" + key).hexdigest()
 
 
 class LazyReviewApp:

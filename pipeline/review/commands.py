@@ -128,6 +128,13 @@ def _json(value: Any) -> str:
     return json.dumps(value, indent=2, default=str)
 
 
+def _plain(*values: Any) -> list[Any]:
+    """Cells shown as they are: partners' data is never read as rich markup."""
+    from rich.text import Text
+
+    return [Text("" if value is None else str(value)) for value in values]
+
+
 def _list(store: ReviewStore, args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -158,15 +165,17 @@ def _list(store: ReviewStore, args: argparse.Namespace) -> None:
     table.add_column("explanation", no_wrap=True, overflow="ellipsis", max_width=60)
     for item in page.items:
         table.add_row(
-            item.item_id,
-            item.day.isoformat(),
-            item.severity,
-            item.rule,
-            item.partner_id or "",
-            item.app_id or "",
-            item.status + (" (suppressed)" if item.suppressed_by else ""),
-            item.assignee or "",
-            item.explanation,
+            *_plain(
+                item.item_id,
+                item.day.isoformat(),
+                item.severity,
+                item.rule,
+                item.partner_id,
+                item.app_id,
+                item.status + (" (suppressed)" if item.suppressed_by else ""),
+                item.assignee,
+                item.explanation,
+            )
         )
     console = Console()
     if not console.is_terminal:  # piped: wide enough for whole ids (or use --json)
@@ -193,22 +202,24 @@ def _show(store: ReviewStore, args: argparse.Namespace) -> None:
     facts.add_column("value", overflow="fold")
     for name, value in dataclasses.asdict(item).items():
         if name != "evidence":
-            facts.add_row(name, "" if value is None else str(value))
+            facts.add_row(*_plain(name, value))
     for name, value in item.evidence.items():
         if value is not None:
-            facts.add_row(f"evidence.{name}", str(value))
+            facts.add_row(*_plain(f"evidence.{name}", value))
     console.print(facts)
     audit = Table(title="audit trail (newest first)")
     for column in ("at", "actor", "action", "from", "to", "note"):
         audit.add_column(column, overflow="fold")
     for entry in trail:
         audit.add_row(
-            entry.at.isoformat(timespec="seconds"),
-            entry.actor,
-            entry.action,
-            entry.from_value or "",
-            entry.to_value or "",
-            entry.note or "",
+            *_plain(
+                entry.at.isoformat(timespec="seconds"),
+                entry.actor,
+                entry.action,
+                entry.from_value,
+                entry.to_value,
+                entry.note,
+            )
         )
     console.print(audit)
 

@@ -72,7 +72,7 @@ def grants_from_events(
     Ordered as the rules order them (SPEC §3): by time, a grant before a revoke at equal times.
     """
     ordered = sorted(events, key=lambda e: (e[0], e[1] != "grant"))
-    ttl = timedelta(days=ttl_days) if ttl_days is not None else None
+    ttl = _ttl(ttl_days)
     grants: list[Grant] = []
     revocations: list[datetime] = []
     for i, (time, kind, scopes) in enumerate(ordered):
@@ -80,9 +80,24 @@ def grants_from_events(
             revocations.append(time)
             continue
         following = ordered[i + 1][0] if i + 1 < len(ordered) else None
-        expires = time + ttl if ttl is not None else None
+        expires = _expiry(time, ttl)
         grants.append(Grant(time, scopes, following, expires))
     return tuple(grants), tuple(revocations)
+
+
+def _ttl(ttl_days: float | None) -> timedelta | None:
+    try:
+        return timedelta(days=ttl_days) if ttl_days is not None else None
+    except OverflowError:  # a TTL of millions of years: as good as none
+        return None
+
+
+def _expiry(granted: datetime, ttl: timedelta | None) -> datetime | None:
+    """When a grant expires; None without a TTL or beyond the calendar (year 9999)."""
+    try:
+        return granted + ttl if ttl is not None else None
+    except OverflowError:
+        return None
 
 
 def _consent_events(

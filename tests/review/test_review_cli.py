@@ -32,6 +32,16 @@ def listed(url: str, capsys: pytest.CaptureFixture[str], *args: str) -> list[str
     return [item["item_id"] for item in json.loads(capsys.readouterr().out)["items"]]
 
 
+def test_review_cli_shows_partner_data_as_it_is_not_as_markup(store, store_url, capsys):
+    app, user = "chat[/]app", "[link=https://evil.example]u1[/link]"
+    store.upsert_day(D1, flags(flag("f1", app_id=app, user_id=user)), anomalies())
+    assert review(store_url, "list") == 0
+    assert app in capsys.readouterr().out
+    assert review(store_url, "show", "f1") == 0
+    shown = capsys.readouterr().out
+    assert app in shown and user in shown
+
+
 def test_review_cli_list_filters_and_sorts(seeded, store_url, capsys):
     assert listed(store_url, capsys, "--kind", "flag", "--sort", "day") == ["f1", "f2", "f3"]
     assert listed(store_url, capsys, "--partner", "p-video") == ["f3"]

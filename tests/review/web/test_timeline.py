@@ -40,6 +40,12 @@ def test_grants_without_ttl_never_expire() -> None:
     assert grants[0].expires_at is None and grants[0].valid_until is None
 
 
+@pytest.mark.parametrize("ttl_days", [3_000_000.0, 1e12])
+def test_grants_with_a_ttl_beyond_the_calendar_never_expire(ttl_days: float) -> None:
+    grants, _ = grants_from_events([(at(8), "grant", None)], ttl_days=ttl_days)
+    assert [g.expires_at for g in grants] == [None]
+
+
 @pytest.mark.parametrize("rule", ["SIGNIN_REVOKED", "SIGNIN_EXPIRED", "NO_SIGNIN"])
 def test_timeline_agrees_with_the_flag_evidence(
     rule: str, store: ReviewStore, web_settings: Settings
