@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from typing import Annotated
-from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException
 from starlette.requests import Request
@@ -135,8 +134,7 @@ def add_note(
 
 def _queue_return(request: Request, query: str) -> str:
     """Back to the queue view the form came from; its query is re-validated, never echoed."""
-    parsed = params.queue_query(dict(parse_qsl(query[:4000])))
-    return f"{base_path(request)}/queue?{urlencode(parsed.params())}"
+    return f"{base_path(request)}/queue?{params.queue_return(query)}"
 
 
 def _ticked(values: list[str]) -> dict[str, int]:
