@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Sequence
 from typing import Annotated
-from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
-from pipeline.review.store import STATUSES, InvalidTransition, StaleItem, UnknownItem
+from pipeline.review.store import (
+    STATUSES,
+    TRANSITIONS,
+    InvalidTransition,
+    Item,
+    StaleItem,
+    UnknownItem,
+)
 from pipeline.review.web import params
 from pipeline.review.web.auth import Principal
 from pipeline.review.web.csrf import require_csrf
 from pipeline.review.web.deps import base_path, current_reviewer, flash, store_of
 
 MAX_BULK = 500  # a queue page holds at most this many items
+MAX_VERSION = 9_999_999  # forms carry versions of at most seven digits
+TICKED = re.compile(r"([0-9a-f]{32}):([0-9]{1,7})")  # a queue checkbox: <item_id>:<version>
 
 
 async def reviewer_with_csrf(request: Request) -> Principal:
@@ -58,7 +68,7 @@ def set_status(
     new_status = params.choice("status", status, STATUSES)
     if new_status is None:
         raise params.BadInput("status: choose one")
-    expected = params.integer("version", version, low=0, high=9_999_999, default=0)
+    expected = params.integer("version", version, low=0, high=MAX_VERSION, default=0)
     try:
         store_of(request).set_status(
             [checked],
@@ -85,15 +95,21 @@ def assign(
     request: Request,
     item_id: str,
     user: Reviewer,
+    version: Annotated[str, Form()],
     assignee: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
-    """Assign one item to someone (empty: unassign)."""
+    """Assign one item to someone (empty: unassign); refused if it changed since the page."""
     checked = _checked_item_id(item_id)
     who = params.text("assignee", assignee)
+    expected = params.integer("version", version, low=0, high=MAX_VERSION, default=0)
     try:
-        store_of(request).assign([checked], who, actor=user.name)
+        store_of(request).assign([checked], who, actor=user.name, expected_version=expected)
     except UnknownItem:
         raise HTTPException(404, "no such item") from None
+    except StaleItem:
+        raise HTTPException(
+            409, "someone changed this item meanwhile: reload and assign again"
+        ) from None
     _changed(request)
     flash(request, f"Assigned to {who}." if who else "Unassigned.")
     return _to_item(request, checked)
@@ -118,8 +134,63 @@ def add_note(
 
 def _queue_return(request: Request, query: str) -> str:
     """Back to the queue view the form came from; its query is re-validated, never echoed."""
-    parsed = params.queue_query(dict(parse_qsl(query[:4000])))
-    return f"{base_path(request)}/queue?{urlencode(parsed.params())}"
+    return f"{base_path(request)}/queue?{params.queue_return(query)}"
+
+
+def _ticked(values: list[str]) -> dict[str, int]:
+    """item_id → the version its queue page showed, from checkbox values `<item_id>:<version>`."""
+    ticked: dict[str, int] = {}
+    for value in values:
+        match = TICKED.fullmatch(value)
+        if match is None:
+            raise params.BadInput(f"item_id: {value[:60]!r} is not <item id>:<version>")
+        item_id, version = match.group(1), int(match.group(2))
+        if ticked.setdefault(item_id, version) != version:
+            raise params.BadInput(f"item_id: {item_id} is ticked with two versions")
+    return ticked
+
+
+def _current(request: Request, ticked: dict[str, int]) -> list[Item]:
+    """The ticked items as they are now; 409 naming the first that changed since the page."""
+    store = store_of(request)
+    current = []
+    for item_id, version in sorted(ticked.items()):
+        try:
+            item = store.item(item_id)
+        except UnknownItem:
+            raise HTTPException(404, f"no such item {item_id}") from None
+        if item.version != version:
+            raise HTTPException(
+                409,
+                f"item {item_id} changed meanwhile (version {item.version}, the page showed "
+                f"{version}): nothing was changed; reload the queue and try again",
+            )
+        current.append(item)
+    return current
+
+
+def _by_version(ticked: dict[str, int]) -> list[tuple[int, list[str]]]:
+    """The ticked ids grouped by the version they must still have (one store call each)."""
+    groups: dict[int, list[str]] = {}
+    for item_id, version in sorted(ticked.items()):
+        groups.setdefault(version, []).append(item_id)
+    return sorted(groups.items())
+
+
+def _apply(
+    ticked: dict[str, int], change: Callable[[Sequence[str], int], int]
+) -> tuple[int, str | None]:
+    """Run `change(ids, expected_version)` per version group; (items changed, why it stopped).
+
+    The versions were checked just before; a change that slips in between is still refused by
+    the store's own version check, but the groups already applied stay applied."""
+    changed = 0
+    for version, ids in _by_version(ticked):
+        try:
+            changed += change(ids, version)
+        except (StaleItem, InvalidTransition) as exc:
+            return changed, str(exc)
+    return changed, None
 
 
 @router.post("/bulk")
@@ -133,42 +204,55 @@ def bulk(
     note: Annotated[str, Form()] = "",
     back: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
-    """Set the status of, or assign, the items ticked on a queue page."""
+    """Set the status of, or assign, the items ticked on a queue page: all or none, and only
+    if none changed since the page showed it."""
     target = _queue_return(request, back)
-    ids = sorted({_checked_item_id(i) for i in item_id or []})
-    if not ids:
+    values = item_id or []
+    if not values:
         flash(request, "Tick at least one item first.", "error")
         return RedirectResponse(target, status_code=303)
-    if len(ids) > MAX_BULK:
+    if len(values) > MAX_BULK:
         raise params.BadInput(f"item_id: at most {MAX_BULK} items at once")
+    ticked = _ticked(values)
     store = store_of(request)
     if action == "status":
         new_status = params.choice("status", status, STATUSES)
         if new_status is None:
             raise params.BadInput("status: choose one")
-        try:
-            changed = store.set_status(
-                ids, new_status, actor=user.name, note=params.note("note", note)
-            )
-        except InvalidTransition as exc:
-            flash(request, f"Nothing changed: {exc}", "error")
-            return RedirectResponse(target, status_code=303)
-        except UnknownItem:
-            raise HTTPException(404, "no such item") from None
-        message = f"{changed} of {len(ids)} item(s) set to {new_status.replace('_', ' ')}."
+        text = params.note("note", note)
+        for item in _current(request, ticked):
+            if new_status not in TRANSITIONS[item.status]:
+                allowed = ", ".join(TRANSITIONS[item.status])
+                flash(
+                    request,
+                    f"Nothing changed: item {item.item_id} cannot move from {item.status} "
+                    f"to {new_status} (allowed: {allowed})",
+                    "error",
+                )
+                return RedirectResponse(target, status_code=303)
+        changed, stopped = _apply(
+            ticked,
+            lambda ids, version: store.set_status(
+                ids, new_status, actor=user.name, note=text, expected_version=version
+            ),
+        )
+        done = f"set to {new_status.replace('_', ' ')}"
     elif action == "assign":
         who = params.text("assignee", assignee)
-        try:
-            changed = store.assign(ids, who, actor=user.name)
-        except UnknownItem:
-            raise HTTPException(404, "no such item") from None
-        message = f"{changed} of {len(ids)} item(s) " + (
-            f"assigned to {who}." if who else "unassigned."
+        _current(request, ticked)
+        changed, stopped = _apply(
+            ticked,
+            lambda ids, version: store.assign(ids, who, actor=user.name, expected_version=version),
         )
+        done = f"assigned to {who}" if who else "unassigned"
     else:
         raise params.BadInput("action: must be status or assign")
     _changed(request)
-    flash(request, message)
+    if stopped is not None:
+        raise HTTPException(
+            409, f"{stopped}; {changed} item(s) were {done} before that, the rest not"
+        )
+    flash(request, f"{changed} of {len(ticked)} item(s) {done}.")
     return RedirectResponse(target, status_code=303)
 
 

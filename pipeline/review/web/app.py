@@ -15,11 +15,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.types import ASGIApp
 
 from pipeline.config import Settings
 from pipeline.review.store import ReviewStore
 from pipeline.review.web import actions, export, login, pages
-from pipeline.review.web.auth import Authenticator, StandaloneAuth
+from pipeline.review.web.auth import SESSION_LIFETIME_SECONDS, Authenticator, StandaloneAuth
 from pipeline.review.web.deps import LoginRequired, render
 from pipeline.review.web.facets import FacetCache
 from pipeline.review.web.headers import SecurityHeadersMiddleware
@@ -28,7 +29,6 @@ from pipeline.review.web.params import BadInput
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 SESSION_COOKIE = "access_audit_session"
-SESSION_SECONDS = 8 * 3600
 
 
 def _wants_html(request: Request) -> bool:
@@ -72,6 +72,14 @@ def _install_error_pages(app: FastAPI) -> None:
         return PlainTextResponse("internal error (logged)", status_code=500)
 
 
+class ReviewApp(FastAPI):
+    """FastAPI with the security headers outermost: they also reach the 500 page, which
+    Starlette's error middleware sends from outside every added middleware."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeadersMiddleware(super().build_middleware_stack(), self.state.framed)
+
+
 def create_app(
     settings: Settings,
     store: ReviewStore | None = None,
@@ -82,7 +90,11 @@ def create_app(
 ) -> FastAPI:
     """The review UI. `store` defaults to settings.review_db, `auth` to the standalone logins of
     settings.review_users; `framed` allows Airflow's UI (same origin) to show it in a frame."""
-    app = FastAPI(title="Partner access audit: review", docs_url=None, redoc_url=None)
+    # No API description: /openapi.json, /docs and /redoc would be served without a login.
+    app = ReviewApp(
+        title="Partner access audit: review", openapi_url=None, docs_url=None, redoc_url=None
+    )
+    app.state.framed = framed
     app.state.settings = settings
     app.state.store = store if store is not None else ReviewStore.open(settings.review_db)
     app.state.auth = auth if auth is not None else StandaloneAuth(settings.review_users)
@@ -91,16 +103,14 @@ def create_app(
     templates.env.filters["label"] = lambda value: str(value).replace("_", " ")
     app.state.templates = templates
     secret = session_secret or settings.review_session_secret or secrets.token_urlsafe(32)
-    # Inner first: sessions, then the headers that must be on every response.
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret,
         session_cookie=SESSION_COOKIE,
-        max_age=SESSION_SECONDS,
+        max_age=SESSION_LIFETIME_SECONDS,
         same_site="lax",
         https_only=settings.review_url.startswith("https://"),
     )
-    app.add_middleware(SecurityHeadersMiddleware, framed=framed)
     _install_error_pages(app)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for module in (login, pages, actions, export):

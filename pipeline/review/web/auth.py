@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -11,6 +12,8 @@ from pipeline.config import ReviewUser
 
 VIEWER, REVIEWER = "viewer", "reviewer"
 SESSION_USER = "user"
+SESSION_LOGIN_AT = "login_at"  # Unix seconds of the password check
+SESSION_LIFETIME_SECONDS = 12 * 3600  # absolute: a session ends this long after its login
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,14 @@ class Authenticator(Protocol):
     def logout_url(self, request: Request) -> str: ...
 
 
+def session_is_fresh(login_at: object) -> bool:
+    """True if a session logged in at `login_at` (Unix seconds) has not outlived its lifetime;
+    a copied cookie thus stops working by itself, even after logout."""
+    if not isinstance(login_at, int) or isinstance(login_at, bool):
+        return False
+    return 0 <= time.time() - login_at < SESSION_LIFETIME_SECONDS
+
+
 def hash_password(password: str) -> str:
     """An argon2id hash for the `review_users` setting."""
     from argon2 import PasswordHasher
@@ -59,6 +70,8 @@ class StandaloneAuth:
 
     async def principal(self, request: Request) -> Principal | None:
         name = request.session.get(SESSION_USER)
+        if not session_is_fresh(request.session.get(SESSION_LOGIN_AT)):
+            return None
         user = self._users.get(name) if isinstance(name, str) else None
         # The role is read from the settings on every request, never trusted from the cookie.
         return Principal(user.name, user.role) if user else None

@@ -24,6 +24,12 @@ def security_headers(framed: bool) -> list[tuple[bytes, bytes]]:
     ]
 
 
+def _route_path(scope: Scope) -> str:
+    """The path inside this app: without the mount prefix, whether or not the server kept it."""
+    path, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
 class SecurityHeadersMiddleware:
     """Adds the headers to every HTTP response, and `no-store` to all but static files."""
 
@@ -35,7 +41,7 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        is_static = "/static/" in scope.get("path", "")
+        is_static = _route_path(scope).startswith("/static/")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

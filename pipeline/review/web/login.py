@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form
@@ -9,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from pipeline.review.web import params
-from pipeline.review.web.auth import SESSION_USER, StandaloneAuth
+from pipeline.review.web.auth import SESSION_LOGIN_AT, SESSION_USER, StandaloneAuth
 from pipeline.review.web.csrf import renew_csrf_token, require_csrf
 from pipeline.review.web.deps import base_path, render
 
@@ -64,6 +65,7 @@ def login(
         )
     request.session.clear()  # no session fixation: nothing from before the login survives
     request.session[SESSION_USER] = principal.name
+    request.session[SESSION_LOGIN_AT] = int(time.time())
     renew_csrf_token(request)
     return RedirectResponse(next_path, status_code=303)
 

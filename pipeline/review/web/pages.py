@@ -33,6 +33,8 @@ SORT_LABELS = {
     "-score": "highest score",
 }
 TIMELINE_ERRORS = (OSError, ValueError, RuntimeError, KeyError)
+# Statuses some item can move to ("new" is never one): the bulk action offers only these.
+BULK_STATUSES = tuple(s for s in STATUSES if any(s in nexts for nexts in TRANSITIONS.values()))
 
 
 @router.get("/", include_in_schema=False)
@@ -58,6 +60,7 @@ def queue(request: Request, _user: LoggedIn) -> Response:
             "rules": params.ITEM_RULES,
             "severities": SEVERITIES,
             "statuses": STATUSES,
+            "bulk_statuses": BULK_STATUSES,
             "kinds": params.KINDS,
             "sorts": [(s, SORT_LABELS.get(s, s)) for s in SORTS],
             "per_page_choices": params.PER_PAGE_CHOICES,
@@ -85,9 +88,10 @@ def _timeline(request: Request, item: Item) -> tuple[object | None, str | None]:
         timeline = timeline_for(
             request.app.state.settings, item.day, item.user_id, item.app_id, item.event_time
         )
-    except TIMELINE_ERRORS as exc:
-        log.warning("timeline of item %s unavailable: %s", item.item_id, exc)
-        return None, f"Timeline unavailable: {exc}"
+    except TIMELINE_ERRORS:
+        # The reason names warehouse paths: it goes to the log, not to the page.
+        log.warning("timeline of item %s unavailable", item.item_id, exc_info=True)
+        return None, "Timeline unavailable: the warehouse could not be read (see the server log)."
     return timeline_chart(timeline), None
 
 
@@ -105,9 +109,17 @@ def item_page(request: Request, item_id: str, _user: LoggedIn) -> Response:
             "chart_note": chart_note,
             "next_statuses": TRANSITIONS.get(item.status, ()),
             "trail": store_of(request).audit_trail(item.item_id),
-            "back": request.query_params.get("back", ""),
+            "back": _back_to_queue(request.query_params.get("back", "")),
         },
     )
+
+
+def _back_to_queue(back: str) -> str:
+    """The queue view the item was opened from, re-validated; '' (the plain queue) if invalid."""
+    try:
+        return params.queue_return(back)
+    except params.BadInput:
+        return ""
 
 
 def _partner_names(request: Request) -> dict[str, str]:
@@ -143,9 +155,13 @@ def partner_page(request: Request, partner_id: str, _user: LoggedIn) -> Response
     if partner is None or partner not in known:
         raise HTTPException(404, "no such partner")
     counts = store.partner_counts(partner, start, end)
-    by_rule: dict[str, int] = {}
-    for _day, rule, n in counts:
-        by_rule[rule] = by_rule.get(rule, 0) + n
+    # Counted as the queue counts (suppressed items left out), so each figure matches the queue
+    # view it links to; a partner has a handful of rules, one cheap count each.
+    by_rule = []
+    for rule in sorted({rule for _day, rule, _n in counts}):
+        filt = ItemFilter(partner_id=partner, rule=rule, start=start, end=end)
+        shown = params.QueueQuery(filt).filter_query()
+        by_rule.append((rule, store.items(filt, per_page=1).total, shown))
     open_items = store.items(
         ItemFilter(partner_id=partner, status="new", start=start, end=end),
         sort="-severity",
@@ -160,7 +176,10 @@ def partner_page(request: Request, partner_id: str, _user: LoggedIn) -> Response
             "open_count": known[partner][1],
             "total_count": known[partner][2],
             "chart": rule_counts_chart(counts),
-            "by_rule": sorted(by_rule.items(), key=lambda kv: -kv[1]),
+            "by_rule": sorted(by_rule, key=lambda row: -row[1]),
+            "all_items_query": params.QueueQuery(
+                ItemFilter(partner_id=partner, start=start, end=end)
+            ).filter_query(),
             "open_items": open_items,
             "start": start,
             "end": end,

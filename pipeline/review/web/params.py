@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from pipeline.review.store import KINDS, SORTS, STATUSES, ItemFilter
 from pipeline.schema import RULES, SEVERITIES
@@ -146,3 +146,8 @@ def queue_query(params: Mapping[str, str]) -> QueueQuery:
         page=integer("page", params.get("page"), low=1, high=MAX_PAGE, default=1),
         per_page=per_page,
     )
+
+
+def queue_return(query: str) -> str:
+    """A queue view's query string, re-validated and rebuilt (never echoed); BadInput if bad."""
+    return urlencode(queue_query(dict(parse_qsl(query[:4000]))).params())

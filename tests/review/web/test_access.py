@@ -28,10 +28,10 @@ def change_requests(item_id: str) -> list[tuple[str, dict[str, str]]]:
     """One form post of each state-changing kind, valid apart from who sends it."""
     return [
         (f"/items/{item_id}/status", {"status": "false_positive", "version": "1", "note": "n"}),
-        (f"/items/{item_id}/assign", {"assignee": "mallory"}),
+        (f"/items/{item_id}/assign", {"assignee": "mallory", "version": "1"}),
         (f"/items/{item_id}/note", {"note": "sneaky"}),
-        ("/bulk", {"action": "status", "status": "resolved", "item_id": item_id}),
-        ("/bulk", {"action": "assign", "assignee": "mallory", "item_id": item_id}),
+        ("/bulk", {"action": "status", "status": "resolved", "item_id": f"{item_id}:1"}),
+        ("/bulk", {"action": "assign", "assignee": "mallory", "item_id": f"{item_id}:1"}),
         (
             "/suppressions",
             {"app_id": "tunely-ios", "rule": "NO_SIGNIN", "until": "2027-01-01", "reason": "x"},

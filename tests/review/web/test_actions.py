@@ -70,6 +70,10 @@ def test_bulk_actions_change_the_ticked_items_and_return_to_the_filter(
 ) -> None:
     client = app_client(logged_in_as="rita")
     ticked = [i.item_id for i in store.items(ItemFilter(rule="NO_SIGNIN"), per_page=3).items]
+
+    def shown(item_ids: list[str]) -> list[str]:
+        return [f"{i}:{store.item(i).version}" for i in item_ids]
+
     untouched = store.items(ItemFilter(rule="UNKNOWN_APP"), per_page=1).items[0]
     back = "rule=NO_SIGNIN&sort=-severity"
     token = csrf_of(client)
@@ -78,7 +82,7 @@ def test_bulk_actions_change_the_ticked_items_and_return_to_the_filter(
         data={
             "action": "assign",
             "assignee": "ana",
-            "item_id": ticked,
+            "item_id": shown(ticked),
             "back": back,
             "csrf_token": token,
         },
@@ -92,7 +96,7 @@ def test_bulk_actions_change_the_ticked_items_and_return_to_the_filter(
             "action": "status",
             "status": "confirmed",
             "note": "bulk",
-            "item_id": ticked,
+            "item_id": shown(ticked),
             "csrf_token": token,
         },
     )

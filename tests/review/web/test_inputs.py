@@ -158,17 +158,18 @@ def test_hostile_form_values_are_refused_and_change_nothing(
     item = store.items(ItemFilter(status="new"), per_page=1).items[0]
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/queue").text)
     assert token
+    shown = str(item.version)
     forms = [
         (f"/items/{item.item_id}/status", {"status": "new' OR 1=1", "version": "1"}),
         (f"/items/{item.item_id}/status", {"status": "confirmed", "version": "1e99"}),
         (f"/items/{item.item_id}/status", {"status": "confirmed", "version": "-1"}),
         (f"/items/{item.item_id}/status", {"status": "confirmed", "version": "1", "note": "\x00"}),
-        (f"/items/{item.item_id}/assign", {"assignee": "a\x00b"}),
-        (f"/items/{item.item_id}/assign", {"assignee": "x" * 201}),
+        (f"/items/{item.item_id}/assign", {"assignee": "a\x00b", "version": shown}),
+        (f"/items/{item.item_id}/assign", {"assignee": "x" * 201, "version": shown}),
         (f"/items/{item.item_id}/note", {"note": "x" * 5000}),
         (f"/items/{item.item_id}/note", {"note": "   "}),
-        ("/bulk", {"action": "delete", "item_id": item.item_id}),
-        ("/bulk", {"action": "status", "status": "gone", "item_id": item.item_id}),
+        ("/bulk", {"action": "delete", "item_id": f"{item.item_id}:{shown}"}),
+        ("/bulk", {"action": "status", "status": "gone", "item_id": f"{item.item_id}:{shown}"}),
         ("/bulk", {"action": "status", "status": "resolved", "item_id": "' OR 1=1"}),
         (
             "/suppressions",

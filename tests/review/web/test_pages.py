@@ -1,0 +1,119 @@
+"""What the read-only pages show: partner counts that match the queue they link to, honest
+paging, audit values as recorded, a validated way back, and no internals in messages."""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from pipeline.config import Settings
+from pipeline.review.store import ItemFilter, ReviewStore
+from pipeline.review.web.app import create_app
+from tests.review.web.conftest import PASSWORDS, login
+
+RULE_ROW = re.compile(r'<a href="([^"]*)">(\w+)</a></td><td class="num">([\d,]+)</td>')
+
+
+def queue_total(client: TestClient, url: str) -> int:
+    """The item count a queue page states."""
+    page = client.get(url).text
+    match = re.search(r'id="result-count">(?:[^<]* of )?([\d,]+) items<', page)
+    assert match, url
+    return int(match.group(1).replace(",", ""))
+
+
+def test_partner_counts_by_rule_match_the_queue_they_link_to(
+    app_client: Callable[..., TestClient], store: ReviewStore
+) -> None:
+    item = next(i for i in store.iter_items(ItemFilter(kind="flag")) if i.partner_id and i.app_id)
+    assert item.app_id and item.partner_id
+    store.suppress(item.app_id, item.rule, date(2026, 12, 31), "agreed migration", actor="rita")
+    client = app_client(logged_in_as="vic")
+    start, end = "2026-03-02", "2026-03-03"
+    page = client.get(f"/partners/{item.partner_id}?start={start}&end={end}").text
+    table = page[page.index('id="partner-rules"') :]
+    rows = RULE_ROW.findall(table[: table.index("</table>")])
+    assert rows
+    for href, rule, count in rows:
+        url = html.unescape(href)
+        assert f"start={start}" in url and f"end={end}" in url and f"rule={rule}" in url
+        assert queue_total(client, url) == int(count.replace(",", "")), rule
+
+
+def test_a_page_past_the_end_says_so_and_links_to_the_last(
+    app_client: Callable[..., TestClient], store: ReviewStore
+) -> None:
+    total = store.items(ItemFilter(rule="NO_SIGNIN"), per_page=1).total
+    last = -(-total // 25)
+    page = app_client(logged_in_as="vic").get("/queue?rule=NO_SIGNIN&per_page=25&page=999").text
+    summary = page[page.index('id="result-count"') :]
+    summary = summary[: summary.index("</div>")]
+    assert "no items on this page" in summary
+    assert f"page={last}" in html.unescape(summary)
+    assert " of " not in summary.split("no items")[0]
+
+
+def test_audit_trail_shows_assignees_as_recorded(
+    app_client: Callable[..., TestClient], store: ReviewStore
+) -> None:
+    item = store.items(ItemFilter(status="new"), per_page=1).items[0]
+    store.assign([item.item_id], "ana_maria", actor="rita")
+    store.set_status([item.item_id], "false_positive", actor="rita")
+    page = app_client(logged_in_as="vic").get(f"/items/{item.item_id}").text
+    trail = page[page.index('id="audit-trail"') :]
+    assert "<td>ana_maria</td>" in trail
+    assert "<td>false positive</td>" in trail
+
+
+def test_item_page_links_back_only_to_a_valid_queue_view(
+    app_client: Callable[..., TestClient], store: ReviewStore
+) -> None:
+    client = app_client(logged_in_as="vic")
+    item_id = store.items(ItemFilter(), per_page=1).items[0].item_id
+    cases = {
+        "rule%3DNO_SIGNIN%26evil%3D%22x%26sort%3D-severity": "/queue?rule=NO_SIGNIN&sort=-severity",
+        "rule%3DBOGUS": "/queue",
+        "%0d%0aSet-Cookie%3Ax": "/queue",
+        "": "/queue",
+    }
+    for back, expected in cases.items():
+        page = client.get(f"/items/{item_id}?back={back}").text
+        crumb = re.search(r'<p class="crumbs"><a href="([^"]*)"', page)
+        assert crumb and html.unescape(crumb.group(1)) == expected, back
+
+
+def test_bulk_status_offers_only_reachable_statuses(
+    app_client: Callable[..., TestClient],
+) -> None:
+    page = app_client(logged_in_as="rita").get("/queue").text
+    select = re.search(r'<select name="status" aria-label="New status">(.*?)</select>', page)
+    assert select
+    offered = re.findall(r'value="(\w+)"', select.group(1))
+    assert offered == ["triaged", "confirmed", "false_positive", "resolved"]
+
+
+def test_an_unavailable_timeline_hides_the_reason(
+    web_settings: Settings, store: ReviewStore, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken-warehouse"
+    shutil.copytree(web_settings.warehouse, broken)
+    consent_files = sorted(broken.rglob("*.parquet"))
+    consent_files = [f for f in consent_files if "consent" in f.parts[len(broken.parts)]]
+    assert consent_files
+    for file in consent_files:
+        file.write_bytes(b"not parquet")
+    app = create_app(replace(web_settings, warehouse=str(broken)), store)
+    client = TestClient(app, raise_server_exceptions=False)
+    login(client, "vic", PASSWORDS["vic"])
+    item = store.items(ItemFilter(rule="SIGNIN_REVOKED"), per_page=1).items[0]
+    page = client.get(f"/items/{item.item_id}").text
+    note = re.search(r'id="timeline-note">([^<]*)<', page)
+    assert note and "Timeline unavailable" in note.group(1)
+    assert str(tmp_path) not in page and ".parquet" not in page
