@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
@@ -32,6 +32,8 @@ SORT_COLUMNS = {
     "score": review_items.c.score,
 }
 MAX_PER_PAGE = 500
+# the version a caller saw: one for every item, each item's own, or None (no check)
+ExpectedVersion = int | Mapping[str, int] | None
 INGEST_ACTOR = "pipeline"
 CHUNK_ROWS = 1000  # rows per executemany of the upsert
 CHUNK_IDS = 500  # ids per IN (...) list
@@ -571,11 +573,12 @@ class ReviewStore:
         column: str,
         decide: Callable[[str, Any], Any],
         actor: str,
-        expected_version: int | None,
+        expected_version: ExpectedVersion,
         note: str | None,
     ) -> int:
         """Apply `decide(item_id, current value) -> new value` to each item in one transaction
-        (all or none); returns how many changed.
+        (all or none); returns how many changed. `expected_version` is one version for every
+        item, or each item's own (as a queue page showed them), or None (no check).
 
         Each item is locked before it is read (FOR UPDATE; SQLite writers take the database lock
         at BEGIN), and the UPDATE is guarded by the version read: a concurrent change is never
@@ -586,10 +589,15 @@ class ReviewStore:
             # sorted: concurrent batches lock their items in one order (no deadlock)
             for item_id in sorted(set(item_ids)):
                 current = self._lock(connection, item_id)
-                if expected_version is not None and current.version != expected_version:
+                seen = (
+                    expected_version.get(item_id)
+                    if isinstance(expected_version, Mapping)
+                    else expected_version
+                )
+                if seen is not None and current.version != seen:
                     raise StaleItem(
                         f"item {item_id} changed (version {current.version}, "
-                        f"you saw {expected_version}); reload it"
+                        f"you saw {seen}); reload it"
                     )
                 old = getattr(current, column)
                 new = decide(item_id, old)
@@ -629,7 +637,7 @@ class ReviewStore:
         status: str,
         actor: str,
         note: str | None = None,
-        expected_version: int | None = None,
+        expected_version: ExpectedVersion = None,
     ) -> int:
         """Move items to `status`, all or none (InvalidTransition if one may not); returns how
         many changed."""
@@ -651,7 +659,7 @@ class ReviewStore:
         item_ids: Sequence[str],
         assignee: str | None,
         actor: str,
-        expected_version: int | None = None,
+        expected_version: ExpectedVersion = None,
     ) -> int:
         """Give items to `assignee` (None: nobody); returns how many changed."""
         if assignee is not None and (not assignee.strip() or "\x00" in assignee):

@@ -424,3 +424,14 @@ def test_store_keeps_identifiers_of_any_length(store: ReviewStore):
     )
     store.assign(["f1"], "a" * 5000, "reviewer-" + "r" * 5000)
     assert store.item("f1").assignee == "a" * 5000
+
+
+def test_store_per_item_versions_are_checked_all_or_none(store: ReviewStore):
+    store.upsert_day(D1, flags(flag("f1"), flag("f2")), NO_ANOMALIES)
+    store.set_status(["f2"], "triaged", "bob")  # f2 is now at version 2
+    shown = {"f1": 1, "f2": 1}  # a queue page from before bob's change
+    with pytest.raises(StaleItem, match="item f2 changed"):
+        store.set_status(list(shown), "confirmed", "rita", expected_version=shown)
+    assert [store.item(i).status for i in ("f1", "f2")] == ["new", "triaged"]
+    current = {"f1": 1, "f2": 2}
+    assert store.assign(list(current), "rita", "rita", expected_version=current) == 2

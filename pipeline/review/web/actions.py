@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException
@@ -12,9 +11,7 @@ from starlette.responses import RedirectResponse
 
 from pipeline.review.store import (
     STATUSES,
-    TRANSITIONS,
     InvalidTransition,
-    Item,
     StaleItem,
     UnknownItem,
 )
@@ -150,49 +147,6 @@ def _ticked(values: list[str]) -> dict[str, int]:
     return ticked
 
 
-def _current(request: Request, ticked: dict[str, int]) -> list[Item]:
-    """The ticked items as they are now; 409 naming the first that changed since the page."""
-    store = store_of(request)
-    current = []
-    for item_id, version in sorted(ticked.items()):
-        try:
-            item = store.item(item_id)
-        except UnknownItem:
-            raise HTTPException(404, f"no such item {item_id}") from None
-        if item.version != version:
-            raise HTTPException(
-                409,
-                f"item {item_id} changed meanwhile (version {item.version}, the page showed "
-                f"{version}): nothing was changed; reload the queue and try again",
-            )
-        current.append(item)
-    return current
-
-
-def _by_version(ticked: dict[str, int]) -> list[tuple[int, list[str]]]:
-    """The ticked ids grouped by the version they must still have (one store call each)."""
-    groups: dict[int, list[str]] = {}
-    for item_id, version in sorted(ticked.items()):
-        groups.setdefault(version, []).append(item_id)
-    return sorted(groups.items())
-
-
-def _apply(
-    ticked: dict[str, int], change: Callable[[Sequence[str], int], int]
-) -> tuple[int, str | None]:
-    """Run `change(ids, expected_version)` per version group; (items changed, why it stopped).
-
-    The versions were checked just before; a change that slips in between is still refused by
-    the store's own version check, but the groups already applied stay applied."""
-    changed = 0
-    for version, ids in _by_version(ticked):
-        try:
-            changed += change(ids, version)
-        except (StaleItem, InvalidTransition) as exc:
-            return changed, str(exc)
-    return changed, None
-
-
 @router.post("/bulk")
 def bulk(
     request: Request,
@@ -215,43 +169,31 @@ def bulk(
         raise params.BadInput(f"item_id: at most {MAX_BULK} items at once")
     ticked = _ticked(values)
     store = store_of(request)
-    if action == "status":
-        new_status = params.choice("status", status, STATUSES)
-        if new_status is None:
-            raise params.BadInput("status: choose one")
-        text = params.note("note", note)
-        for item in _current(request, ticked):
-            if new_status not in TRANSITIONS[item.status]:
-                allowed = ", ".join(TRANSITIONS[item.status])
-                flash(
-                    request,
-                    f"Nothing changed: item {item.item_id} cannot move from {item.status} "
-                    f"to {new_status} (allowed: {allowed})",
-                    "error",
-                )
-                return RedirectResponse(target, status_code=303)
-        changed, stopped = _apply(
-            ticked,
-            lambda ids, version: store.set_status(
-                ids, new_status, actor=user.name, note=text, expected_version=version
-            ),
-        )
-        done = f"set to {new_status.replace('_', ' ')}"
-    elif action == "assign":
-        who = params.text("assignee", assignee)
-        _current(request, ticked)
-        changed, stopped = _apply(
-            ticked,
-            lambda ids, version: store.assign(ids, who, actor=user.name, expected_version=version),
-        )
-        done = f"assigned to {who}" if who else "unassigned"
-    else:
-        raise params.BadInput("action: must be status or assign")
+    try:
+        if action == "status":
+            new_status = params.choice("status", status, STATUSES)
+            if new_status is None:
+                raise params.BadInput("status: choose one")
+            text = params.note("note", note)
+            # one store call, one transaction: every item moves, or none does
+            changed = store.set_status(
+                list(ticked), new_status, actor=user.name, note=text, expected_version=ticked
+            )
+            done = f"set to {new_status.replace('_', ' ')}"
+        elif action == "assign":
+            who = params.text("assignee", assignee)
+            changed = store.assign(list(ticked), who, actor=user.name, expected_version=ticked)
+            done = f"assigned to {who}" if who else "unassigned"
+        else:
+            raise params.BadInput("action: must be status or assign")
+    except UnknownItem as exc:
+        raise HTTPException(404, f"{exc}: nothing was changed") from None
+    except StaleItem as exc:
+        raise HTTPException(409, f"{exc}: nothing was changed") from None
+    except InvalidTransition as exc:
+        flash(request, f"Nothing changed: {exc}", "error")
+        return RedirectResponse(target, status_code=303)
     _changed(request)
-    if stopped is not None:
-        raise HTTPException(
-            409, f"{stopped}; {changed} item(s) were {done} before that, the rest not"
-        )
     flash(request, f"{changed} of {len(ticked)} item(s) {done}.")
     return RedirectResponse(target, status_code=303)
 
