@@ -111,17 +111,23 @@ def body_text(message: Message) -> str:
     return payload.decode("utf-8")
 
 
-@pytest.mark.slow
-def test_high_severity_alert_arrives_by_smtp_with_the_warehouse_numbers(
-    alerting: ModuleType, warehouse_settings: Settings, inbox: Inbox
-) -> None:
-    settings = load_settings(
+@pytest.fixture
+def smtp_settings(warehouse_settings: Settings) -> Settings:
+    """The sample warehouse's settings with alerts going by e-mail through the test server."""
+    return load_settings(
         env={},
         landing=warehouse_settings.landing,
         warehouse=warehouse_settings.warehouse,
         alert_smtp_conn_id=CONN_ID,
         alert_email_to=list(RECIPIENTS),
     )
+
+
+@pytest.mark.slow
+def test_high_severity_alert_arrives_by_smtp_with_the_warehouse_numbers(
+    alerting: ModuleType, smtp_settings: Settings, inbox: Inbox
+) -> None:
+    settings = smtp_settings
     summary = day_summary(settings)
     high = high_severity_flags(settings)
     assert high >= settings.alert_flag_threshold, "the sample day should call for an alert"
@@ -144,15 +150,9 @@ def test_high_severity_alert_arrives_by_smtp_with_the_warehouse_numbers(
 
 @pytest.mark.slow
 def test_a_retried_alert_task_does_not_send_the_day_s_alerts_again(
-    alerting: ModuleType, warehouse_settings: Settings, inbox: Inbox
+    alerting: ModuleType, smtp_settings: Settings, inbox: Inbox
 ) -> None:
-    settings = load_settings(
-        env={},
-        landing=warehouse_settings.landing,
-        warehouse=warehouse_settings.warehouse,
-        alert_smtp_conn_id=CONN_ID,
-        alert_email_to=list(RECIPIENTS),
-    )
+    settings = smtp_settings
     alerts = alerts_for(day_summary(settings), settings)
 
     first = alerting.send_alerts(alerts, settings, day=DAY)
