@@ -9,12 +9,10 @@ count) for each sort and a few filters, and decisions. Prints figures, not pass/
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -25,9 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipeline.review.store import SORTS, ItemFilter, ReviewStore
 from pipeline.schema import ANOMALIES, FLAGS, RULES
 
-POSTGRES_URL = os.environ.get(
-    "ACCESS_AUDIT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 FIRST_DAY = date(2026, 1, 1)
 SEVERITY_OF = ("low", "medium", "high", "critical")
 
@@ -211,26 +206,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as work:
             run(f"sqlite:///{work}/review.db", "SQLite", args.items, args.days, args.explain)
     if "postgresql" in args.backends:
-        import sqlalchemy as sa
+        from tests.postgres import scratch_schema
 
-        schema = f"review_bench_{uuid.uuid4().hex}"
-        admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-        quoted = admin.dialect.identifier_preparer.quote(schema)
-        with admin.connect() as connection:
-            connection.execute(sa.text(f"CREATE SCHEMA {quoted}"))
-        url = sa.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-        try:
-            run(
-                url.render_as_string(hide_password=False),
-                "PostgreSQL",
-                args.items,
-                args.days,
-                args.explain,
-            )
-        finally:
-            with admin.connect() as connection:
-                connection.execute(sa.text(f"DROP SCHEMA {quoted} CASCADE"))
-            admin.dispose()
+        with scratch_schema("review_bench") as url:
+            run(url, "PostgreSQL", args.items, args.days, args.explain)
 
 
 if __name__ == "__main__":

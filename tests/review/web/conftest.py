@@ -99,11 +99,13 @@ def csrf_of(client: TestClient, path: str = "/queue") -> str:
     return match.group(1)
 
 
-def login(client: TestClient, name: str, password: str) -> None:
+def login(client: TestClient, name: str, password: str, next_path: str = "/queue") -> str:
+    """Log in through the form; returns where the login redirects to."""
     token = csrf_of(client, "/login")
     response = client.post(
         "/login",
-        data={"username": name, "password": password, "csrf_token": token, "next": "/queue"},
+        data={"username": name, "password": password, "csrf_token": token, "next": next_path},
         follow_redirects=False,
     )
     assert response.status_code == 303, response.text
+    return response.headers["location"]

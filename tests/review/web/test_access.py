@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pipeline.review.store import ItemFilter, ReviewStore
-from tests.review.web.conftest import PASSWORDS, csrf_of
+from tests.review.web.conftest import PASSWORDS, csrf_of, login
 
 
 def first_item_id(store: ReviewStore, **filters: str) -> str:
@@ -189,37 +189,14 @@ def test_logout_ends_the_session(app_client: Callable[..., TestClient]) -> None:
     ["//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:alert(1)", "x"],
 )
 def test_login_next_is_no_open_redirect(app_client: Callable[..., TestClient], target: str) -> None:
-    client = app_client()
-    token = csrf_of(client, "/login")
-    response = client.post(
-        "/login",
-        data={
-            "username": "vic",
-            "password": PASSWORDS["vic"],
-            "csrf_token": token,
-            "next": target,
-        },
-        follow_redirects=False,
-    )
-    assert response.headers["location"] == "/queue"
+    assert login(app_client(), "vic", PASSWORDS["vic"], next_path=target) == "/queue"
 
 
 def test_login_keeps_a_local_next_path(app_client: Callable[..., TestClient]) -> None:
     client = app_client()
     first = client.get("/partners?x=1", follow_redirects=False)
     assert first.headers["location"] == "/login?next=%2Fpartners%3Fx%3D1"
-    token = csrf_of(client, first.headers["location"])
-    response = client.post(
-        "/login",
-        data={
-            "username": "vic",
-            "password": PASSWORDS["vic"],
-            "csrf_token": token,
-            "next": "/partners?x=1",
-        },
-        follow_redirects=False,
-    )
-    assert response.headers["location"] == "/partners?x=1"
+    assert login(client, "vic", PASSWORDS["vic"], next_path="/partners?x=1") == "/partners?x=1"
 
 
 def test_every_response_carries_security_headers(app_client: Callable[..., TestClient]) -> None:
