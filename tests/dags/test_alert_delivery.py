@@ -7,7 +7,6 @@ from __future__ import annotations
 import email
 import importlib.util
 import json
-import socket
 from collections.abc import Iterator
 from datetime import timedelta
 from email.message import Message
@@ -20,6 +19,7 @@ import pytest
 
 from pipeline.alerts import alerts_for
 from pipeline.config import SEVERITIES, Settings, load_settings
+from tests.nightly_runs import free_port
 from tests.sample_warehouse import FIRST, build_sample_warehouse
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
@@ -37,12 +37,6 @@ class Inbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content)))
         return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

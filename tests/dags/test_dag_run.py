@@ -3,7 +3,6 @@ day whose delivery is incomplete fails at the sensor without writing anything.""
 
 from __future__ import annotations
 
-import json
 import shutil
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -12,24 +11,17 @@ from typing import Any
 import pytest
 
 from pipeline.config import load_settings
+from tests.nightly_runs import (
+    SAMPLE_LOGS,
+    STATES_WHEN_DELIVERY_MISSING,
+    TABLES,
+    partition_rows,
+    sample_days,
+)
 
 PROJECT = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = PROJECT / "dags"
-SAMPLE_LOGS = PROJECT / "sample_logs"
 DAG_ID = "partner_access_audit"
-TABLES = ("access", "consent", "quarantine", "flags")
-
-
-def sample_days() -> list[date]:
-    return sorted(date.fromisoformat(p.name) for p in (SAMPLE_LOGS / "access").iterdir())
-
-
-def partition_rows(warehouse: Path, table: str, day: date) -> list[str]:
-    """A day's rows of one table as sorted JSON lines: equal for equal rows in any order."""
-    from pipeline.warehouse import Warehouse
-
-    rows = Warehouse(str(warehouse)).read_partition(table, day).to_pylist()
-    return sorted(json.dumps(row, sort_keys=True, default=str) for row in rows)
 
 
 def flags_asset_events(dag_run: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -108,16 +100,7 @@ def test_dag_run_of_an_incomplete_delivery_fails_and_writes_nothing(
 
     assert dag_run.state == "failed"
     states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
-    assert states == {
-        "wait_for_delivery": "failed",
-        "ingest_access": "upstream_failed",
-        "ingest_consent": "upstream_failed",
-        "detect": "upstream_failed",
-        "score": "upstream_failed",
-        "publish": "upstream_failed",
-        "report": "upstream_failed",
-        "alert": "upstream_failed",
-    }
+    assert states == STATES_WHEN_DELIVERY_MISSING
     assert not warehouse.exists()
     assert flags_asset_events(dag_run) == []
     output = "".join(capfd.readouterr())

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,36 +22,24 @@ import psutil
 import pytest
 
 from pipeline.config import load_settings
+from tests.nightly_runs import (
+    SAMPLE_LOGS,
+    STATES_WHEN_DELIVERY_MISSING,
+    TABLES,
+    free_port,
+    partition_rows,
+    sample_days,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 PROJECT = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = PROJECT / "dags"
-SAMPLE_LOGS = PROJECT / "sample_logs"
 VENV_BIN = Path(sys.executable).parent
 DAG_ID = "partner_access_audit"
-TABLES = ("access", "consent", "quarantine", "flags")
 STARTUP_SECONDS = 180
 RUNS_SECONDS = 480
 FINISHED = ("success", "failed")
-
-
-def sample_days() -> list[date]:
-    return sorted(date.fromisoformat(p.name) for p in (SAMPLE_LOGS / "access").iterdir())
-
-
-def partition_rows(warehouse: Path, table: str, day: date) -> list[str]:
-    """A day's rows of one table as sorted JSON lines: equal for equal rows in any order."""
-    from pipeline.warehouse import Warehouse
-
-    rows = Warehouse(str(warehouse)).read_partition(table, day).to_pylist()
-    return sorted(json.dumps(row, sort_keys=True, default=str) for row in rows)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(condition: Callable[[], Any], seconds: float, what: str, pause: float = 2.0) -> Any:
@@ -321,16 +308,7 @@ def test_backfill_of_an_incomplete_day_fails_at_the_sensor_and_writes_nothing(
     backfill(airflow, day, day, "--dag-run-conf", json.dumps(conf))
 
     assert airflow.wait_for_runs([day]) == {day: "failed"}
-    assert airflow.task_states(day) == {
-        "wait_for_delivery": "failed",
-        "ingest_access": "upstream_failed",
-        "ingest_consent": "upstream_failed",
-        "detect": "upstream_failed",
-        "score": "upstream_failed",
-        "publish": "upstream_failed",
-        "report": "upstream_failed",
-        "alert": "upstream_failed",
-    }
+    assert airflow.task_states(day) == STATES_WHEN_DELIVERY_MISSING
     log = airflow.task_log(day, "wait_for_delivery")
     assert f"missing markers: consent/{day.isoformat()}/_SUCCESS" in log
     assert not warehouse.exists()

@@ -4,7 +4,6 @@ TOML config naming the store, warehouse and logins."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.config import PROJECT_ROOT, ReviewUser
+from tests.nightly_runs import free_port
 
 VENV_BIN = Path(sys.executable).parent
 STARTUP_SECONDS = 60
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_config(
