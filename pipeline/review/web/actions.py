@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException
@@ -36,6 +38,21 @@ router = APIRouter()
 Reviewer = Annotated[Principal, Depends(reviewer_with_csrf)]
 
 
+@contextmanager
+def _refusals(retry: str) -> Iterator[None]:
+    """The store's refusals of a change to one item as the answers the form gets."""
+    try:
+        yield
+    except UnknownItem:
+        raise HTTPException(404, "no such item") from None
+    except StaleItem:
+        raise HTTPException(
+            409, f"someone changed this item meanwhile: reload and {retry}"
+        ) from None
+    except InvalidTransition as exc:
+        raise params.BadInput(f"status: {exc}") from None
+
+
 def _changed(request: Request) -> None:
     request.app.state.facets.invalidate()
 
@@ -66,7 +83,7 @@ def set_status(
     if new_status is None:
         raise params.BadInput("status: choose one")
     expected = params.integer("version", version, low=0, high=MAX_VERSION, default=0)
-    try:
+    with _refusals("decide again"):
         store_of(request).set_status(
             [checked],
             new_status,
@@ -74,14 +91,6 @@ def set_status(
             note=params.note("note", note),
             expected_version=expected,
         )
-    except UnknownItem:
-        raise HTTPException(404, "no such item") from None
-    except StaleItem:
-        raise HTTPException(
-            409, "someone changed this item meanwhile: reload and decide again"
-        ) from None
-    except InvalidTransition as exc:
-        raise params.BadInput(f"status: {exc}") from None
     _changed(request)
     flash(request, f"Status set to {new_status.replace('_', ' ')}.")
     return _to_item(request, checked)
@@ -99,14 +108,8 @@ def assign(
     checked = _checked_item_id(item_id)
     who = params.text("assignee", assignee)
     expected = params.integer("version", version, low=0, high=MAX_VERSION, default=0)
-    try:
+    with _refusals("assign again"):
         store_of(request).assign([checked], who, actor=user.name, expected_version=expected)
-    except UnknownItem:
-        raise HTTPException(404, "no such item") from None
-    except StaleItem:
-        raise HTTPException(
-            409, "someone changed this item meanwhile: reload and assign again"
-        ) from None
     _changed(request)
     flash(request, f"Assigned to {who}." if who else "Unassigned.")
     return _to_item(request, checked)
@@ -121,10 +124,8 @@ def add_note(
     text = params.note("note", note)
     if text is None:
         raise params.BadInput("note: write something")
-    try:
+    with _refusals("write the note again"):
         store_of(request).add_note(checked, text, actor=user.name)
-    except UnknownItem:
-        raise HTTPException(404, "no such item") from None
     flash(request, "Note added.")
     return _to_item(request, checked)
 
