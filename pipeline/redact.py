@@ -9,7 +9,25 @@ REDACTED = "REDACTED"
 
 
 def _names(names: Iterable[str]) -> str:
-    return "|".join(re.escape(n) for n in names)
+    """The names as one alternation factored into a prefix tree (a(?:ccess_token|uth(?:…)?)…):
+    it matches the same text, and RE2 finds the groups of a match far faster when at most one
+    branch can go on at each character."""
+    tree: dict[str, dict] = {}
+    for name in dict.fromkeys(names):
+        node = tree
+        for char in name:
+            node = node.setdefault(char, {})
+        node[""] = {}  # a name ends here
+    return _branches(tree)
+
+
+def _branches(node: dict[str, dict]) -> str:
+    branches = [re.escape(char) + _branches(child) for char, child in sorted(node.items()) if char]
+    if not branches:
+        return ""
+    if "" in node:
+        return f"(?:{'|'.join(branches)})?"
+    return branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
 
 
 def url_secret_pattern(secret_params: Iterable[str]) -> str:

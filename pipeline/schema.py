@@ -15,6 +15,19 @@ RFC3339 = (
 )
 SCOPES = pa.list_(pa.string())
 
+# Parquet encoding by column name, in every table. Columns of few distinct values are
+# dictionary-encoded (smaller and faster to write); for columns of mostly unique values (ids,
+# paths, times) a dictionary would only be built and then dropped, so they are written plain.
+FEW_VALUES = frozenset(
+    {
+        "app_id", "partner_id", "partner_name", "resource", "action", "method", "status",
+        "user_agent", "event_type", "rule", "severity", "scope", "kind", "reason",
+        "delivery_date", "source_file", "entity_kind", "model_name", "model_version", "day",
+    }
+)  # fmt: skip
+# Long text no query filters by: no min/max statistics, which cost much to keep on such values.
+UNFILTERED = frozenset({"path", "user_agent", "raw", "detail", "explanation"})
+
 # Lineage columns shared by every table that holds input records.
 LINEAGE = [
     pa.field("delivery_date", pa.date32(), nullable=False),

@@ -98,13 +98,21 @@ def _type_word(type_column: str) -> str:
 
 def _json_type(field: Field) -> str:
     """The field's JSON type name; NULL where it is absent or null."""
-    return f"json_type(j.{field.name})"
+    return f"t_{field.name}"
+
+
+def _json_path(field: Field) -> str:
+    return _quote(f'$."{field.name}"')
+
+
+def _json_value(field: Field) -> str:
+    """The field's JSON text (of its first occurrence, as every other reading takes): parsed
+    again, so only for the few lines that are rejected."""
+    return f"json_extract(raw, {_json_path(field)})"
 
 
 def _is_string(field: Field) -> str:
-    """Whether the field is a JSON string: the same as its JSON type being VARCHAR, but only a
-    look at the first character of its (re-serialised) JSON text."""
-    return f"starts_with(j.{field.name}, '\"')"
+    return f"{_json_type(field)} = 'VARCHAR'"
 
 
 def _checks(field: Field) -> list[tuple[str, str, str]]:
@@ -157,7 +165,7 @@ def _checks(field: Field) -> list[tuple[str, str, str]]:
             (
                 f"{v} IS NULL",
                 "invalid_time",
-                f"{_quote(n + ' ')} || left(j.{n}::VARCHAR, 60) || "
+                f"{_quote(n + ' ')} || left({_json_value(field)}::VARCHAR, 60) || "
                 f"{_quote(' has no UTC offset, is not a real date or is out of range')}",
             )
         )
@@ -178,18 +186,18 @@ def _checks(field: Field) -> list[tuple[str, str, str]]:
 def _clean(field: Field) -> str:
     """A cheap condition that holds only where none of the field's checks fails (NULL counts as
     not clean: such lines simply take the full checks)."""
-    n, v = field.name, f"v_{field.name}"
+    v = f"v_{field.name}"
     if field.kind in ("string", "enum"):
         condition = _is_string(field)
         if field.required:
             condition += f" AND {v} <> ''"
         if field.kind == "enum":
             condition += f" AND list_contains({_list(field.choices)}, {v})"
-        return condition if field.required else f"(j.{n} IS NULL OR {condition})"
+        return condition if field.required else f"({_json_type(field)} IS NULL OR {condition})"
     if field.kind in ("time", "status"):  # a usable value is of an accepted type
         return f"{v} IS NOT NULL"
     if field.kind == "scopes":  # ignored on a revoke; else absent, or a list of strings
-        return f"(v_event_type <> 'grant' OR j.{n} IS NULL OR {v} IS NOT NULL)"
+        return f"(v_event_type <> 'grant' OR {_json_type(field)} IS NULL OR {v} IS NOT NULL)"
     raise ValueError(field.kind)
 
 
@@ -199,24 +207,25 @@ def _value(field: Field) -> str:
     if field.kind in ("string", "enum"):
         return f"CASE WHEN {_is_string(field)} THEN s.{n} END"
     if field.kind == "scopes":
+        elements = _quote(f'$."{n}"[*]')
         return (
             f"CASE WHEN {t} = 'ARRAY' AND list_bool_and(list_transform("
-            f"json_extract(j.{n}, '$[*]'), lambda x: json_type(x) = 'VARCHAR')) IS NOT FALSE "
-            f"THEN json_extract_string(j.{n}, '$[*]') END"
+            f"json_extract(raw, {elements}), lambda x: json_type(x) = 'VARCHAR')) IS NOT FALSE "
+            f"THEN json_extract_string(raw, {elements}) END"
         )
     if field.kind == "status":
         return (
-            f"CASE WHEN j.{n} IS NULL THEN 200 WHEN {t} IN {INTEGER_TYPES} "
-            f"THEN CASE WHEN TRY_CAST(j.{n} AS BIGINT) BETWEEN 100 AND 599 "
-            f"THEN TRY_CAST(j.{n} AS INTEGER) END END"
+            f"CASE WHEN {t} IS NULL THEN 200 WHEN {t} IN {INTEGER_TYPES} "
+            f"THEN CASE WHEN TRY_CAST(s.{n} AS BIGINT) BETWEEN 100 AND 599 "
+            f"THEN TRY_CAST(s.{n} AS INTEGER) END END"
         )
     if field.kind == "time":
         return (
             f"CASE WHEN {_is_string(field)} THEN CASE WHEN regexp_full_match(s.{n}, "
             f"{_quote(RFC3339)}) THEN TRY_CAST(upper(s.{n}) AS TIMESTAMPTZ) END "
-            f"WHEN {t} IN {INTEGER_TYPES} AND TRY_CAST(j.{n} AS BIGINT) "
+            f"WHEN {t} IN {INTEGER_TYPES} AND TRY_CAST(s.{n} AS BIGINT) "
             f"BETWEEN {EPOCH_MS_MIN} AND {EPOCH_MS_MAX - 1} "
-            f"THEN epoch_ms(TRY_CAST(j.{n} AS BIGINT))::TIMESTAMPTZ END"
+            f"THEN epoch_ms(TRY_CAST(s.{n} AS BIGINT))::TIMESTAMPTZ END"
         )
     raise ValueError(field.kind)
 
@@ -251,10 +260,11 @@ def _redacted_raw(kind: RecordKind, settings: Settings) -> str:
     """
 
     def kept_value(f: Field) -> str:
-        nested = f"json_type(j.{f.name}) IN ('OBJECT', 'ARRAY')"
+        nested = f"{_json_type(f)} IN ('OBJECT', 'ARRAY')"
         if f.kind == "scopes":  # a valid scopes list is kept
             nested += f" AND v_{f.name} IS NULL"
-        return f"'{f.name}', CASE WHEN {nested} THEN '\"(removed)\"'::JSON ELSE j.{f.name} END"
+        removed = "'\"(removed)\"'::JSON"
+        return f"'{f.name}', CASE WHEN {nested} THEN {removed} ELSE {_json_value(f)} END"
 
     kept = ", ".join(kept_value(f) for f in kind.fields)
     names = _list([f.name for f in kind.fields])
@@ -315,10 +325,14 @@ def validation_sql(
 
     The redacted raw text comes with rejected lines only, unless `redact_all`.
     """
-    # The line parsed twice in one pass: as JSON text per field (for its type) and as plain
-    # strings (unescaped values), cheaper than extracting each field's value from its JSON.
-    structure = "{" + ", ".join(f'"{f.name}": "JSON"' for f in kind.fields) + "}"
+    # The line parsed twice: into plain strings (unescaped values; numbers as their text), and
+    # for the JSON type of each field, the cheapest two readings DuckDB offers. A line that is
+    # not JSON fails the first (caught by try); only those lines are asked json_valid.
     as_text = "{" + ", ".join(f'"{f.name}": "VARCHAR"' for f in kind.fields) + "}"
+    paths = "[" + ", ".join(_json_path(f) for f in kind.fields) + "]"
+    types = ", ".join(
+        f"nullif(types[{i}], 'NULL') AS {_json_type(f)}" for i, f in enumerate(kind.fields, 1)
+    )
     values = ", ".join(f"{_value(f)} AS v_{f.name}" for f in kind.fields)
     checks = [
         ("NOT encoding_ok", "invalid_encoding", "'the line is not valid UTF-8'"),
@@ -328,18 +342,22 @@ def validation_sql(
     checks += [check for f in kind.fields for check in _checks(f)]
     clean = ["is_object"] + [_clean(f) for f in kind.fields]
     steps = [
-        ("lines", f"SELECT *, encoding_ok AND json_valid(raw) AS is_json FROM {source}"),
-        # valid JSON that starts with '{' is an object (the first test avoids copying the line)
+        (
+            "lines",
+            f"SELECT *, CASE WHEN encoding_ok THEN try(json_transform(raw, {_quote(as_text)})) END"
+            f" AS s FROM {source}",
+        ),
         (
             "objects",
             "SELECT *, is_json AND (starts_with(raw, '{') OR starts_with(ltrim(raw), '{')) "
-            "AS is_object FROM lines",
+            "AS is_object FROM (SELECT *, CASE WHEN s IS NOT NULL THEN true "
+            "WHEN encoding_ok THEN json_valid(raw) ELSE false END AS is_json FROM lines)",
         ),
+        # valid JSON that starts with '{' is an object (the first test avoids copying the line)
         (
             "parsed",
-            f"SELECT *, CASE WHEN is_object THEN json_transform(raw, {_quote(structure)}) END AS j,"
-            f" CASE WHEN is_object THEN json_transform(raw, {_quote(as_text)}) END AS s "
-            "FROM objects",
+            f"SELECT *, {types} FROM (SELECT *, CASE WHEN is_object THEN json_type(raw, {paths}) "
+            "END AS types FROM objects)",
         ),
         ("valued", f"SELECT *, {values} FROM parsed"),
     ]

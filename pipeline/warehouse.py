@@ -24,7 +24,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.schema import TABLES
+from pipeline.schema import FEW_VALUES, TABLES, UNFILTERED
 
 DEFAULT_PART = "part-0"
 ROW_GROUP_ROWS = 128 * 1024
@@ -71,7 +71,13 @@ class PartitionWriter:
 def _part_writer(sink: Any, table: str) -> Iterator[PartitionWriter]:
     """Parquet with the warehouse's settings and the table's schema; closed even on error."""
     schema = TABLES[table]
-    parquet = pq.ParquetWriter(sink, schema, **PARQUET_OPTIONS)
+    parquet = pq.ParquetWriter(
+        sink,
+        schema,
+        use_dictionary=[name for name in schema.names if name in FEW_VALUES],
+        write_statistics=[name for name in schema.names if name not in UNFILTERED],
+        **PARQUET_OPTIONS,
+    )
     try:
         writer = PartitionWriter(parquet, schema)
         yield writer
