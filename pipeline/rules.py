@@ -58,7 +58,8 @@ def _explanation_sql() -> str:
     """One plain sentence per flag: who did what to whose messages, and why it was not covered."""
     verb = "CASE action WHEN 'read' THEN 'read' WHEN 'write' THEN 'wrote' ELSE 'deleted' END"
     who = "coalesce(partner_name || ' (app ' || app_id || ')', 'App ' || app_id)"
-    did = f"{who} || ' ' || {verb} || ' ' || resource || ' of user ' || user_id || ' at ' || {WHEN}"
+    # one concat (not a chain of ||, each of which would build a string)
+    did = f"{who}, ' ', {verb}, ' ', resource, ' of user ', user_id, ' at ', {WHEN}"
     scopes = "coalesce(nullif(array_to_string({}, ' '), ''), 'nothing')"
     ts = "strftime({}, '%Y-%m-%d %H:%M UTC')"
     reasons = {
@@ -79,7 +80,7 @@ def _explanation_sql() -> str:
         f"{scopes.format('last_grant_scopes')}",
     }
     cases = " ".join(f"WHEN '{rule}' THEN {reason}" for rule, reason in reasons.items())
-    return f"{did} || CASE rule {cases} END || '.'"
+    return f"concat({did}, CASE rule {cases} END, '.')"
 
 
 def judged_access_sql(settings: Settings, source: str = "access") -> str:
@@ -239,7 +240,8 @@ SELECT * FROM evidenced
 
 def decorated_flags_sql(evidence: str) -> str:
     """Flag rows from `evidence` (what evidence_sql gives) joined with the day's `access` rows:
-    one pass over the access columns, however many shards made the evidence."""
+    one pass over the access columns, however many shards made the evidence. The rows are put
+    in order before the id, severity and sentence are added: the sort then moves less."""
     return f"""
 SELECT md5(concat_ws(chr(31), rule, app_id, request_id)) AS flag_id,
        rule, {_severity_sql()} AS severity,
@@ -252,8 +254,7 @@ SELECT md5(concat_ws(chr(31), rule, app_id, request_id)) AS flag_id,
        partnership_start, partnership_end, partnership_scopes,
        {_explanation_sql()} AS explanation,
        delivery_date, source_file, source_line
-FROM {evidence} JOIN access USING (request_id)
-ORDER BY {FLAG_ORDER}
+FROM (SELECT * FROM {evidence} JOIN access USING (request_id) ORDER BY {FLAG_ORDER})
 """
 
 

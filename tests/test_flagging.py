@@ -34,3 +34,7 @@ def test_flagging_shards_give_the_same_flags_as_one_pass(tmp_path: Path):
     assert one.num_rows > 100
     assert len(set(pc.unique(one["rule"]).to_pylist())) >= 6
     assert many.equals(one)
+    in_order = one.sort_by(
+        [("event_time", "ascending"), ("request_id", "ascending"), ("rule", "ascending")]
+    )
+    assert one.equals(in_order)  # rules.FLAG_ORDER

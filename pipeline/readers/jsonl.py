@@ -9,6 +9,9 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import mmap
+import os
+import stat
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 NEWLINE = 10
+OPEN_BRACE = ord("{")
 READ_PIECE = 1 << 16
 NEWLINE_SCAN = 1 << 22
 LINE_BATCH = pa.schema(
@@ -84,6 +88,8 @@ def _lines_of_block(block: np.ndarray, first_line: int) -> tuple[pa.Table, int]:
     else:
         raw, encoding_ok = _decoded_lines(block.tobytes(), offsets)
     lines = pa.table([pa.array(line_numbers), raw, encoding_ok], schema=LINE_BATCH)
+    if count and (block[offsets[:-1]] == OPEN_BRACE).all():  # the usual case: none is blank
+        return lines, 0
     blank = pc.utf8_is_space(raw)  # stops at a line's first other character: cheap
     blanks = int(pc.sum(blank).as_py() or 0)
     if blanks:
@@ -143,9 +149,59 @@ def read_line_batches(
 ) -> Iterator[pa.Table]:
     """Yield tables of (source_line, raw, encoding_ok) for the non-blank lines of one file.
 
-    Each block is read into a fresh buffer that its lines then share (no copy of the text);
-    an unfinished last line moves to the head of the next block's buffer.
+    A local uncompressed file is mapped into memory block by block; any other is read.
     """
+    fileno = None if name.endswith(".gz") else _regular_file_number(raw_file)
+    if fileno is None:
+        return _read_blocks(raw_file, name, block_bytes, stats)
+    return _mapped_blocks(fileno, block_bytes, stats)
+
+
+def _regular_file_number(raw_file: IO[bytes]) -> int | None:
+    try:
+        fileno = raw_file.fileno()
+        return fileno if stat.S_ISREG(os.fstat(fileno).st_mode) else None
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
+
+
+def _mapped_blocks(fileno: int, block_bytes: int, stats: FileStats) -> Iterator[pa.Table]:
+    """Each block of whole lines is its own read-only mapping of the file, which its lines
+    share: no copy into the process and no buffer to clear, and the block's memory goes when
+    its lines do."""
+    size = os.fstat(fileno).st_size
+    start, next_line = 0, 1
+    while start < size:
+        offset = start - start % mmap.ALLOCATIONGRANULARITY
+        reach = block_bytes
+        while True:  # a block ends after its last line break (or at the file's end)
+            length = min(size, start + reach) - offset
+            mapped = mmap.mmap(fileno, length, access=mmap.ACCESS_READ, offset=offset)
+            end = offset + length
+            if end == size:
+                break
+            cut = mapped.rfind(b"\n", start - offset) + 1
+            if cut:
+                end = offset + cut
+                break
+            reach *= 2  # one line longer than a block: map more
+        block = np.frombuffer(mapped, np.uint8)[start - offset : end - offset]
+        stats._hasher.update(block.data)
+        lines, blanks = _lines_of_block(block, next_line)
+        next_line += lines.num_rows + blanks
+        stats.lines += lines.num_rows + blanks
+        stats.blank_lines += blanks
+        if lines.num_rows:
+            yield lines
+        start = end
+    stats.sha256 = stats._hasher.hexdigest()
+
+
+def _read_blocks(
+    raw_file: IO[bytes], name: str, block_bytes: int, stats: FileStats
+) -> Iterator[pa.Table]:
+    """Each block is read into a fresh buffer that its lines then share (no copy of the text);
+    an unfinished last line moves to the head of the next block's buffer."""
     source: IO[bytes] = _HashingReader(raw_file, stats._hasher)  # type: ignore[assignment]
     stream: IO[bytes] = (
         gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[assignment]
