@@ -31,8 +31,16 @@ def _branches(node: dict[str, dict]) -> str:
 
 
 def url_secret_pattern(secret_params: Iterable[str]) -> str:
-    """Query or fragment parameters such as ?access_token=…; group 1 keeps the name and '='."""
-    return rf"(?i)([?&#;](?:{_names(secret_params)})=)[^&#;\s\"']*"
+    """Query, fragment or matrix parameters of a path such as ?access_token=…; group 1 keeps
+    the name and '='. The value runs to the next parameter."""
+    return rf"(?i)([?&#;](?:{_names(secret_params)})=)[^&#;]*"
+
+
+def text_url_secret_pattern(secret_params: Iterable[str]) -> str:
+    """The same parameters in raw text, JSON or not: a value also ends where its JSON string
+    does (an unescaped double quote). Where a URL ends in other text cannot be told, so
+    whitespace does not end a value: more is removed rather than less."""
+    return rf"(?i)([?&#;](?:{_names(secret_params)})=)(?:[^&#;\"\\]|\\.)*"
 
 
 def json_secret_pattern(secret_params: Iterable[str]) -> str:

@@ -20,6 +20,8 @@ from pipeline.schema import RFC3339
 # Epoch milliseconds of 0001-01-01 and 10000-01-01: the range a timestamp can hold.
 EPOCH_MS_MIN, EPOCH_MS_MAX = -62135596800000, 253402300800000
 INTEGER_TYPES = "('BIGINT', 'UBIGINT')"
+# The instants a timestamp may hold (what epoch milliseconds are kept to as well).
+TIME_RANGE = "TIMESTAMPTZ '0001-01-01 00:00:00+00' AND TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'"
 LACKING_ROUTE = "(v_resource IS NULL OR v_action IS NULL)"
 
 
@@ -105,6 +107,16 @@ def _json_path(field: Field) -> str:
     return _quote(f'$."{field.name}"')
 
 
+def _is_integer(field: Field) -> str:
+    """An integer literal: JSON reads one past 64 bits as a double; it is still an integer (one
+    out of range), not a number of another kind."""
+    t = _json_type(field)
+    return (
+        f"({t} IN {INTEGER_TYPES} "
+        f"OR ({t} = 'DOUBLE' AND regexp_full_match(s.{field.name}, '-?[0-9]+')))"
+    )
+
+
 def _json_value(field: Field) -> str:
     """The field's JSON text (of its first occurrence, as every other reading takes): parsed
     again, so only for the few lines that are rejected."""
@@ -155,7 +167,7 @@ def _checks(field: Field) -> list[tuple[str, str, str]]:
     if field.kind == "time":
         checks.append(
             (
-                f"{t} IS NOT NULL AND {t} NOT IN ('VARCHAR', 'BIGINT', 'UBIGINT')",
+                f"{t} IS NOT NULL AND {t} <> 'VARCHAR' AND NOT {_is_integer(field)}",
                 "wrong_type",
                 f"{_quote(n + ' must be an RFC 3339 string or integer epoch milliseconds, not ')} "
                 f"|| {_type_word(t)}",
@@ -172,7 +184,7 @@ def _checks(field: Field) -> list[tuple[str, str, str]]:
     if field.kind == "status":
         checks.append(
             (
-                f"{t} IS NOT NULL AND {t} NOT IN {INTEGER_TYPES}",
+                f"{t} IS NOT NULL AND NOT {_is_integer(field)}",
                 "wrong_type",
                 f"{_quote(n + ' must be an integer, not ')} || {_type_word(t)}",
             )
@@ -215,15 +227,16 @@ def _value(field: Field) -> str:
         )
     if field.kind == "status":
         return (
-            f"CASE WHEN {t} IS NULL THEN 200 WHEN {t} IN {INTEGER_TYPES} "
+            f"CASE WHEN {t} IS NULL THEN 200 WHEN {_is_integer(field)} "
             f"THEN CASE WHEN TRY_CAST(s.{n} AS BIGINT) BETWEEN 100 AND 599 "
             f"THEN TRY_CAST(s.{n} AS INTEGER) END END"
         )
     if field.kind == "time":
+        parsed = f"TRY_CAST(upper(s.{n}) AS TIMESTAMPTZ)"  # computed once (a common expression)
         return (
             f"CASE WHEN {_is_string(field)} THEN CASE WHEN regexp_full_match(s.{n}, "
-            f"{_quote(RFC3339)}) THEN TRY_CAST(upper(s.{n}) AS TIMESTAMPTZ) END "
-            f"WHEN {t} IN {INTEGER_TYPES} AND TRY_CAST(s.{n} AS BIGINT) "
+            f"{_quote(RFC3339)}) AND {parsed} BETWEEN {TIME_RANGE} THEN {parsed} END "
+            f"WHEN {_is_integer(field)} AND TRY_CAST(s.{n} AS BIGINT) "
             f"BETWEEN {EPOCH_MS_MIN} AND {EPOCH_MS_MAX - 1} "
             f"THEN epoch_ms(TRY_CAST(s.{n} AS BIGINT))::TIMESTAMPTZ END"
         )
@@ -272,14 +285,22 @@ def _redacted_raw(kind: RecordKind, settings: Settings) -> str:
     # merged onto {} as a patch, so that absent (null) fields are left out
     members = f"json_object({kept}, '_other_fields', to_json({others}))"
     as_object = f"json_merge_patch('{{}}', {members})::VARCHAR"
+    # A name written with escapes (\u0074oken) would pass the patterns: text from the first
+    # escape on is not kept.
+    line = "rtrim(raw, chr(13) || chr(10))"
+    unescaped = (
+        f"CASE WHEN contains({line}, '\\u') "
+        f"THEN left({line}, strpos({line}, '\\u') - 1) || '…(cut at an escape)' ELSE {line} END"
+    )
     as_text = (
-        f"regexp_replace(rtrim(raw, chr(13) || chr(10)), "
+        f"regexp_replace({unescaped}, "
         f"{_quote(redact.json_body_pattern(settings.body_fields))}, "
         f"'\\1\"{redact.REDACTED}\"', 'g')"
     )
     no_url_secrets = (
         f"regexp_replace(CASE WHEN is_object THEN {as_object} ELSE {as_text} END, "
-        f"{_quote(redact.url_secret_pattern(settings.secret_params))}, '\\1{redact.REDACTED}', 'g')"
+        f"{_quote(redact.text_url_secret_pattern(settings.secret_params))}, "
+        f"'\\1{redact.REDACTED}', 'g')"
     )
     no_secrets = (
         f"regexp_replace({no_url_secrets}, "
@@ -303,7 +324,7 @@ def _routing(settings: Settings) -> tuple[list[tuple[str, str]], tuple[str, str,
     """Query steps that add resource and action from the route table where absent, and the
     check that fails when neither gives them."""
     route_no, resource, action = _route_sql(settings)
-    route_path = f"CASE WHEN {LACKING_ROUTE} THEN regexp_replace(v_path, '[?#;].*$', '') END"
+    route_path = f"CASE WHEN {LACKING_ROUTE} THEN regexp_replace(v_path, '(?s)[?#;].*$', '') END"
     steps = [
         ("pathed", f"SELECT *, {route_path} AS route_path FROM valued"),
         ("numbered", f"SELECT *, {route_no} AS route_no FROM pathed"),
@@ -349,7 +370,8 @@ def validation_sql(
         ),
         (
             "objects",
-            "SELECT *, is_json AND (starts_with(raw, '{') OR starts_with(ltrim(raw), '{')) "
+            "SELECT *, is_json AND (starts_with(raw, '{') "
+            "OR starts_with(ltrim(raw, ' ' || chr(9) || chr(10) || chr(13)), '{')) "
             "AS is_object FROM (SELECT *, CASE WHEN s IS NOT NULL THEN true "
             "WHEN encoding_ok THEN json_valid(raw) ELSE false END AS is_json FROM lines)",
         ),

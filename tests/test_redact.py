@@ -30,7 +30,7 @@ def test_prefix_tree_matches_what_the_plain_alternation_matches(names: list[str]
 
 @given(st.lists(NAME.filter(lambda n: "=" not in n), min_size=1, max_size=6), TEXT)
 def test_url_secrets_redacted_as_with_the_plain_alternation(names: list[str], text: str):
-    rewritten = rf"(?i)([?&#;](?:{_plain(names)})=)[^&#;\s\"']*"
+    rewritten = rf"(?i)([?&#;](?:{_plain(names)})=)[^&#;]*"
     expected = re.sub(rewritten, rf"\1{redact.REDACTED}", text)
     actual = re.sub(redact.url_secret_pattern(names), rf"\1{redact.REDACTED}", text)
     assert actual == expected
