@@ -14,8 +14,9 @@ import queue
 import threading
 import time
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
@@ -160,8 +161,7 @@ def _validate_file(
     try:
         with landing.open(source.path) as fh:
             lines = read_line_batches(fh, source.name, settings.read_block_bytes, stats)
-            for batch in _prefetched(lines):
-                result = _run(con, sql, batch)
+            for batch, result in _validated(con, sql, _prefetched(lines), settings):
                 reasons.update(value_counts(result["reason"]))
                 writes.put(staging.add, result, file_index, source.name)
                 counts.read += batch.num_rows
@@ -234,6 +234,51 @@ def _prefetched(batches: Iterator[pa.Table]) -> Iterator[pa.Table]:
             raise item
         yield item
     worker.join()
+
+
+def _validated(
+    con: duckdb.DuckDBPyConnection, sql: str, batches: Iterator[pa.Table], settings: Settings
+) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """(block, its validation) in order, one block per core at a time, each on a cursor of its
+    own: the query is a projection, and one thread per block wastes less than DuckDB's
+    threads splitting every block."""
+    workers = settings.duckdb_threads or os.cpu_count() or 1
+    cursors: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
+    for _ in range(workers):
+        cursors.put(con.cursor())
+
+    def validate(batch: pa.Table) -> pa.Table:
+        cursor = cursors.get()
+        try:
+            return _run(cursor, sql, batch)
+        finally:
+            cursors.put(cursor)
+
+    con.execute("SET threads = 1")
+    pending: deque[tuple[pa.Table, Future[pa.Table]]] = deque()
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            while True:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    break
+                except Exception:  # a damaged file: the blocks read before it still count
+                    while pending:
+                        done, future = pending.popleft()
+                        yield done, future.result()
+                    raise
+                pending.append((batch, pool.submit(validate, batch)))
+                if len(pending) == workers:
+                    done, future = pending.popleft()
+                    yield done, future.result()
+            while pending:
+                done, future = pending.popleft()
+                yield done, future.result()
+    finally:
+        con.execute(f"SET threads = {workers}")
+        while not cursors.empty():
+            cursors.get().close()
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, batch: pa.Table) -> pa.Table:

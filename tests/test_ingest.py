@@ -3,6 +3,7 @@ duplicates, file order, time normalisation, routes and redaction."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
 import json
@@ -179,6 +180,24 @@ def test_ingest_truncated_gz_is_unreadable_file_and_run_continues(
     assert by_file["b.jsonl.gz"].error is not None
     assert by_file["b.jsonl.gz"].quarantined == {"unreadable_file": 1}
     assert file_counts(result)["c.jsonl"] == (1, 1, {}, 0)
+
+
+def test_ingest_truncated_gz_keeps_every_line_before_the_damage(
+    landing_root: Path, settings: Settings
+):
+    """Blocks are validated several at a time: those read before the damage are all kept."""
+    settings = dataclasses.replace(settings, read_block_bytes=1 << 16)
+    folder = write_day(landing_root, "access", DAY, {})
+    payload = "".join(json.dumps(access(f"b{i}", NOON)) + "\n" for i in range(20_000)).encode()
+    whole = gzip.compress(payload, mtime=0)
+    (folder / "b.jsonl.gz").write_bytes(whole[: len(whole) * 3 // 4])
+    result = ingest(settings)
+    (unreadable,) = quarantine(settings)
+    kept = rows(settings, "access", "request_id")
+    assert unreadable[2] == "unreadable_file"
+    assert len(payload) * 3 // 4 > 8 * settings.read_block_bytes  # many blocks were read
+    assert kept == [(f"b{i}",) for i in range(unreadable[1] - 1)]  # all before the damage
+    assert file_counts(result)["b.jsonl.gz"][0] == len(kept) + 1
 
 
 def test_ingest_blank_lines_are_counted_not_quarantined(landing_root: Path, settings: Settings):

@@ -62,14 +62,15 @@ def test_jsonl_reader_flags_invalid_utf8_lines_only(read_all):
     assert rows[0]["raw"] == '{"u": "é"}\n'
 
 
-def test_jsonl_reader_truncated_gz_gives_whole_lines_before_damage_then_fails():
+@pytest.mark.parametrize("block_bytes", [1 << 20, (1 << 16) + 7, 1000])
+def test_jsonl_reader_truncated_gz_gives_whole_lines_before_damage_then_fails(block_bytes: int):
     lines = [b'{"n": %d}' % i for i in range(200_000)]
     whole = gzip.compress(b"\n".join(lines) + b"\n", mtime=0)
     damaged = whole[: len(whole) * 3 // 4]
     stats = FileStats()
     rows = []
     with pytest.raises((EOFError, zlib.error)):
-        for batch in read_line_batches(io.BytesIO(damaged), "f.jsonl.gz", 1 << 20, stats):
+        for batch in read_line_batches(io.BytesIO(damaged), "f.jsonl.gz", block_bytes, stats):
             rows.extend(batch.to_pylist())
     assert len(rows) > READ_PIECE // len(lines[-1])  # more than one piece was kept
     assert [r["raw"] for r in rows] == [line.decode() + "\n" for line in lines[: len(rows)]]

@@ -218,7 +218,7 @@ def _read_blocks(
             end = len(carry) + read
             ended = failure is None and read < block_bytes  # a short read is the file's end
             if failure is not None:  # keep the whole lines read before the damage, then report
-                end = buffer.rfind(b"\n", len(carry), end) + 1 or len(carry)
+                end = buffer.rfind(b"\n", 0, end) + 1  # (an unfinished line carried over is not)
             block_end = end
             if failure is None and not ended:
                 block_end = buffer.rfind(b"\n", 0, end) + 1
