@@ -44,10 +44,11 @@ def text_url_secret_pattern(secret_params: Iterable[str]) -> str:
 
 
 def json_secret_pattern(secret_params: Iterable[str]) -> str:
-    """Members named like a secret ("password": "…" or a number); group 1 keeps the key."""
+    """Members named like a secret ("password": "…", or anything else up to the next comma or
+    bracket: in a broken line, whitespace ends nothing for sure); group 1 keeps the key."""
     return (
         rf"(?i)(\"(?:{_names(secret_params)})\"\s*:\s*)"
-        rf"(?:\"(?:[^\"\\]|\\.)*\"?|[^,}}\]\s]+)"
+        rf"(?:\"(?:[^\"\\]|\\.)*\"?|[^,}}\]]+)"
     )
 
 

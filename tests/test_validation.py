@@ -322,6 +322,23 @@ def test_validation_path_secrets_redacted_in_typed_path():
     )
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"request_id": "r1", "password": hunter2 S3CRET',  # not JSON: a bare value
+        '{"request_id": "r1", "path": "/me/messages?token=ab S3CRET"',  # whitespace in a value
+        '{"request_id": "r1", "path": "/me/messages?code=a\\"S3CRET"',  # an escaped quote
+        '{"request_id": "r1", "path": "/me/messages?\\u0074oken=S3CRET"',  # an escaped name
+        '{"request_id": 1, "path": "/me/messages?token=ab S3CRET"}',  # an object, rejected
+    ],
+)
+def test_validation_quarantined_raw_keeps_no_secret(line: str):
+    row = one(ACCESS_KIND, line)
+    assert row["reason"] is not None
+    assert "S3CRET" not in row["raw_redacted"]
+    assert "r1" in row["raw_redacted"] or '"request_id":1' in row["raw_redacted"]
+
+
 def test_validation_identical_content_has_same_hash_regardless_of_layout():
     a = (
         '{"request_id": "r1", "event_time": "2024-03-10T12:00:00Z", "app_id": "app1", '
