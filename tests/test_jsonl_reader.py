@@ -91,3 +91,19 @@ def test_jsonl_reader_empty_file(read_all):
     rows, stats = read_all(b"")
     assert rows == [] and stats.lines == 0
     assert stats.sha256 == hashlib.sha256(b"").hexdigest()
+
+
+def test_jsonl_reader_mapped_file_that_shrinks_is_an_error_not_a_crash(tmp_path: Path):
+    """A landing file cut short while it is read (it should not be: it is complete once
+    _SUCCESS is written) raises the OSError that ingest reports as an unreadable file, not
+    mmap's ValueError, which would fail the run."""
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(b"".join(b'{"n": %d, "pad": "%s"}\n' % (i, b"x" * 200) for i in range(2000)))
+    with path.open("rb") as source:
+        batches = read_line_batches(source, path.name, 1 << 14, FileStats())
+        assert next(batches).num_rows
+        with path.open("r+b") as writer:
+            writer.truncate(1 << 15)
+        with pytest.raises(OSError, match="shrank"):
+            for _ in batches:
+                pass

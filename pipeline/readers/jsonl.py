@@ -172,6 +172,8 @@ def _mapped_blocks(fileno: int, block_bytes: int, stats: FileStats) -> Iterator[
     size = os.fstat(fileno).st_size
     start, next_line = 0, 1
     while start < size:
+        if os.fstat(fileno).st_size < size:  # reported as an unreadable file, the run goes on
+            raise OSError(f"the file shrank from {size} bytes while it was read")
         offset = start - start % mmap.ALLOCATIONGRANULARITY
         reach = block_bytes
         while True:  # a block ends after its last line break (or at the file's end)
