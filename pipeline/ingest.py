@@ -282,9 +282,9 @@ def _validated(
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, batch: pa.Table) -> pa.Table:
-    """Validate one block. DuckDB scans its Arrow slices in parallel and, as it is told to
-    preserve insertion order, gives the rows back in line order; they are sorted here only
-    if they somehow are not."""
+    """Validate one block. DuckDB scans its Arrow slices (in parallel where the connection has
+    threads) and, as it is told to preserve insertion order, gives the rows back in line
+    order; they are sorted here only if they somehow are not."""
     batch = pa.Table.from_batches(batch.to_batches(max_chunksize=SCAN_CHUNK_ROWS))
     con.register("batch", batch)
     try:
