@@ -1,10 +1,10 @@
 """SQL that turns raw JSON lines into typed records or a quarantine reason, one batch at a time.
 
-One DuckDB query per batch does the JSON parsing (once per line), type checks, time parsing,
-route lookup and redaction, so there is no Python loop per record.
+One DuckDB query per batch does the JSON parsing (two readings per line: values and types),
+type checks, time parsing, route lookup and redaction, so there is no Python loop per record.
 
 Most lines are clean, so the query first asks a cheap question of every line (is each field of
-the right JSON type, judged by its first character, and is every value usable?) and evaluates
+the right JSON type, and is every value usable?) and evaluates
 the ordered checks that name a reason only for the lines that fail it. DuckDB evaluates a CASE
 branch only for the rows that reach it, which is what keeps the expensive part off clean lines.
 """
@@ -103,8 +103,8 @@ def _json_type(field: Field) -> str:
     return f"t_{field.name}"
 
 
-def _json_path(field: Field) -> str:
-    return _quote(f'$."{field.name}"')
+def _json_path(field: Field, within: str = "") -> str:
+    return _quote(f'$."{field.name}"{within}')
 
 
 def _is_integer(field: Field) -> str:
@@ -219,7 +219,7 @@ def _value(field: Field) -> str:
     if field.kind in ("string", "enum"):
         return f"CASE WHEN {_is_string(field)} THEN s.{n} END"
     if field.kind == "scopes":
-        elements = _quote(f'$."{n}"[*]')
+        elements = _json_path(field, "[*]")
         return (
             f"CASE WHEN {t} = 'ARRAY' AND list_bool_and(list_transform("
             f"json_extract(raw, {elements}), lambda x: json_type(x) = 'VARCHAR')) IS NOT FALSE "

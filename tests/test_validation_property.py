@@ -912,8 +912,8 @@ def test_oracle_refuses_invalid_utf8_first():
 
 
 def _bug(number: int, name: str, kind: str, line: str, got: str) -> Any:
-    """One line the SQL once got wrong (it gave `got`)."""
-    return pytest.param(kind, line, id=f"bug{number}-{name}")
+    """One line the SQL once got wrong, and what it gave then."""
+    return pytest.param(kind, line, got, id=f"bug{number}-{name}")
 
 
 FIXED_DISAGREEMENTS = [
@@ -991,7 +991,7 @@ FIXED_DISAGREEMENTS = [
 ]
 
 
-@pytest.mark.parametrize(("kind", "line"), FIXED_DISAGREEMENTS)
-def test_fixed_disagreements_stay_fixed(kind: str, line: str) -> None:
+@pytest.mark.parametrize(("kind", "line", "once"), FIXED_DISAGREEMENTS)
+def test_fixed_disagreements_stay_fixed(kind: str, line: str, once: str) -> None:
     problems = disagreements(kind, [(line, True)])
-    assert not problems, problems[0]
+    assert not problems, f"{problems[0]} (it once gave: {once})"
