@@ -92,31 +92,52 @@ WHERE list_contains({_sql_list(settings.message_resources)}, resource) AND statu
 """
 
 
+def _partnership_sql() -> str:
+    """SPEC §3.2 per app and segment of time. An app's period starts and ends cut time into
+    segments in which every period comparison comes out the same; so each segment is judged
+    once, at its start, and an access takes its segment's answer and evidence."""
+    within = "r.period_start <= s.seg_start AND (r.period_end IS NULL OR s.seg_start < r.period_end)"
+    ended = "r.period_end <= s.seg_start"
+    upcoming = "r.period_start > s.seg_start"
+    return f"""
+    SELECT s.app_id, s.seg_start, s.seg_end,
+           bool_or({within}) AS covered,
+           flatten(list(r.period_scopes) FILTER (WHERE {within})) AS allowed_scopes,
+           bool_or({ended}) AS ended_before,
+           max(r.period_end) FILTER (WHERE {ended}) AS ended_at,
+           arg_max(r.period_start, r.period_end) FILTER (WHERE {ended}) AS ended_start,
+           arg_max(r.period_scopes, r.period_end) FILTER (WHERE {ended}) AS ended_scopes,
+           min(r.period_start) FILTER (WHERE {upcoming}) AS next_start,
+           arg_min(r.period_end, r.period_start) FILTER (WHERE {upcoming}) AS next_end,
+           arg_min(r.period_scopes, r.period_start) FILTER (WHERE {upcoming}) AS next_scopes,
+           max(r.period_start) FILTER (WHERE {within}) AS covering_start,
+           arg_max(r.period_end, r.period_start) FILTER (WHERE {within}) AS covering_end,
+           arg_max(r.period_scopes, r.period_start) FILTER (WHERE {within}) AS covering_scopes
+    FROM (
+        SELECT app_id, b AS seg_start,
+               coalesce(lead(b) OVER (PARTITION BY app_id ORDER BY b),
+                        'infinity'::TIMESTAMPTZ) AS seg_end
+        FROM (SELECT DISTINCT app_id, unnest(['-infinity'::TIMESTAMPTZ, period_start,
+                                             period_end]) AS b FROM registry)
+        WHERE b IS NOT NULL
+    ) s JOIN registry r USING (app_id)
+    GROUP BY s.app_id, s.seg_start, s.seg_end"""
+
+
 def evidence_sql(day: date, settings: Settings) -> str:
     """Per flag, its rule and evidence (no access columns but request_id), over views `access`
     (the day's), `consent` (any days) and `registry`."""
     skew_us = round(settings.clock_skew_seconds * 1_000_000)
     return f"""
-WITH acc AS MATERIALIZED (
+WITH acc AS (
     -- only what the rules read; the flagged rows' other columns are joined back at the end
-    SELECT row_number() OVER () AS rid, request_id, event_time, app_id, user_id,
-           resource || '.' || action AS scope
+    SELECT request_id, event_time, app_id, user_id, resource || '.' || action AS scope
     FROM ({judged_access_sql(settings)})
 ), apps AS (
     SELECT app_id, any_value(partner_id) AS partner_id, any_value(partner_name) AS partner_name,
            any_value(grant_ttl_days) AS grant_ttl_days
     FROM registry GROUP BY app_id
-), periods AS (
-    -- SPEC §3.2 per access, over its app's registry rows
-    SELECT a.rid,
-           bool_or(r.period_start <= a.event_time
-                   AND (r.period_end IS NULL OR a.event_time < r.period_end)) AS covered,
-           bool_or(r.period_start <= a.event_time
-                   AND (r.period_end IS NULL OR a.event_time < r.period_end)
-                   AND list_contains(r.period_scopes, a.scope)) AS allowed,
-           bool_or(r.period_end <= a.event_time) AS ended_before
-    FROM acc a JOIN registry r USING (app_id)
-    GROUP BY a.rid
+), partnership AS ({_partnership_sql()}
 ), delivered AS (
     -- consent delivered on days <= D, for the (user, app) pairs that matter today
     SELECT * FROM consent SEMI JOIN (SELECT DISTINCT user_id, app_id FROM acc)
@@ -134,16 +155,16 @@ WITH acc AS MATERIALIZED (
     -- equal keys grants come before revokes (the revoke wins) and both before accesses.
     SELECT user_id, app_id, event_time - INTERVAL ({skew_us}) MICROSECOND AS sort_time,
            0 AS rank, event_time AS grant_time, grant_id, NULL::TIMESTAMPTZ AS revoke_time,
-           NULL::BIGINT AS rid
+           NULL::VARCHAR AS request_id, NULL::VARCHAR AS scope
     FROM grants
     UNION ALL
-    SELECT user_id, app_id, event_time, 1, NULL, NULL, event_time, NULL
+    SELECT user_id, app_id, event_time, 1, NULL, NULL, event_time, NULL, NULL
     FROM delivered WHERE event_type = 'revoke'
     UNION ALL
-    SELECT user_id, app_id, event_time, 2, NULL, NULL, NULL, rid FROM acc
+    SELECT user_id, app_id, event_time, 2, NULL, NULL, NULL, request_id, scope FROM acc
 ), as_of AS (
-    -- for each access, the last eligible grant and the last eligible revoke before it
-    SELECT rid,
+    -- each access with the last eligible grant and the last eligible revoke before it
+    SELECT request_id, app_id, sort_time AS event_time, scope,
            last_value(grant_time IGNORE NULLS) OVER w AS grant_time,
            last_value(grant_id IGNORE NULLS) OVER w AS grant_id,
            last_value(revoke_time IGNORE NULLS) OVER w AS revoke_time
@@ -151,25 +172,25 @@ WITH acc AS MATERIALIZED (
     WINDOW w AS (PARTITION BY user_id, app_id
                  ORDER BY sort_time, rank ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
     QUALIFY rank = 2
-), judged AS MATERIALIZED (
-    SELECT a.rid, a.event_time, a.scope, ap.partner_id, ap.grant_ttl_days, p.covered,
-           p.allowed, p.ended_before, c.grant_time, g.scopes AS grant_scopes, c.revoke_time,
+), judged AS (
+    SELECT c.*, ap.partner_id, ap.partner_name, ap.grant_ttl_days, p.*,
+           g.scopes AS grant_scopes,
            -- at equal times a grant comes before a revoke: the revoke wins
            c.revoke_time IS NOT NULL
                AND (c.grant_time IS NULL OR c.revoke_time >= c.grant_time) AS last_is_revoke
-    FROM acc a
-    LEFT JOIN apps ap USING (app_id)
-    LEFT JOIN periods p USING (rid)
-    LEFT JOIN as_of c USING (rid)
-    LEFT JOIN grants g USING (grant_id)
+    FROM as_of c
+    LEFT JOIN apps ap ON ap.app_id = c.app_id
+    LEFT JOIN partnership p
+        ON p.app_id = c.app_id AND p.seg_start <= c.event_time AND c.event_time < p.seg_end
+    LEFT JOIN grants g ON g.grant_id = c.grant_id
 ), ruled AS (
-    SELECT rid, partnership_rule, consent_rule FROM (
-        SELECT rid,
+    SELECT * FROM (
+        SELECT *,
             CASE
                 WHEN partner_id IS NULL THEN 'UNKNOWN_APP'
                 WHEN NOT covered AND ended_before THEN 'AFTER_PARTNERSHIP_END'
                 WHEN NOT covered THEN 'BEFORE_PARTNERSHIP_START'
-                WHEN NOT allowed THEN 'SCOPE_NOT_IN_PARTNERSHIP'
+                WHEN NOT list_contains(allowed_scopes, scope) THEN 'SCOPE_NOT_IN_PARTNERSHIP'
             END AS partnership_rule,
             CASE
                 WHEN partner_id IS NULL THEN NULL
@@ -186,55 +207,26 @@ WITH acc AS MATERIALIZED (
     )
     WHERE partnership_rule IS NOT NULL OR consent_rule IS NOT NULL
 ), flagged AS (
-    SELECT rid, unnest(list_filter([partnership_rule, consent_rule],
-                                   lambda r: r IS NOT NULL)) AS rule
+    SELECT *, unnest(list_filter([partnership_rule, consent_rule],
+                                 lambda r: r IS NOT NULL)) AS rule
     FROM ruled
-), period_evidence AS (
-    -- the period that explains each flagged access: the last one ended, the next one to
-    -- start, or the covering one
-    SELECT f.rid,
-           max(r.period_end) FILTER (WHERE r.period_end <= a.event_time) AS ended_at,
-           arg_max(r.period_start, r.period_end) FILTER (WHERE r.period_end <= a.event_time)
-               AS ended_start,
-           arg_max(r.period_scopes, r.period_end) FILTER (WHERE r.period_end <= a.event_time)
-               AS ended_scopes,
-           min(r.period_start) FILTER (WHERE r.period_start > a.event_time) AS next_start,
-           arg_min(r.period_end, r.period_start) FILTER (WHERE r.period_start > a.event_time)
-               AS next_end,
-           arg_min(r.period_scopes, r.period_start) FILTER (WHERE r.period_start > a.event_time)
-               AS next_scopes,
-           max(r.period_start) FILTER (WHERE r.period_start <= a.event_time
-               AND (r.period_end IS NULL OR a.event_time < r.period_end)) AS covering_start,
-           arg_max(r.period_end, r.period_start) FILTER (WHERE r.period_start <= a.event_time
-               AND (r.period_end IS NULL OR a.event_time < r.period_end)) AS covering_end,
-           arg_max(r.period_scopes, r.period_start) FILTER (WHERE r.period_start <= a.event_time
-               AND (r.period_end IS NULL OR a.event_time < r.period_end)) AS covering_scopes
-    FROM (SELECT DISTINCT rid FROM flagged) f JOIN acc a USING (rid)
-    JOIN registry r ON r.app_id = a.app_id
-    GROUP BY f.rid
-), evidenced AS (
-    SELECT f.rule, a.request_id, a.scope, ap.partner_id, ap.partner_name, ap.grant_ttl_days,
-        CASE f.rule WHEN 'AFTER_PARTNERSHIP_END' THEN p.ended_start
-                    WHEN 'BEFORE_PARTNERSHIP_START' THEN p.next_start
-                    ELSE p.covering_start END AS partnership_start,
-        CASE f.rule WHEN 'AFTER_PARTNERSHIP_END' THEN p.ended_at
-                    WHEN 'BEFORE_PARTNERSHIP_START' THEN p.next_end
-                    ELSE p.covering_end END AS partnership_end,
-        CASE f.rule WHEN 'AFTER_PARTNERSHIP_END' THEN p.ended_scopes
-                    WHEN 'BEFORE_PARTNERSHIP_START' THEN p.next_scopes
-                    ELSE p.covering_scopes END AS partnership_scopes,
-        j.grant_time AS last_grant_time,
-        j.grant_scopes AS last_grant_scopes,
-        j.revoke_time AS last_revoke_time,
-        CASE WHEN f.rule = 'SIGNIN_EXPIRED' THEN j.grant_time + to_microseconds(
-            CAST(round(ap.grant_ttl_days * {MICROS_PER_DAY}) AS BIGINT)) END AS grant_expired_at
-    FROM flagged f
-    JOIN acc a USING (rid)
-    JOIN judged j USING (rid)
-    LEFT JOIN apps ap ON ap.app_id = a.app_id
-    LEFT JOIN period_evidence p ON p.rid = f.rid
 )
-SELECT * FROM evidenced
+SELECT rule, request_id, scope, partner_id, partner_name, grant_ttl_days,
+    CASE rule WHEN 'AFTER_PARTNERSHIP_END' THEN ended_start
+              WHEN 'BEFORE_PARTNERSHIP_START' THEN next_start
+              ELSE covering_start END AS partnership_start,
+    CASE rule WHEN 'AFTER_PARTNERSHIP_END' THEN ended_at
+              WHEN 'BEFORE_PARTNERSHIP_START' THEN next_end
+              ELSE covering_end END AS partnership_end,
+    CASE rule WHEN 'AFTER_PARTNERSHIP_END' THEN ended_scopes
+              WHEN 'BEFORE_PARTNERSHIP_START' THEN next_scopes
+              ELSE covering_scopes END AS partnership_scopes,
+    grant_time AS last_grant_time,
+    grant_scopes AS last_grant_scopes,
+    revoke_time AS last_revoke_time,
+    CASE WHEN rule = 'SIGNIN_EXPIRED' THEN grant_time + to_microseconds(
+        CAST(round(grant_ttl_days * {MICROS_PER_DAY}) AS BIGINT)) END AS grant_expired_at
+FROM flagged
 """
 
 
