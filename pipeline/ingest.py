@@ -114,7 +114,7 @@ class _Staging:
         )
         valid = result.filter(pc.invert(bad)) if rejected.num_rows else result  # no copy
         if valid.num_rows:
-            keys = valid.select(["row_key", self.kind.id_field, "content_hash"])
+            keys = valid.select(["row_key", "id_hash", "content_hash"])
             # read once, by the dedupe: not worth compressing or dictionary-encoding
             self.keys = self.keys or pq.ParquetWriter(
                 self.keys_path, keys.schema, compression="none", use_dictionary=False
@@ -311,30 +311,45 @@ def _unreadable_row(file_index: int, line: int, error: str) -> pa.Table:
 
 
 def _resolve_duplicates(
-    con: duckdb.DuckDBPyConnection, staging: _Staging, kind: RecordKind
+    con: duckdb.DuckDBPyConnection,
+    staging: _Staging,
+    kind: RecordKind,
+    records_path: str,
+    file_names: list[str],
 ) -> tuple[pa.Table, pa.Table]:
     """Row keys of identical duplicates and of conflicting ones (first copy kept, in read order)."""
     empty = pa.table({"row_key": pa.array([], pa.int64())})
     if staging.keys is None:
         return empty, empty
-    source = f"read_parquet('{staging.keys_path}')"
-    # Repeated ids are found by a 64-bit hash of the id (a small hash table however long the
-    # day); a hash collision only brings a few more rows to the exact test by the id itself.
-    judged = con.sql(
+    # Repeated ids are found by a 64-bit hash of the id, so the day-wide pass reads integers
+    # only; the ids themselves are read back just for the rows whose hash repeats (a hash
+    # collision brings a few more rows to the exact test by the id itself).
+    candidates = con.sql(
         f"""
-        WITH repeated AS (
-            SELECT hash({kind.id_field}) AS id_hash FROM {source}
-            GROUP BY ALL HAVING count(*) > 1
-        ), copies AS (
-            SELECT row_key, content_hash,
-                   row_number() OVER w AS copy_no,
-                   first_value(content_hash) OVER w AS first_hash
-            FROM {source} k SEMI JOIN repeated r ON hash(k.{kind.id_field}) = r.id_hash
-            WINDOW w AS (PARTITION BY {kind.id_field} ORDER BY row_key)
-        )
-        SELECT row_key, content_hash = first_hash AS identical FROM copies WHERE copy_no > 1
+        SELECT row_key, content_hash FROM read_parquet('{staging.keys_path}')
+        WHERE id_hash IN (SELECT id_hash FROM read_parquet('{staging.keys_path}')
+                          GROUP BY id_hash HAVING count(*) > 1)
         """
     ).to_arrow_table()
+    if not candidates.num_rows:
+        return empty, empty
+    con.register("candidates", candidates)
+    files = "[" + ", ".join("'" + n.replace("'", "''") + "'" for n in file_names) + "]"
+    row_key = f"((list_position({files}, source_file) - 1)::BIGINT << {LINE_BITS}) + source_line"
+    judged = con.sql(
+        f"""
+        WITH copies AS (
+            SELECT c.row_key, row_number() OVER w AS copy_no,
+                   c.content_hash = first_value(c.content_hash) OVER w AS identical
+            FROM (SELECT {kind.id_field}, {row_key} AS row_key
+                  FROM read_parquet('{records_path}')) r
+            JOIN candidates c USING (row_key)
+            WINDOW w AS (PARTITION BY r.{kind.id_field} ORDER BY c.row_key)
+        )
+        SELECT row_key, identical FROM copies WHERE copy_no > 1
+        """
+    ).to_arrow_table()
+    con.unregister("candidates")
     identical = judged.filter(judged["identical"]).select(["row_key"])
     conflicting = judged.filter(pc.invert(judged["identical"])).select(["row_key"])
     return identical, conflicting
@@ -423,7 +438,8 @@ def ingest_day(
             finally:
                 writes.close()
                 staging.close_keys()
-        identical, conflicting = _resolve_duplicates(con, staging, kind)
+        names = [f.name for f in files]
+        identical, conflicting = _resolve_duplicates(con, staging, kind, records_path, names)
         if conflicting.num_rows:
             staging.add_rejected(
                 _conflict_raw_lines(con, landing, files, conflicting, kind, settings)
@@ -432,7 +448,6 @@ def ingest_day(
         con.close()
         _tally_duplicates(counts, identical, "duplicates")
         _tally_duplicates(counts, conflicting, "conflicting")
-        names = [f.name for f in files]
         dropped = pa.concat_tables([identical, conflicting])["row_key"]
         if len(dropped):
             _commit_without(warehouse, kind_name, day, records_path, dropped, names)

@@ -399,6 +399,7 @@ WITH {ctes}
 SELECT source_line, reason,
        CASE WHEN reason IS NOT NULL THEN left({detail}, 300) END AS detail,
        v_{kind.id_field} AS record_id,
+       hash(v_{kind.id_field}) AS id_hash,
        CASE WHEN reason IS NOT NULL OR {redact_all} THEN {_redacted_raw(kind, settings)} END
            AS raw_redacted,
        {_content_hash(kind)} AS content_hash,
