@@ -42,6 +42,9 @@ def _access_by_shard(
     folder = os.path.join(scratch, "access-by-shard")
     con.read_parquet(access_files).create_view("day_access")
     judged = judged_access_sql(settings, "day_access")
+    # each thread buffers this many rows per shard before writing them: the default
+    # (524,288) held about 0.5 GB more at 10M accesses, for no speed
+    con.execute("SET partitioned_write_flush_threshold = 131072")
     con.sql(
         f"COPY (SELECT *, hash(user_id) % {shards} AS shard FROM ({judged})) "
         f"TO '{folder}' (FORMAT parquet, PARTITION_BY (shard), COMPRESSION uncompressed)"

@@ -7,15 +7,19 @@ import dataclasses
 import datetime as dt
 import gzip
 import json
+import types
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import Settings
-from pipeline.ingest import IngestResult, ingest_day
+from pipeline.ingest import LINE_BITS, IngestResult, _resolve_duplicates, ingest_day
 from pipeline.readers.landing import Landing
+from pipeline.validation import ACCESS_KIND
 from pipeline.warehouse import Warehouse
 from tests.landing import access, consent, write_day
 
@@ -669,3 +673,36 @@ def test_ingest_quarantine_detail_redacts_semicolon_secret_param(
     assert reason == "unknown_route"
     assert SECRET not in raw
     assert SECRET not in detail
+
+
+def test_dedupe_tells_apart_ids_whose_hashes_collide(tmp_path: Path):
+    """Repeats are found by a 64-bit hash of the id; two ids that share one (as a collision
+    would) are still told apart by the id itself, and a true repeat among them is still found."""
+    ids, hashes, contents = ["x", "y", "x", "y", "z"], [7, 7, 7, 7, 9], [1, 2, 1, 5, 3]
+    lines = list(range(1, len(ids) + 1))
+    keys_path, records_path = tmp_path / "keys.parquet", tmp_path / "records.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "row_key": pa.array([(1 << LINE_BITS) + n for n in lines], pa.int64()),
+                "id_hash": pa.array(hashes, pa.uint64()),
+                "content_hash": pa.array(contents, pa.uint64()),
+            }
+        ),
+        keys_path,
+    )
+    pq.write_table(
+        pa.table({"request_id": ids, "source_file": ["b.jsonl"] * 5, "source_line": lines}),
+        records_path,
+    )
+    staging = types.SimpleNamespace(keys=True, keys_path=str(keys_path))
+    con = duckdb.connect()
+    identical, conflicting = _resolve_duplicates(
+        con, staging, ACCESS_KIND, str(records_path), ["a.jsonl", "b.jsonl"]
+    )
+    assert _lines(identical) == [3]  # x again, same content
+    assert _lines(conflicting) == [4]  # y again, other content; y's first copy is kept
+
+
+def _lines(row_keys: pa.Table) -> list[int]:
+    return sorted(k - (1 << LINE_BITS) for k in row_keys["row_key"].to_pylist())
