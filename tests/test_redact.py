@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import re
 
+import duckdb
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline import redact
+from pipeline.config import DEFAULT_SECRET_PARAMS, Settings
+from pipeline.validation import redact_path_sql
 
 # Names that share prefixes (a, ab, abc) and letters of the text around them.
 NAME = st.text(alphabet="abkt_=", min_size=1, max_size=5)
@@ -34,3 +38,26 @@ def test_url_secrets_redacted_as_with_the_plain_alternation(names: list[str], te
     expected = re.sub(rewritten, rf"\1{redact.REDACTED}", text)
     actual = re.sub(redact.url_secret_pattern(names), rf"\1{redact.REDACTED}", text)
     assert actual == expected
+
+
+@pytest.mark.parametrize("name", DEFAULT_SECRET_PARAMS)
+def test_every_default_secret_name_is_redacted_from_a_stored_path(name: str):
+    """Each name the settings list by default (more than SPEC §2 names), in any case, through
+    the SQL ingest runs (RE2, not Python's re); a name that only ends like one is kept."""
+    sql = redact_path_sql("path", Settings())
+    paths = [
+        f"/v2/me/messages?page=1&{name}=S3CRET-1&x=2",
+        f"/v2/me/messages;{name.upper()}=S3CRET-2",
+        f"/v2/me/messages?my{name}=kept",
+    ]
+    stored = [
+        row[0]
+        for row in duckdb.sql(
+            f"SELECT {sql} FROM (SELECT unnest(?) AS path)", params=[paths]
+        ).fetchall()
+    ]
+    assert stored == [
+        f"/v2/me/messages?page=1&{name}={redact.REDACTED}&x=2",
+        f"/v2/me/messages;{name.upper()}={redact.REDACTED}",
+        f"/v2/me/messages?my{name}=kept",
+    ]
