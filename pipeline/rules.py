@@ -96,7 +96,9 @@ def _partnership_sql() -> str:
     """SPEC §3.2 per app and segment of time. An app's period starts and ends cut time into
     segments in which every period comparison comes out the same; so each segment is judged
     once, at its start, and an access takes its segment's answer and evidence."""
-    within = "r.period_start <= s.seg_start AND (r.period_end IS NULL OR s.seg_start < r.period_end)"
+    within = (
+        "r.period_start <= s.seg_start AND (r.period_end IS NULL OR s.seg_start < r.period_end)"
+    )
     ended = "r.period_end <= s.seg_start"
     upcoming = "r.period_start > s.seg_start"
     return f"""
@@ -173,7 +175,7 @@ WITH acc AS (
                  ORDER BY sort_time, rank ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
     QUALIFY rank = 2
 ), judged AS (
-    SELECT c.*, ap.partner_id, ap.partner_name, ap.grant_ttl_days, p.*,
+    SELECT c.*, ap.partner_id, ap.partner_name, ap.grant_ttl_days, p.* EXCLUDE (app_id),
            g.scopes AS grant_scopes,
            -- at equal times a grant comes before a revoke: the revoke wins
            c.revoke_time IS NOT NULL
