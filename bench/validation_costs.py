@@ -20,10 +20,10 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.generate_day import access_chunk  # noqa: E402
-from pipeline import validation  # noqa: E402
-from pipeline.config import Settings  # noqa: E402
-from pipeline.schema import RFC3339  # noqa: E402
+from bench.generate_day import access_chunk
+from pipeline import validation
+from pipeline.config import Settings
+from pipeline.schema import RFC3339
 
 
 def _cpu_seconds() -> float:
