@@ -43,8 +43,8 @@ def variants(settings: Settings) -> dict[str, str]:
     sql = validation.validation_sql(kind, settings)
     fields = {f.name: f for f in kind.fields}
     route_no, _, _ = validation._route_sql(settings)
-    as_text = "{" + ", ".join(f'"{f.name}": "VARCHAR"' for f in kind.fields) + "}"
-    paths = "[" + ", ".join(validation._json_path(f) for f in kind.fields) + "]"
+    as_text = validation._quote(validation.text_struct(kind))
+    paths = validation.field_paths(kind)
     return {
         "whole query": sql,
         "  without path redaction": _without(
@@ -61,7 +61,7 @@ def variants(settings: Settings) -> dict[str, str]:
         "  without the route table": _without(sql, route_no, "1"),
         "  without the content hash": _without(sql, validation._content_hash(kind), "0"),
         "JSON values alone (json_transform)": (
-            f"SELECT try(json_transform(raw, {validation._quote(as_text)})) FROM batch"
+            f"SELECT try(json_transform(raw, {as_text})) FROM batch"
         ),
         "JSON types alone (json_type)": f"SELECT json_type(raw, {paths}) FROM batch",
     }

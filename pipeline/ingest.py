@@ -333,17 +333,16 @@ def _resolve_duplicates(
     ).to_arrow_table()
     if not candidates.num_rows:
         return empty, empty
-    con.register("candidates", candidates)
-    files = "[" + ", ".join("'" + n.replace("'", "''") + "'" for n in file_names) + "]"
-    row_key = f"((list_position({files}, source_file) - 1)::BIGINT << {LINE_BITS}) + source_line"
+    source_file, source_line = _file_and_line(candidates["row_key"], file_names)
+    candidates = candidates.append_column("source_file", source_file)
+    con.register("candidates", candidates.append_column("source_line", source_line))
     judged = con.sql(
         f"""
         WITH copies AS (
             SELECT c.row_key, row_number() OVER w AS copy_no,
                    c.content_hash = first_value(c.content_hash) OVER w AS identical
-            FROM (SELECT {kind.id_field}, {row_key} AS row_key
-                  FROM read_parquet('{records_path}')) r
-            JOIN candidates c USING (row_key)
+            FROM read_parquet('{records_path}') r
+            JOIN candidates c USING (source_file, source_line)
             WINDOW w AS (PARTITION BY r.{kind.id_field} ORDER BY c.row_key)
         )
         SELECT row_key, identical FROM copies WHERE copy_no > 1
@@ -355,9 +354,17 @@ def _resolve_duplicates(
     return identical, conflicting
 
 
+def _file_and_line(
+    row_keys: pa.ChunkedArray, file_names: list[str]
+) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
+    """The source file's name and the line number that a row key stands for."""
+    file_index = pc.shift_right(row_keys, LINE_BITS).cast(pa.int32())
+    line = pc.bit_wise_and(row_keys, pa.scalar((1 << LINE_BITS) - 1, pa.int64()))
+    return pc.take(pa.array(file_names, pa.string()), file_index), line
+
+
 def _lineage(table: pa.Table, day: date, file_names: list[str]) -> pa.Table:
-    file_index = pc.shift_right(table["row_key"], LINE_BITS).cast(pa.int32())
-    names = pc.take(pa.array(file_names, pa.string()), file_index)
+    names, _ = _file_and_line(table["row_key"], file_names)
     delivery = pa.repeat(pa.scalar(day, pa.date32()), table.num_rows)
     return table.append_column("delivery_date", delivery).append_column("source_file", names)
 

@@ -339,6 +339,16 @@ def _routing(settings: Settings) -> tuple[list[tuple[str, str]], tuple[str, str,
     return steps, check
 
 
+def text_struct(kind: RecordKind) -> str:
+    """json_transform's structure that reads every field of the kind as plain text."""
+    return "{" + ", ".join(f'"{f.name}": "VARCHAR"' for f in kind.fields) + "}"
+
+
+def field_paths(kind: RecordKind) -> str:
+    """The JSON paths of the kind's fields, as json_type takes them."""
+    return "[" + ", ".join(_json_path(f) for f in kind.fields) + "]"
+
+
 def validation_sql(
     kind: RecordKind, settings: Settings, source: str = "batch", redact_all: bool = False
 ) -> str:
@@ -349,8 +359,7 @@ def validation_sql(
     # The line parsed twice: into plain strings (unescaped values; numbers as their text), and
     # for the JSON type of each field, the cheapest two readings DuckDB offers. A line that is
     # not JSON fails the first (caught by try); only those lines are asked json_valid.
-    as_text = "{" + ", ".join(f'"{f.name}": "VARCHAR"' for f in kind.fields) + "}"
-    paths = "[" + ", ".join(_json_path(f) for f in kind.fields) + "]"
+    as_text, paths = text_struct(kind), field_paths(kind)
     types = ", ".join(
         f"nullif(types[{i}], 'NULL') AS {_json_type(f)}" for i, f in enumerate(kind.fields, 1)
     )
