@@ -21,8 +21,8 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.generate_day import access_chunk
-from pipeline import validation
 from pipeline.config import Settings
+from pipeline.ingest import validation
 from pipeline.schema import RFC3339
 
 

@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from pipeline.alerts import Alert, run_failure_alert
 from pipeline.config import Settings
+from pipeline.report.notifications import Alert, run_failure_alert
 
 log = logging.getLogger(__name__)
 DELIVERY_SENSOR = "wait_for_delivery"  # the nightly DAG's task that fails when input is missing

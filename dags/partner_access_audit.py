@@ -62,7 +62,8 @@ from airflow.sdk import (
 )
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
-from pipeline.config import ConfigError, Settings, load_settings
+from pipeline.config import Settings, load_settings
+from pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -227,7 +228,7 @@ def partner_access_audit() -> None:
 
     @task
     def alert(summary: dict[str, Any], **context: Any) -> int:
-        from pipeline.alerts import alerts_for
+        from pipeline.report.notifications import alerts_for
 
         day, settings = _day_and_settings(context)
         alerts = alerts_for(summary, settings)

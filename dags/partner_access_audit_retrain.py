@@ -19,7 +19,8 @@ from typing import Any
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from pipeline.config import ConfigError, load_settings
+from pipeline.config import load_settings
+from pipeline.errors import ConfigError
 
 
 @dag(

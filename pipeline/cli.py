@@ -9,7 +9,8 @@ from collections import Counter
 from datetime import date, timedelta
 from typing import Any, NoReturn
 
-from pipeline.config import ConfigError, Settings, load_settings
+from pipeline.config import Settings, load_settings
+from pipeline.errors import ConfigError
 from pipeline.review.commands import add_review_parser, run_review
 
 PROG = "access-audit"
@@ -258,12 +259,9 @@ def _audit(days: list[date], settings: Settings) -> int:
 
 
 def _reason(exc: Exception) -> str:
-    from pipeline.registry import RegistryError
-    from pipeline.steps import MissingInput, ReconciliationError
+    from pipeline.errors import USER_FACING
 
-    if isinstance(exc, MissingInput | RegistryError | ReconciliationError | ConfigError):
-        return str(exc)
-    if type(exc).__name__ in ("ModelMismatch", "NoModel"):  # pipeline.anomaly, not imported here
+    if isinstance(exc, USER_FACING):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 

@@ -10,14 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import ConfigError
+
 ENV_PREFIX = "ACCESS_AUDIT_"
 DEFAULT_CONFIG_FILE = "access-audit.toml"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODEL_NAME = "partner_behaviour"  # the behaviour model's name in the models/ store
-
-
-class ConfigError(ValueError):
-    """A setting a user gave is unusable; the message names it."""
 
 
 @dataclass(frozen=True)

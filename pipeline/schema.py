@@ -26,7 +26,7 @@ FEW_VALUES = frozenset(
     }
 )  # fmt: skip
 # Long text no query filters by: no min/max statistics, which cost much to keep on such values.
-UNFILTERED = frozenset({"path", "user_agent", "raw", "detail", "explanation"})
+UNFILTERED = frozenset({"path", "user_agent", "raw", "detail", "explanation", "evidence"})
 
 # Lineage columns shared by every table that holds input records.
 LINEAGE = [
@@ -92,6 +92,7 @@ REGISTRY = pa.schema(
 FLAGS = pa.schema(
     [
         pa.field("flag_id", pa.string(), nullable=False),
+        pa.field("alert_id", pa.string(), nullable=False),  # its rule alert (SPEC §5)
         pa.field("rule", pa.string(), nullable=False),
         pa.field("severity", pa.string(), nullable=False),
         pa.field("request_id", pa.string(), nullable=False),
@@ -129,8 +130,8 @@ TABLES: dict[str, pa.Schema] = {
     "flags": FLAGS,
 }
 
-# One row per scored entity and delivery day (pipeline.features.daily_features). Counts are of
-# message content (SPEC §1) that succeeded (status < 400) unless the name says calls.
+# One row per scored entity and delivery day (pipeline.behaviour.features.daily_features).
+# Counts are of message content (SPEC §1) that succeeded (status < 400) unless the name says calls.
 DAILY_FEATURES = pa.schema(
     [
         pa.field("day", pa.date32(), nullable=False),
@@ -158,7 +159,7 @@ DAILY_FEATURES = pa.schema(
     ]
 )
 
-# One row per scored entity: the behaviour model's verdict (pipeline.anomaly.score).
+# One row per scored entity: the behaviour model's verdict (pipeline.behaviour.model.score).
 ANOMALIES = pa.schema(
     [
         pa.field("entity_kind", pa.string(), nullable=False),
@@ -176,8 +177,38 @@ ANOMALIES = pa.schema(
     ]
 )
 
+# One row per alert (SPEC §5): a rule alert groups the flags of one delivery day, app and rule; a
+# behaviour alert is one entity-day the behaviour model alerted on.
+ALERTS = pa.schema(
+    [
+        pa.field("alert_id", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),  # rule | behaviour
+        pa.field("day", pa.date32(), nullable=False),  # the delivery day
+        pa.field("partner_id", pa.string()),  # null: an app the registry does not know
+        pa.field("partner_name", pa.string()),
+        pa.field("app_id", pa.string()),  # null: a partner-day behaviour alert of a partner
+        pa.field("user_id", pa.string()),  # app-user-day behaviour alerts only
+        pa.field("rule", pa.string(), nullable=False),  # a rule, or the entity kind (behaviour)
+        pa.field("severity", pa.string(), nullable=False),  # the highest of its flags
+        pa.field("flags", pa.int64(), nullable=False),  # 0 for behaviour alerts
+        pa.field("users", pa.int64(), nullable=False),
+        pa.field("first_event_time", UTC_MICROS),
+        pa.field("last_event_time", UTC_MICROS),
+        pa.field("reads", pa.int64(), nullable=False),
+        pa.field("writes", pa.int64(), nullable=False),
+        pa.field("deletes", pa.int64(), nullable=False),
+        pa.field("flags_by_hour", pa.list_(pa.int64())),  # 24 counts, hour of event_time (UTC)
+        pa.field("evidence", pa.string(), nullable=False),  # JSON object: what its flags share
+        pa.field("sample_request_ids", pa.list_(pa.string()), nullable=False),
+        pa.field("score", pa.float64()),  # behaviour alerts: the model's score
+        pa.field("model_version", pa.string()),  # behaviour alerts
+        pa.field("explanation", pa.string(), nullable=False),
+    ]
+)
+
 TABLES["features"] = DAILY_FEATURES
 TABLES["anomalies"] = ANOMALIES
+TABLES["alerts"] = ALERTS
 
 # How flags of an app the registry does not know (no partner_id) are counted and shown.
 UNKNOWN_PARTNER = "(unknown app)"

@@ -6,7 +6,6 @@ run folder, and returns a small JSON-able summary.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import posixpath
@@ -18,19 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Settings
+from pipeline.errors import MissingInput, ReconciliationError
+from pipeline.warehouse import ALERTS_SENT, MANIFEST
 
 log = logging.getLogger(__name__)
-
-MANIFEST = "manifest.json"
-ALERTS_SENT = "alerts-sent.json"  # subjects of the day's alerts already delivered
-
-
-class MissingInput(RuntimeError):
-    """A delivery the run needs is absent or incomplete (no _SUCCESS marker)."""
-
-
-class ReconciliationError(RuntimeError):
-    """Counts that must add up do not: something was lost or written twice."""
 
 
 def pipeline_version() -> str:
@@ -75,7 +65,7 @@ def _require_marker(kind: str, day: date, settings: Settings) -> None:
 def _ingest(
     kind: str, day: date, settings: Settings, on_lines: Callable[[int], None] | None
 ) -> dict[str, Any]:
-    from pipeline.ingest import ingest_day
+    from pipeline.ingest.day import ingest_day
 
     _require_marker(kind, day, settings)
     warehouse = _warehouse(settings)
@@ -126,26 +116,10 @@ def ensure_consent_history(day: date, settings: Settings) -> list[str]:
     return caught_up
 
 
-def load_registry(settings: Settings) -> tuple[Any, str]:
-    """The registry table and the sha256 of the file it came from."""
-    from pipeline.registry import RegistryError, parse_registry
-
-    landing = _landing(settings)
-    path = landing.registry_path()
-    if not landing.fs.exists(path):
-        raise RegistryError(f"missing input: registry {path} not found")
-    with landing.open(path) as fh:
-        data = fh.read()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise RegistryError(f"{path}: not UTF-8 text") from None
-    return parse_registry(text, source=path), hashlib.sha256(data).hexdigest()
-
-
 def detect(day: date, settings: Settings) -> dict[str, Any]:
     """Warehouse access of <day> + consent of days <= day + registry → warehouse flags."""
-    from pipeline.flagging import write_flags
+    from pipeline.detect.registry import load_registry
+    from pipeline.detect.shards import write_flags
 
     started = time.perf_counter()
     warehouse = _warehouse(settings)
@@ -156,7 +130,7 @@ def detect(day: date, settings: Settings) -> dict[str, Any]:
     if not _consent_is_current(day, settings):
         raise MissingInput(f"consent of {day} is not ingested yet: run ingest_consent first")
     caught_up = ensure_consent_history(day, settings)
-    registry, registry_sha256 = load_registry(settings)
+    registry, registry_sha256 = load_registry(_landing(settings))
     consent_days = [d for d in warehouse.partition_days("consent") if d <= day]
     by_rule = write_flags(day, warehouse, registry, consent_days, settings)
     flags = sum(by_rule.values())
@@ -178,7 +152,7 @@ def detect(day: date, settings: Settings) -> dict[str, Any]:
 def score(day: date, settings: Settings) -> dict[str, Any]:
     """The day's behaviour features → warehouse anomalies, with the newest model; skipped (not
     failed) while there is no model yet."""
-    from pipeline.scoring import score_day
+    from pipeline.behaviour.scoring import score_day
 
     warehouse = _warehouse(settings)
     summary = score_day(day, warehouse, settings, Path(settings.models_dir))
@@ -188,7 +162,7 @@ def score(day: date, settings: Settings) -> dict[str, Any]:
 
 def train(end: date, window_days: int, settings: Settings) -> dict[str, Any]:
     """Train the behaviour model on the days up to `end` and store it under models/."""
-    from pipeline.scoring import train_model
+    from pipeline.behaviour.scoring import train_model
 
     return train_model(end, window_days, _warehouse(settings), settings, Path(settings.models_dir))
 
@@ -200,8 +174,8 @@ def evaluate(days: list[date], truth_path: str, settings: Settings, k: int = 10)
     import pandas as pd
     import pyarrow as pa
 
-    from pipeline.anomaly import alert_figures, load_model, ranking_figures, with_alert_rank
-    from pipeline.scoring import compare_detectors_on
+    from pipeline.behaviour.model import alert_figures, load_model, ranking_figures, with_alert_rank
+    from pipeline.behaviour.scoring import compare_detectors_on
 
     warehouse = _warehouse(settings)
     scored = [warehouse.read_partition("anomalies", d) for d in days]
@@ -322,11 +296,11 @@ def publish(day: date, settings: Settings) -> dict[str, Any]:
 def report(day: date, settings: Settings, end: date | None = None) -> dict[str, Any]:
     """The report of `day` (or of `day` .. `end`): report.html, summary.json and digest.md
     under reports/date=D/ (or reports/range=D1_D2/); returns the summary with its alerts."""
-    from pipeline.alerts import alerts_for
-    from pipeline.digest import digest_markdown
-    from pipeline.report import gather
-    from pipeline.report_charts import report_charts
-    from pipeline.report_render import render_html
+    from pipeline.report.charts import report_charts
+    from pipeline.report.digest import digest_markdown
+    from pipeline.report.figures import gather
+    from pipeline.report.notifications import alerts_for
+    from pipeline.report.render import render_html
 
     started = time.perf_counter()
     end = end or day

@@ -27,6 +27,8 @@ import pyarrow.parquet as pq
 from pipeline.schema import FEW_VALUES, TABLES, UNFILTERED
 
 DEFAULT_PART = "part-0"
+MANIFEST = "manifest.json"  # runs/date=D/: the day's run manifest
+ALERTS_SENT = "alerts-sent.json"  # runs/date=D/: subjects of the day's alerts already delivered
 ROW_GROUP_ROWS = 128 * 1024
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1}
 

@@ -2,7 +2,7 @@
 
 No pandas, pyarrow or duckdb: rows are plain dicts (as `pa.Table.to_pylist()` gives them), every
 rule is a Python loop written straight from the spec's sentences, so that the vectorised
-`pipeline.rules.flags_for_day` can be checked against it.
+`pipeline.detect.rules.flags_for_day` can be checked against it.
 
 Points the spec leaves open, decided here the way the lead engineer's implementation does:
 - consent events at equal times: a grant comes before a revoke (spec); between two grants at the

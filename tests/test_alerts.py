@@ -1,4 +1,5 @@
-"""pipeline.alerts: which alerts a report summary calls for under the settings' thresholds."""
+"""pipeline.report.notifications: which alerts a report summary calls for
+under the settings' thresholds."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.alerts import alerts_for, run_failure_alert
 from pipeline.config import load_settings
+from pipeline.report.notifications import alerts_for, run_failure_alert
 
 
 def summary(high: int = 0, quarantined: int = 0, read: int = 1000, missing: Any = ()) -> dict:

@@ -11,11 +11,10 @@ import pandas as pd
 import pytest
 import sklearn
 
-from pipeline.anomaly import (
+from pipeline.behaviour.features import MODEL_FEATURES
+from pipeline.behaviour.model import (
     DETECTORS,
     BehaviourModel,
-    ModelMismatch,
-    NoModel,
     alert_figures,
     best_detector,
     load_model,
@@ -28,7 +27,7 @@ from pipeline.anomaly import (
     synthetic_features,
     with_alert_rank,
 )
-from pipeline.features import MODEL_FEATURES
+from pipeline.errors import ModelMismatch, NoModel
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import ConfigError, Route, Settings, load_settings
+from pipeline.config import Route, Settings, load_settings
+from pipeline.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)

@@ -8,8 +8,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from pipeline.behaviour.features import MODEL_FEATURES, daily_features, relative_features
 from pipeline.config import Settings
-from pipeline.features import MODEL_FEATURES, daily_features, relative_features
 from pipeline.schema import DAILY_FEATURES, REGISTRY
 
 DAY = date(2026, 3, 10)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 from pipeline.config import PROJECT_ROOT, load_settings
-from pipeline.flagging import shard_count
+from pipeline.detect.shards import shard_count
 from pipeline.steps import detect, ingest_access, ingest_consent
 from pipeline.warehouse import Warehouse
 

@@ -17,9 +17,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import Settings
-from pipeline.ingest import LINE_BITS, IngestResult, _resolve_duplicates, ingest_day
+from pipeline.ingest.counts import IngestResult
+from pipeline.ingest.day import ingest_day
+from pipeline.ingest.dedupe import resolve_duplicates
+from pipeline.ingest.row_keys import LINE_BITS
+from pipeline.ingest.validation import ACCESS_KIND
 from pipeline.readers.landing import Landing
-from pipeline.validation import ACCESS_KIND
 from pipeline.warehouse import Warehouse
 from tests.landing import access, consent, write_day
 
@@ -697,7 +700,7 @@ def test_dedupe_tells_apart_ids_whose_hashes_collide(tmp_path: Path):
     )
     staging = types.SimpleNamespace(keys=True, keys_path=str(keys_path))
     con = duckdb.connect()
-    identical, conflicting = _resolve_duplicates(
+    identical, conflicting = resolve_duplicates(
         con, staging, ACCESS_KIND, str(records_path), ["a.jsonl", "b.jsonl"]
     )
     assert _lines(identical) == [3]  # x again, same content

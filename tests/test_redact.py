@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline import redact
 from pipeline.config import DEFAULT_SECRET_PARAMS, Settings
-from pipeline.validation import redact_path_sql
+from pipeline.ingest import redact
+from pipeline.ingest.validation import redact_path_sql
 
 # Names that share prefixes (a, ab, abc) and letters of the text around them.
 NAME = st.text(alphabet="abkt_=", min_size=1, max_size=5)

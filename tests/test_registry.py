@@ -1,4 +1,5 @@
-"""pipeline.registry.parse_registry (SPEC §2, partners.csv); an invalid registry fails a run."""
+"""pipeline.detect.registry.parse_registry (SPEC §2, partners.csv); an invalid
+registry fails a run."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.registry import RegistryError, parse_registry
+from pipeline.detect.registry import parse_registry
+from pipeline.errors import RegistryError
 from tests.landing import REGISTRY_HEADER, access, consent, write_day, write_registry
 
 UTC = dt.UTC

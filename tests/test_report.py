@@ -18,7 +18,7 @@ import pytest
 from pipeline import steps
 from pipeline.cli import main
 from pipeline.config import SEVERITIES, Settings
-from pipeline.report import gather
+from pipeline.report.figures import gather
 from tests.browser import launch_chromium
 from tests.sample_warehouse import FIRST, build_sample_warehouse
 

@@ -1,4 +1,4 @@
-"""pipeline.rules.flags_for_day on tiny literal tables (SPEC §3): each rule at its edges."""
+"""pipeline.detect.rules.flags_for_day on tiny literal tables (SPEC §3): each rule at its edges."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 
 from pipeline import schema
 from pipeline.config import Settings
-from pipeline.registry import parse_registry
-from pipeline.rules import flags_for_day
+from pipeline.detect.registry import parse_registry
+from pipeline.detect.rules import flags_for_day
 from tests.landing import REGISTRY_HEADER
 
 UTC = dt.UTC

@@ -1,4 +1,4 @@
-"""`pipeline.rules.flags_for_day` against a naive reading of SPEC §3 (tests/spec_oracle.py).
+"""`pipeline.detect.rules.flags_for_day` against a naive reading of SPEC §3 (tests/spec_oracle.py).
 
 The example-based tests check the oracle itself against hand-derived expectations at the sharpest
 edges; the same examples and a hypothesis property test then hold the implementation to it.
@@ -44,9 +44,9 @@ ALWAYS = BASE - 10 * 24 * H  # a period start long before every example's times
 
 @pytest.fixture(scope="module")
 def flags_for_day() -> FlagsForDay:
-    if importlib.util.find_spec("pipeline.rules") is None:
+    if importlib.util.find_spec("pipeline.detect.rules") is None:
         pytest.skip("pipeline/rules.py does not exist yet")
-    from pipeline.rules import flags_for_day as impl
+    from pipeline.detect.rules import flags_for_day as impl
 
     return impl
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.behaviour.scoring import score_day, train_model, write_daily_features
 from pipeline.config import PROJECT_ROOT, Settings, load_settings
-from pipeline.scoring import score_day, train_model, write_daily_features
 from pipeline.steps import run_day
 from pipeline.warehouse import Warehouse
 

@@ -15,16 +15,15 @@ import pyarrow as pa
 import pytest
 
 from pipeline.config import Settings, load_settings
+from pipeline.errors import MissingInput
 from pipeline.steps import (
-    MANIFEST,
-    MissingInput,
     detect,
     ingest_access,
     ingest_consent,
     pipeline_version,
     run_day,
 )
-from pipeline.warehouse import Warehouse
+from pipeline.warehouse import MANIFEST, Warehouse
 from tests.landing import access, consent, write_day, write_registry
 
 D = dt.date(2024, 3, 10)

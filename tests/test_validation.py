@@ -1,4 +1,5 @@
-"""pipeline.validation: the SQL that types one batch of raw JSON lines or gives a quarantine reason.
+"""pipeline.ingest.validation: the SQL that types one batch of raw JSON lines or gives a
+quarantine reason.
 
 Each test feeds a few literal lines through `validation_sql` (no files) and checks the exact reason,
 detail or typed value that comes out.
@@ -15,7 +16,7 @@ import pytest
 
 from pipeline import duck
 from pipeline.config import Settings
-from pipeline.validation import ACCESS_KIND, CONSENT_KIND, RecordKind, validation_sql
+from pipeline.ingest.validation import ACCESS_KIND, CONSENT_KIND, RecordKind, validation_sql
 
 UTC = dt.UTC
 NOON = dt.datetime(2024, 3, 10, 12, 0, tzinfo=UTC)

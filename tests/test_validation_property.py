@@ -1,7 +1,9 @@
-"""`pipeline.validation.validation_sql` against a plain-Python reading of SPEC §2 (input records).
+"""`pipeline.ingest.validation.validation_sql` against a plain-Python reading of SPEC §2 (input
+records).
 
 The oracle below reads one raw line the way the contract describes it, with the json module,
-`re` and `datetime` only (no DuckDB, nothing from pipeline.validation or pipeline.redact; the
+`re` and `datetime` only (no DuckDB, nothing from pipeline.ingest.validation or
+pipeline.ingest.redact; the
 route table, method actions and secret names are the default Settings'): strict JSON (RFC 8259;
 the first of duplicate keys wins), the checks field by field in the order validation.py reports
 them, RFC 3339 times with an offset or integer epoch milliseconds normalised to UTC
@@ -50,7 +52,7 @@ from hypothesis import strategies as st
 
 from pipeline import duck
 from pipeline.config import DEFAULT_BODY_FIELDS, DEFAULT_SECRET_PARAMS, Settings
-from pipeline.validation import ACCESS_KIND, CONSENT_KIND, RecordKind, validation_sql
+from pipeline.ingest.validation import ACCESS_KIND, CONSENT_KIND, RecordKind, validation_sql
 
 SETTINGS = Settings()
 EPOCH = dt.datetime(1970, 1, 1)

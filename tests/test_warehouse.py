@@ -10,7 +10,7 @@ import pytest
 
 from pipeline import schema
 from pipeline.config import Settings
-from pipeline.ingest import ingest_day
+from pipeline.ingest.day import ingest_day
 from pipeline.readers.landing import Landing
 from pipeline.warehouse import Warehouse
 from tests.landing import access, consent, write_day

@@ -95,7 +95,7 @@ def _session_secret(configured: str) -> str:
         return configured
     from airflow.configuration import conf
 
-    from pipeline.config import ConfigError
+    from pipeline.errors import ConfigError
 
     key = (conf.get("api_auth", "jwt_secret", fallback="") or "").encode()
     key_path = conf.get("api_auth", "jwt_private_key_path", fallback="") or ""

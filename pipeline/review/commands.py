@@ -12,7 +12,8 @@ from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import SEVERITIES, ConfigError, load_settings, redact_url_password
+from pipeline.config import SEVERITIES, load_settings, redact_url_password
+from pipeline.errors import ConfigError
 from pipeline.review.lifecycle import KINDS, SORTS, STATUSES
 
 if TYPE_CHECKING:
@@ -104,7 +105,8 @@ def run_review(args: argparse.Namespace) -> int:
     """Run one `review` action; user errors print one line and exit 1."""
     import sqlalchemy.exc
 
-    from pipeline.review.store import InvalidTransition, ReviewStore, StaleItem, UnknownItem
+    from pipeline.errors import InvalidTransition, StaleItem, UnknownItem
+    from pipeline.review.store import ReviewStore
 
     settings = load_settings(args.config, review_db=args.db)
     try:

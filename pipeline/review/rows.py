@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.config import SEVERITIES
-from pipeline.review_ids import ANOMALY_RULE, anomaly_item_id
+from pipeline.detect.alert_ids import ANOMALY_RULE, behaviour_alert_id
 
 FLAG_EVIDENCE = (
     "last_grant_time",
@@ -77,7 +77,7 @@ def anomaly_rows(day: date, anomalies: pa.Table) -> list[dict[str, Any]]:
         severity = ANOMALY_SEVERITY.get(kind, "medium")
         rows.append(
             {
-                "item_id": anomaly_item_id(
+                "item_id": behaviour_alert_id(
                     kind, day, anomaly["partner_id"], anomaly["app_id"], anomaly["user_id"]
                 ),
                 "kind": "anomaly",

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from pipeline.config import SEVERITIES
+from pipeline.errors import InvalidTransition, StaleItem, UnknownItem
 from pipeline.review.lifecycle import KINDS, OPEN_STATUSES, SORTS, STATUSES, TRANSITIONS
 from pipeline.review.rows import anomaly_rows, flag_rows
 from pipeline.review.tables import review_audit, review_items, review_suppressions
@@ -37,25 +38,6 @@ ExpectedVersion = int | Mapping[str, int] | None
 INGEST_ACTOR = "pipeline"
 CHUNK_ROWS = 1000  # rows per executemany of the upsert
 CHUNK_IDS = 500  # ids per IN (...) list
-
-
-class InvalidTransition(ValueError):
-    """The status change is not allowed from the item's current status."""
-
-
-class StaleItem(RuntimeError):
-    """Someone else changed the item since the version the caller saw."""
-
-
-class UnknownItem(KeyError):
-    """No item has this id."""
-
-    def __str__(self) -> str:
-        return f"unknown item {self.args[0]!r}"
-
-
-class Forbidden(PermissionError):
-    """The user's role may not do this (raised by the web and CLI layers, not the store)."""
 
 
 def _check_text(name: str, value: Any) -> None:

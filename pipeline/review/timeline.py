@@ -132,9 +132,10 @@ def _scopes(value: Any) -> tuple[str, ...] | None:
 def _periods(settings: Settings, app_id: str) -> tuple[tuple[Period, ...], float | None, bool]:
     import pyarrow.compute as pc
 
-    from pipeline.steps import load_registry
+    from pipeline.detect.registry import load_registry
+    from pipeline.readers.landing import Landing
 
-    registry, _ = load_registry(settings)
+    registry, _ = load_registry(Landing(settings.landing))
     rows = registry.filter(pc.equal(registry["app_id"], app_id)).to_pylist()
     periods = tuple(
         Period(row["period_start"], row["period_end"], tuple(row["period_scopes"]))

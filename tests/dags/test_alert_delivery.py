@@ -17,8 +17,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.alerts import alerts_for
 from pipeline.config import SEVERITIES, Settings, load_settings
+from pipeline.report.notifications import alerts_for
 from tests.nightly_runs import free_port
 from tests.sample_warehouse import FIRST, build_sample_warehouse
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipeline.detect.alert_ids import rule_alert_id
 from pipeline.schema import ANOMALIES, FLAGS
 
 D1 = date(2026, 3, 10)
@@ -51,6 +52,7 @@ def flag(flag_id: str, day: date = D1, **values: Any) -> dict[str, Any]:
         "source_line": 1,
     }
     row.update(values)
+    row.setdefault("alert_id", rule_alert_id(row["delivery_date"], row["app_id"], row["rule"]))
     return row
 
 

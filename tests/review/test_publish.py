@@ -8,8 +8,8 @@ import pytest
 
 from pipeline.config import Settings, load_settings
 from pipeline.review.store import ItemFilter, ReviewStore
-from pipeline.steps import MANIFEST, run_day
-from pipeline.warehouse import Warehouse
+from pipeline.steps import run_day
+from pipeline.warehouse import MANIFEST, Warehouse
 from tests.test_steps import FLAGS_ON_D, D, build_landing
 
 

@@ -10,14 +10,8 @@ from datetime import UTC, date
 
 import pytest
 
-from pipeline.review.store import (
-    SORTS,
-    InvalidTransition,
-    ItemFilter,
-    ReviewStore,
-    StaleItem,
-    UnknownItem,
-)
+from pipeline.errors import InvalidTransition, StaleItem, UnknownItem
+from pipeline.review.store import SORTS, ItemFilter, ReviewStore
 from tests.review.literals import D1, D2, NO_ANOMALIES, anomalies, anomaly, at, flag, flags
 
 

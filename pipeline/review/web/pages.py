@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from pipeline.review.store import SORTS, STATUSES, TRANSITIONS, Item, ItemFilter, UnknownItem
+from pipeline.errors import UnknownItem
+from pipeline.review.store import SORTS, STATUSES, TRANSITIONS, Item, ItemFilter
 from pipeline.review.web import params
 from pipeline.review.web.auth import Principal
 from pipeline.review.web.charts import rule_counts_chart, timeline_chart
@@ -124,10 +125,11 @@ def _back_to_queue(back: str) -> str:
 
 def _partner_names(request: Request) -> dict[str, str]:
     """partner_id → name from the registry; empty if the registry cannot be read."""
-    from pipeline.steps import load_registry
+    from pipeline.detect.registry import load_registry
+    from pipeline.readers.landing import Landing
 
     try:
-        registry, _ = load_registry(request.app.state.settings)
+        registry, _ = load_registry(Landing(request.app.state.settings.landing))
     except TIMELINE_ERRORS as exc:
         log.warning("registry unavailable for partner names: %s", exc)
         return {}

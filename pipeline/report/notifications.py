@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pipeline.config import Settings
-from pipeline.digest import digest_markdown, period
+from pipeline.report.digest import digest_markdown, period
 
 SUBJECT_PREFIX = "[partner-access-audit]"
 

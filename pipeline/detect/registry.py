@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 
+from pipeline.errors import RegistryError
+from pipeline.readers.landing import Landing
 from pipeline.schema import REGISTRY, RFC3339
 
 COLUMNS = ("partner_id", "partner_name", "app_id", "start", "end", "scopes", "grant_ttl_days")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 TIMESTAMP = re.compile(RFC3339)
-
-
-class RegistryError(ValueError):
-    """The registry cannot be used; the message names the file, line and column."""
 
 
 def _instant(text: str, *, is_end: bool, where: str) -> datetime:
@@ -100,3 +99,17 @@ def parse_registry(text: str, source: str = "partners.csv") -> pa.Table:
             }
         )
     return pa.Table.from_pylist(rows, schema=REGISTRY)
+
+
+def load_registry(landing: Landing) -> tuple[pa.Table, str]:
+    """The landing zone's registry, validated, and the sha256 of the file it came from."""
+    path = landing.registry_path()
+    if not landing.fs.exists(path):
+        raise RegistryError(f"missing input: registry {path} not found")
+    with landing.open(path) as fh:
+        data = fh.read()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise RegistryError(f"{path}: not UTF-8 text") from None
+    return parse_registry(text, source=path), hashlib.sha256(data).hexdigest()

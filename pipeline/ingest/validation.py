@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline import redact
 from pipeline.config import Settings
+from pipeline.ingest import redact
 from pipeline.schema import RFC3339
 
 # Epoch milliseconds of 0001-01-01 and 10000-01-01: the range a timestamp can hold.

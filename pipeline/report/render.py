@@ -10,7 +10,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from pipeline.digest import period
+from pipeline.report.digest import period
 from pipeline.schema import UNKNOWN_PARTNER
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"

@@ -9,6 +9,7 @@ import duckdb
 import pyarrow as pa
 
 from pipeline.config import Settings
+from pipeline.detect.alert_ids import rule_alert_id_sql
 from pipeline.schema import FLAGS
 
 # Severity by rule; writing or deleting someone's messages raises it one level.
@@ -232,12 +233,13 @@ FROM flagged
 """
 
 
-def decorated_flags_sql(evidence: str) -> str:
+def decorated_flags_sql(evidence: str, day: date) -> str:
     """Flag rows from `evidence` (what evidence_sql gives) joined with the day's `access` rows:
     one pass over the access columns, however many shards made the evidence. The rows are put
     in order before the id, severity and sentence are added: the sort then moves less."""
     return f"""
 SELECT md5(concat_ws(chr(31), rule, app_id, request_id)) AS flag_id,
+       {rule_alert_id_sql(day)} AS alert_id,
        rule, {_severity_sql()} AS severity,
        request_id, event_time, app_id, partner_id, partner_name, user_id, resource, action,
        scope, status, method, path, ip,
@@ -254,7 +256,7 @@ FROM (SELECT * FROM {evidence} JOIN access USING (request_id) ORDER BY {FLAG_ORD
 
 def flags_sql(day: date, settings: Settings) -> str:
     """Flags for the day over views `access` (the day's), `consent` (any days) and `registry`."""
-    return decorated_flags_sql(f"({evidence_sql(day, settings)})")
+    return decorated_flags_sql(f"({evidence_sql(day, settings)})", day)
 
 
 def flags_for_day(

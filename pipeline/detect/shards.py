@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from pipeline import duck
 from pipeline.config import Settings
-from pipeline.rules import decorated_flags_sql, evidence_sql, judged_access_sql
+from pipeline.detect.rules import decorated_flags_sql, evidence_sql, judged_access_sql
 from pipeline.tables import value_counts
 from pipeline.warehouse import Warehouse
 
@@ -86,7 +86,7 @@ def write_flags(
                 con.sql(evidence_sql(day, settings)).write_parquet(evidence[-1])
             # the access columns of the flagged rows, joined once for all shards
             con.read_parquet(access_files).create_view("access")
-            flags = con.sql(decorated_flags_sql(f"read_parquet({evidence!r})"))
+            flags = con.sql(decorated_flags_sql(f"read_parquet({evidence!r})", day))
             with warehouse.write_partition("flags", day) as writer:
                 for batch in flags.to_arrow_reader(1 << 17):
                     writer.write(batch)

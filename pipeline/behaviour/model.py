@@ -32,14 +32,15 @@ import sklearn
 from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import LocalOutlierFactor
 
-from pipeline.config import MODEL_NAME
-from pipeline.features import (
+from pipeline.behaviour.features import (
     ENTITY_KINDS,
     MIN_HISTORY_DAYS,
     MODEL_FEATURES,
     PARTNER_DAY,
     RECENT_DAYS,
 )
+from pipeline.config import MODEL_NAME
+from pipeline.errors import ModelMismatch, NoModel
 from pipeline.schema import ANOMALIES
 
 log = logging.getLogger(__name__)
@@ -64,14 +65,6 @@ EXPLAIN_MIN_Z = 3.0  # features this far out are named in the explanation (the t
 RATIO_SCALE_FLOOR = 0.5
 SHARE_SCALE_FLOOR = 0.05
 MAD_TO_SIGMA = 1.4826
-
-
-class ModelMismatch(RuntimeError):
-    """A stored model was trained for other features or another scikit-learn version."""
-
-
-class NoModel(FileNotFoundError):
-    """The models directory holds no version of the named model."""
 
 
 def _is_ratio(feature: str) -> bool:

@@ -14,10 +14,9 @@ from urllib.parse import quote, urlencode
 
 from pipeline import duck
 from pipeline.config import SEVERITIES, Settings
-from pipeline.review_ids import anomaly_item_id
+from pipeline.detect.alert_ids import behaviour_alert_id
 from pipeline.schema import RULES, UNKNOWN_PARTNER
-from pipeline.steps import MANIFEST
-from pipeline.warehouse import Warehouse
+from pipeline.warehouse import MANIFEST, Warehouse
 
 TREND_DAYS = 30
 TOP_ANOMALIES = 10
@@ -148,7 +147,7 @@ def _anomalies(con: Any, files: list[str], links: ReviewLinks) -> dict[str, Any]
     ).fetchall()
     top = []
     for kind, day, partner, app, user, score, rank, features, explanation in rows:
-        item_id = anomaly_item_id(kind, day, partner, app, user)
+        item_id = behaviour_alert_id(kind, day, partner, app, user)
         top.append(
             {
                 "item_id": item_id,

@@ -35,14 +35,16 @@ CONSENT_COLUMNS = ("event_time", "user_id", "app_id", "event_type", "delivery_da
 
 def write_daily_features(day: date, warehouse: Warehouse, settings: Settings) -> int:
     """The day's access + flags + consent of days <= day + registry → warehouse `features`."""
-    from pipeline.features import daily_features_in
-    from pipeline.steps import MissingInput, load_registry
+    from pipeline.behaviour.features import daily_features_in
+    from pipeline.detect.registry import load_registry
+    from pipeline.errors import MissingInput
+    from pipeline.readers.landing import Landing
 
     for table in ("access", "flags"):
         if not warehouse.has_partition(table, day):
             raise MissingInput(f"features of {day}: no {table} partition yet (run the day first)")
     consent_days = [d for d in warehouse.partition_days("consent") if d <= day]
-    registry, _ = load_registry(settings)
+    registry, _ = load_registry(Landing(settings.landing))
     with warehouse.scratch_dir() as scratch:
         con = duck.connect(settings, spill_dir=scratch)
         try:
@@ -80,7 +82,7 @@ def ensure_features(days: list[date], warehouse: Warehouse, settings: Settings) 
 
 def relative_for_day(day: date, warehouse: Warehouse, settings: Settings) -> pd.DataFrame:
     """The day's features beside each entity's trailing `anomaly_window_days` medians."""
-    from pipeline.features import relative_features
+    from pipeline.behaviour.features import relative_features
 
     history_days = _days(day - timedelta(settings.anomaly_window_days), day - timedelta(1))
     history = [warehouse.read_partition("features", d) for d in history_days]
@@ -98,8 +100,13 @@ def train_model(
     random_state: int = 0,
 ) -> dict[str, Any]:
     """Fit the behaviour model on the window's days ending at `end` and store it."""
-    from pipeline.anomaly import BehaviourModel, best_detector, save_model, synthetic_comparison
-    from pipeline.steps import MissingInput
+    from pipeline.behaviour.model import (
+        BehaviourModel,
+        best_detector,
+        save_model,
+        synthetic_comparison,
+    )
+    from pipeline.errors import MissingInput
 
     if window_days < 1:
         raise ValueError(f"window_days must be at least 1, not {window_days}")
@@ -153,8 +160,8 @@ def compare_detectors_on(
 ) -> dict[str, dict[str, float]]:
     """The detector comparison on the warehouse's partner-days: each detector trained on
     `train_days`, judged on `test_days` against `truth` (day, partner_id)."""
-    from pipeline.anomaly import compare_detectors
-    from pipeline.features import PARTNER_DAY
+    from pipeline.behaviour.features import PARTNER_DAY
+    from pipeline.behaviour.model import compare_detectors
 
     frames = [relative_for_day(d, warehouse, settings) for d in [*train_days, *test_days]]
     features = pd.concat(frames, ignore_index=True)
@@ -169,7 +176,8 @@ def score_day(
     """Score the day's entities with the newest model → warehouse `anomalies`. Without a usable
     model (none yet, or one this code refuses) the step is skipped with one log line: the day's
     flags never wait for a retraining."""
-    from pipeline.anomaly import ModelMismatch, NoModel, load_model, score
+    from pipeline.behaviour.model import load_model, score
+    from pipeline.errors import ModelMismatch, NoModel
 
     started = time.perf_counter()
     try:

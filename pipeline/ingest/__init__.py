@@ -1,0 +1,1 @@
+"""Ingest: validation driven by a record kind's description, dedupe, redaction, quarantine."""
