@@ -206,6 +206,19 @@ ALERTS = pa.schema(
     ]
 )
 
+# The series of each alert key (pipeline.detect.series): not a warehouse table.
+SERIES = pa.schema(
+    [
+        pa.field("app_id", pa.string(), nullable=False),
+        pa.field("rule", pa.string(), nullable=False),
+        pa.field("day", pa.date32(), nullable=False),
+        pa.field("series_id", pa.string(), nullable=False),
+        pa.field("series_start", pa.date32(), nullable=False),
+        pa.field("series_end", pa.date32(), nullable=False),
+        pa.field("series_days", pa.int64(), nullable=False),
+    ]
+)
+
 TABLES["features"] = DAILY_FEATURES
 TABLES["anomalies"] = ANOMALIES
 TABLES["alerts"] = ALERTS
