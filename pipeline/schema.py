@@ -203,6 +203,8 @@ ALERTS = pa.schema(
         pa.field("score", pa.float64()),  # behaviour alerts: the model's score
         pa.field("model_version", pa.string()),  # behaviour alerts
         pa.field("explanation", pa.string(), nullable=False),
+        # added after the first columns: flags by severity, lowest first (SEVERITIES order)
+        pa.field("flags_by_severity", pa.list_(pa.int64())),
     ]
 )
 
