@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="audit one delivery day",
-        description="Ingest, detect and publish one delivery day.",
+        description="Audit one delivery day: ingest, detect, score, alerts, publish, report.",
     )
     run.add_argument("--date", type=_day, required=True, help="the delivery day, YYYY-MM-DD")
     _add_location_options(run)
@@ -311,8 +311,10 @@ def _print_summary(results: dict[date, dict[str, Any]], settings: Settings) -> N
             table.add_row(key, f"{n:,}")
         table.add_row("total", f"{sum(counts.values()):,}", style="bold")
         console.print(table)
+    alerted = sum(summary["alerts"]["alerts"] for summary in results.values())
+    console.print(f"Alerts to review: {alerted:,}   e.g. {PROG} alerts --date {last}")
     console.print(
-        f"Outputs: {settings.warehouse}/{{access,consent,quarantine,flags,runs}}/"
+        f"Outputs: {settings.warehouse}/{{access,consent,quarantine,flags,alerts,runs}}/"
         f"date=<day>/   e.g. {PROG} flags --date {last}"
     )
 

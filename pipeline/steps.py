@@ -10,6 +10,7 @@ import json
 import logging
 import posixpath
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import date, timedelta
 from importlib.metadata import PackageNotFoundError, version
@@ -160,6 +161,51 @@ def score(day: date, settings: Settings) -> dict[str, Any]:
     return summary
 
 
+def alerts(day: date, settings: Settings) -> dict[str, Any]:
+    """The day's flags + its alerted anomalies → warehouse alerts (SPEC §5). Without scores of
+    the day (score skipped: no model yet) the alerts are the rule alerts alone."""
+    from pipeline import duck
+    from pipeline.detect.alerts import build_alerts
+    from pipeline.tables import value_counts
+
+    started = time.perf_counter()
+    warehouse = _warehouse(settings)
+    detected = warehouse.read_json("runs", day, "detect.json")
+    if detected is None or not warehouse.has_partition("flags", day):
+        raise MissingInput(f"alerts of {day}: the day has no flags yet (run detect first)")
+    scored = warehouse.read_json("runs", day, "score.json")
+    # a partition left by an earlier run is stale when this run's score was skipped
+    anomalies = None
+    if scored is not None and "skipped" not in scored:
+        anomalies = warehouse.read_partition("anomalies", day)
+    with warehouse.scratch_dir() as scratch:
+        con = duck.connect(settings, spill_dir=scratch)
+        try:  # the flags are aggregated where they lie, never loaded
+            table = build_alerts(
+                con.read_parquet(warehouse.files_for_days("flags", [day])), anomalies
+            )
+        finally:
+            con.close()
+    flags = sum(table["flags"].to_pylist())
+    if flags != detected["flags"]:
+        raise ReconciliationError(
+            f"alerts of {day}: they count {flags} flags, detect wrote {detected['flags']}"
+        )
+    rows = warehouse.write_table("alerts", day, table)
+    summary = {
+        "day": day.isoformat(),
+        "alerts": rows,
+        "alerts_by_kind": dict(sorted(value_counts(table["kind"]).items())),
+        "alerts_by_severity": dict(sorted(value_counts(table["severity"]).items())),
+        "flags": flags,
+        "scored": anomalies is not None,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    warehouse.write_json("runs", day, "alerts.json", summary)
+    log.info("alerts %s: %d alerts of %d flags in %.1fs", day, rows, flags, summary["seconds"])
+    return summary
+
+
 def train(end: date, window_days: int, settings: Settings) -> dict[str, Any]:
     """Train the behaviour model on the days up to `end` and store it under models/."""
     from pipeline.behaviour.scoring import train_model
@@ -230,19 +276,18 @@ def _reconcile(ingest: dict[str, Any], rows_in_warehouse: int, quarantined: int)
 
 
 def publish(day: date, settings: Settings) -> dict[str, Any]:
-    """Checks the day's counts reconcile, upserts its flags and alerts into the review store and
+    """Checks the day's counts reconcile, upserts its alerts into the review store and
     writes its run manifest (inputs, counts, config, version, review counts). The report follows
     as its own step."""
     import pyarrow.compute as pc
 
     from pipeline.review.publish import publish_day
     from pipeline.schema import UNKNOWN_PARTNER
-    from pipeline.tables import value_counts
 
     warehouse = _warehouse(settings)
     parts = {
         name: warehouse.read_json("runs", day, f"{name}.json")
-        for name in ("ingest-access", "ingest-consent", "detect")
+        for name in ("ingest-access", "ingest-consent", "detect", "alerts")
     }
     missing = [name for name, part in parts.items() if part is None]
     if missing:
@@ -254,13 +299,22 @@ def publish(day: date, settings: Settings) -> dict[str, Any]:
         rows = warehouse.row_count(kind, day)
         quarantined = int(pc.sum(pc.equal(quarantine["kind"], kind)).as_py() or 0)
         _reconcile(ingest, rows, quarantined)
-    flags = warehouse.read_partition("flags", day, columns=["partner_id"])
-    if flags.num_rows != parts["detect"]["flags"]:
+    flag_rows = warehouse.row_count("flags", day)
+    if flag_rows != parts["detect"]["flags"]:
         raise ReconciliationError(
             f"flags of {day}: detect wrote {parts['detect']['flags']}, "
-            f"the warehouse holds {flags.num_rows}"
+            f"the warehouse holds {flag_rows}"
         )
-    by_partner = value_counts(pc.fill_null(flags["partner_id"], UNKNOWN_PARTNER))
+    # flags by partner from the day's alerts (a row per app and rule), not from the flags
+    alerts = warehouse.read_partition("alerts", day, columns=["partner_id", "flags"])
+    by_partner: Counter[str] = Counter()
+    for partner, n in zip(
+        pc.fill_null(alerts["partner_id"], UNKNOWN_PARTNER).to_pylist(),
+        alerts["flags"].to_pylist(),
+        strict=True,
+    ):
+        if n:
+            by_partner[partner] += n
     manifest = {
         "day": day.isoformat(),
         "version": pipeline_version(),
@@ -281,15 +335,16 @@ def publish(day: date, settings: Settings) -> dict[str, Any]:
         },
         "files": {kind: parts[f"ingest-{kind}"]["files"] for kind in ("access", "consent")},
         "anomalies": warehouse.read_json("runs", day, "score.json"),
+        "alerts": parts["alerts"],
         "flags": {
-            "total": flags.num_rows,
+            "total": flag_rows,
             "by_rule": parts["detect"]["flags_by_rule"],
             "by_partner": dict(sorted(by_partner.items())),
         },
         "review": publish_day(day, settings),
     }
     warehouse.write_json("runs", day, MANIFEST, manifest)
-    summary_keys = ("day", "counts", "quarantine_reasons", "flags", "anomalies", "review")
+    summary_keys = ("day", "counts", "quarantine_reasons", "flags", "alerts", "anomalies", "review")
     return {k: manifest[k] for k in summary_keys}
 
 
@@ -357,6 +412,7 @@ def run_day(
     ingest_consent(day, settings, on_lines)
     detect(day, settings)
     score(day, settings)
+    alerts(day, settings)
     published = publish(day, settings)
     report(day, settings)
     return published
