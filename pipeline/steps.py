@@ -350,7 +350,8 @@ def publish(day: date, settings: Settings) -> dict[str, Any]:
 
 def report(day: date, settings: Settings, end: date | None = None) -> dict[str, Any]:
     """The report of `day` (or of `day` .. `end`): report.html, summary.json and digest.md
-    under reports/date=D/ (or reports/range=D1_D2/); returns the summary with its alerts."""
+    under reports/date=D/ (or reports/range=D1_D2/) from the alerts partitions; returns the
+    summary with the notifications it calls for."""
     from pipeline.report.charts import report_charts
     from pipeline.report.digest import digest_markdown
     from pipeline.report.figures import gather
@@ -362,7 +363,7 @@ def report(day: date, settings: Settings, end: date | None = None) -> dict[str, 
     if end < day:
         raise ValueError(f"report: end {end} is before start {day}")
     summary, trend = gather(day, end, settings)
-    summary["alerts"] = [
+    summary["notifications"] = [
         {"kind": a.kind, "subject": a.subject} for a in alerts_for(summary, settings)
     ]
     warehouse = _warehouse(settings)
@@ -378,10 +379,11 @@ def report(day: date, settings: Settings, end: date | None = None) -> dict[str, 
     )
     warehouse.write_report_file(label, "summary.json", json.dumps(summary, indent=2, default=str))
     log.info(
-        "report %s: %d flags, %d alerts in %.1fs",
+        "report %s: %d flags in %d alerts, %d notifications in %.1fs",
         label,
         summary["totals"]["flags"],
-        len(summary["alerts"]),
+        summary["totals"]["alerts"],
+        len(summary["notifications"]),
         time.perf_counter() - started,
     )
     return summary
