@@ -1,14 +1,16 @@
-"""Tiny literal flags and anomalies tables (pipeline.schema FLAGS and ANOMALIES) for store tests."""
+"""Tiny literal alerts, flags and anomalies tables (pipeline.schema ALERTS, FLAGS, ANOMALIES) for
+review tests: alerts are built here by hand until the alerts step's builder is in main."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pyarrow as pa
 
-from pipeline.detect.alert_ids import rule_alert_id
-from pipeline.schema import ANOMALIES, FLAGS
+from pipeline.detect.alert_ids import behaviour_alert_id, rule_alert_id
+from pipeline.schema import ALERTS, ANOMALIES, FLAGS
 
 D1 = date(2026, 3, 10)
 D2 = date(2026, 3, 11)
@@ -84,3 +86,65 @@ def anomalies(*rows: dict[str, Any]) -> pa.Table:
 
 
 NO_ANOMALIES = anomalies()
+
+
+def alert(day: date = D1, app_id: str = "app-chat", rule: str = "NO_SIGNIN", **values: Any) -> dict:
+    """One rule alert row (schema.ALERTS) with plausible defaults; `values` override any column.
+    Its id is the rule alert id of (day, app_id, rule) unless given."""
+    flags_n = values.get("flags", 3)
+    row: dict[str, Any] = {
+        "alert_id": rule_alert_id(day, app_id, rule),
+        "kind": "rule",
+        "day": day,
+        "partner_id": "p-chat",
+        "partner_name": "Chat Inc",
+        "app_id": app_id,
+        "user_id": None,
+        "rule": rule,
+        "severity": "high",
+        "flags": flags_n,
+        "users": 2,
+        "first_event_time": at(day, 8),
+        "last_event_time": at(day, 17),
+        "reads": flags_n,
+        "writes": 0,
+        "deletes": 0,
+        "flags_by_hour": [0] * 8 + [flags_n] + [0] * 15,
+        "evidence": json.dumps({"partnership_end": None, "users_by_consent": {"none": 2}}),
+        "sample_request_ids": ["req-1", "req-2"],
+        "score": None,
+        "model_version": None,
+        "explanation": f"Chat Inc (app {app_id}) made {flags_n} message accesses on {day}: {rule}",
+    }
+    row.update(values)
+    return row
+
+
+def behaviour_alert(day: date = D1, **values: Any) -> dict[str, Any]:
+    """One behaviour alert row (a partner-day the model alerted on)."""
+    row = alert(day, app_id="", rule="partner_day", kind="behaviour", **values)
+    row.update(
+        {
+            "app_id": values.get("app_id"),
+            "flags": values.get("flags", 0),
+            "users": values.get("users", 0),
+            "reads": values.get("reads", 0),
+            "flags_by_hour": values.get("flags_by_hour"),
+            "score": values.get("score", 0.9),
+            "model_version": values.get("model_version", "v1"),
+            "severity": values.get("severity", "medium"),
+            "explanation": values.get("explanation", "p-chat read 40x its usual messages"),
+        }
+    )
+    row["alert_id"] = values.get(
+        "alert_id",
+        behaviour_alert_id("partner_day", day, row["partner_id"], row["app_id"], row["user_id"]),
+    )
+    return row
+
+
+def alerts(*rows: dict[str, Any]) -> pa.Table:
+    return pa.Table.from_pylist(list(rows), schema=ALERTS)
+
+
+NO_ALERTS = alerts()
