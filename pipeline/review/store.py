@@ -147,6 +147,8 @@ class QueueRow:
 
     series_id: str | None
     alerts: list[Alert]
+    series_days: int = 1  # days of the whole series (its alerts shown here may be fewer)
+    series_version: int | None = None  # the whole series' version, as a series decision checks
 
     @property
     def key(self) -> str:
@@ -180,11 +182,6 @@ class QueueRow:
     @property
     def assignees(self) -> list[str]:
         return sorted({a.assignee for a in self.alerts if a.assignee})
-
-    @property
-    def version(self) -> int:
-        """The series' version as the store checks it (the sum of its alerts' versions)."""
-        return sum(a.version for a in self.alerts)
 
 
 @dataclass(frozen=True)
@@ -657,8 +654,21 @@ class ReviewStore:
             for row in rows:
                 alert = _alert(row)
                 grouped[alert.series_id or alert.alert_id].append(alert)
+            # each series whole (filters may show fewer of its days): what deciding it covers
+            wholes = {
+                sid: (int(n), int(version))
+                for sid, n, version in connection.execute(
+                    sa.select(A.series_id, sa.func.count(), sa.func.sum(A.version))
+                    .where(A.series_id.in_(keys))
+                    .group_by(A.series_id)
+                )
+            }
         return QueuePage(
-            [QueueRow(alerts[0].series_id, alerts) for alerts in grouped.values() if alerts],
+            [
+                QueueRow(alerts[0].series_id, alerts, *wholes.get(key, (1, None)))
+                for key, alerts in grouped.items()
+                if alerts
+            ],
             total,
             page,
             per_page,

@@ -122,10 +122,12 @@ def alert(day: date = D1, app_id: str = "app-chat", rule: str = "NO_SIGNIN", **v
 
 def behaviour_alert(day: date = D1, **values: Any) -> dict[str, Any]:
     """One behaviour alert row (a partner-day the model alerted on)."""
-    row = alert(day, app_id="", rule="partner_day", kind="behaviour", **values)
+    values.setdefault("rule", "partner_day")
+    app_id = values.pop("app_id", None)
+    row = alert(day, app_id="", kind="behaviour", **values)
     row.update(
         {
-            "app_id": values.get("app_id"),
+            "app_id": app_id,
             "flags": values.get("flags", 0),
             "users": values.get("users", 0),
             "reads": values.get("reads", 0),
@@ -138,7 +140,7 @@ def behaviour_alert(day: date = D1, **values: Any) -> dict[str, Any]:
     )
     row["alert_id"] = values.get(
         "alert_id",
-        behaviour_alert_id("partner_day", day, row["partner_id"], row["app_id"], row["user_id"]),
+        behaviour_alert_id(row["rule"], day, row["partner_id"], row["app_id"], row["user_id"]),
     )
     return row
 
@@ -148,3 +150,69 @@ def alerts(*rows: dict[str, Any]) -> pa.Table:
 
 
 NO_ALERTS = alerts()
+
+
+def alerts_from_flags(
+    day: date, day_flags: pa.Table, anomalies_table: pa.Table | None = None
+) -> pa.Table:
+    """The day's alerts made from its flags and anomalies the plain way, for review tests only
+    (the pipeline's own builder is the alerts step's): one rule alert per (app_id, rule), one
+    behaviour alert per alerting anomaly row."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("f", day_flags)
+    rule_alerts = con.sql(
+        """
+        SELECT min(alert_id) AS alert_id, 'rule' AS kind, min(delivery_date) AS day,
+               min(partner_id) AS partner_id, min(partner_name) AS partner_name, app_id,
+               NULL::VARCHAR AS user_id, rule,
+               CASE max(CASE severity WHEN 'low' THEN 0 WHEN 'medium' THEN 1 WHEN 'high' THEN 2
+                    ELSE 3 END) WHEN 0 THEN 'low' WHEN 1 THEN 'medium' WHEN 2 THEN 'high'
+                    ELSE 'critical' END AS severity,
+               count(*) AS flags, count(DISTINCT user_id) AS users,
+               min(event_time) AS first_event_time, max(event_time) AS last_event_time,
+               count(*) FILTER (action = 'read') AS reads,
+               count(*) FILTER (action = 'write') AS writes,
+               count(*) FILTER (action = 'delete') AS deletes,
+               [HOURS] AS fbh,
+               to_json({'partnership_end': max(partnership_end)})::VARCHAR AS evidence,
+               list(request_id ORDER BY event_time, flag_id)[1:3] AS sample_request_ids,
+               NULL::DOUBLE AS score, NULL::VARCHAR AS model_version,
+               coalesce(min(partner_name), app_id) || ' (app ' || app_id || ') made '
+                   || count(*) || ' message accesses for ' || count(DISTINCT user_id)
+                   || ' users: ' || rule AS explanation
+        FROM f GROUP BY app_id, rule ORDER BY app_id, rule
+        """.replace(
+            "HOURS",
+            ", ".join(f"count(*) FILTER (hour(event_time) = {h})" for h in range(24)),
+        )
+    ).to_arrow_table()
+    con.close()
+    rows = rule_alerts.rename_columns(
+        ["flags_by_hour" if n == "fbh" else n for n in rule_alerts.column_names]
+    ).to_pylist()
+    if anomalies_table is not None:
+        for row in anomalies_table.to_pylist():
+            if not row["alert"]:
+                continue
+            kind = row["entity_kind"]
+            rows.append(
+                behaviour_alert(
+                    day,
+                    rule=kind,
+                    partner_id=row["partner_id"],
+                    app_id=row["app_id"],
+                    user_id=row["user_id"],
+                    users=1 if row["user_id"] else 0,
+                    score=row["score"],
+                    model_version=row["model_version"],
+                    severity="high" if kind == "partner_day" else "medium",
+                    explanation=row["explanation"],
+                    evidence=json.dumps({"top_features": row["top_features"]}),
+                    alert_id=behaviour_alert_id(
+                        kind, day, row["partner_id"], row["app_id"], row["user_id"]
+                    ),
+                )
+            )
+    return alerts(*rows)

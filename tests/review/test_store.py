@@ -363,17 +363,17 @@ def test_store_queue_shows_a_series_as_one_row(serial: ReviewStore):
     assert sorted(keys[2:4]) == [("app-chat", D1, D3, 3), ("app-video", D1, D3, 3)]
     assert keys[4] == (None, D1, D1, 1)
     chat = next(r for r in page.rows if r.first.app_id == "app-chat" and len(r.alerts) == 3)
-    assert (chat.flags, chat.users, chat.severity, chat.statuses, chat.version) == (
-        9,
-        2,
-        "high",
-        ["new"],
-        3,
-    )
-    # a filter keeps the days it matches; the row stays one row of the series
+    summary = (chat.flags, chat.users, chat.severity, chat.statuses, chat.series_days)
+    assert summary == (9, 2, "high", ["new"], 3)
+    assert chat.series_version == serial.series(chat.key).version == 3
+    # a filter keeps the days it matches; the row stays one row of the series, which it names
+    # whole (a decision on the row covers every day of the series)
     serial.set_status([A1], "triaged", "alice")
     triaged = serial.queue(AlertFilter(status="new", app_id="app-chat"))
-    assert [len(r.alerts) for r in triaged.rows] == [1, 2]
+    assert [(len(r.alerts), r.series_days, r.series_version) for r in triaged.rows] == [
+        (1, 1, 1),
+        (2, 3, 4),
+    ]
     assert [r.series_id for r in serial.queue(AlertFilter(kind="behaviour")).rows] == [None]
     paged = [r.key for n in (1, 2, 3) for r in serial.queue(AlertFilter(), "-day", n, 2).rows]
     assert paged == [r.key for r in page.rows]
