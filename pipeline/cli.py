@@ -212,7 +212,7 @@ def _days(args: argparse.Namespace, settings: Settings) -> list[date]:
     if getattr(args, "all", False):
         from pipeline.readers.landing import Landing
 
-        landing = Landing(settings.landing)
+        landing = Landing(settings.landing, settings)
         days = sorted(set(landing.days("access")) | set(landing.days("consent")))
         if not days:
             raise ConfigError(f"no delivery days found in {settings.landing}")
@@ -322,7 +322,7 @@ def _show_flags(args: argparse.Namespace, settings: Settings) -> int:
 
     from pipeline.warehouse import Warehouse
 
-    warehouse = Warehouse(settings.warehouse)
+    warehouse = Warehouse(settings.warehouse, settings)
     if not warehouse.has_partition("flags", args.date):
         raise ConfigError(
             f"no flags for {args.date} in {settings.warehouse} "

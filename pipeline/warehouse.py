@@ -268,6 +268,14 @@ class Warehouse:
         if not set(protocols) & set(con.list_filesystems()):
             con.register_filesystem(self.fs)
 
+    def duckdb_files(
+        self, con: duckdb.DuckDBPyConnection, table: str, days: list[date]
+    ) -> list[str]:
+        """The committed parts of `days` as paths DuckDB opens on `con` (for SQL that takes a
+        list of files, `read_parquet(?)`)."""
+        self.attach(con)
+        return [self._duckdb_path(f) for f in self.files_for_days(table, days)]
+
     def _relation(
         self,
         con: duckdb.DuckDBPyConnection,

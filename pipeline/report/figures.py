@@ -226,19 +226,19 @@ def _trend(
 def gather(start: date, end: date, settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
     """The summary of [start, end] and the trend of the 30 days ending at `end` (or the range,
     if longer)."""
-    warehouse = Warehouse(settings.warehouse)
+    warehouse = Warehouse(settings.warehouse, settings)
     days = days_between(start, end)
     window = days_between(min(start, end - timedelta(TREND_DAYS - 1)), end)
     flagged_days = set(warehouse.partition_days("flags"))
     links = ReviewLinks(settings.review_url, start, end)
-    range_files = warehouse.files_for_days("flags", days)
     with warehouse.scratch_dir() as scratch:
         con = duck.connect(settings, spill_dir=scratch)
         try:
-            counts = _flag_counts(con, warehouse.files_for_days("flags", window))
+            range_files = warehouse.duckdb_files(con, "flags", days)
+            counts = _flag_counts(con, warehouse.duckdb_files(con, "flags", window))
             after_end = _partners_after_end(con, range_files, links)
             top_flags = _top_flags(con, range_files, links)
-            anomalies = _anomalies(con, warehouse.files_for_days("anomalies", days), links)
+            anomalies = _anomalies(con, warehouse.duckdb_files(con, "anomalies", days), links)
         finally:
             con.close()
     in_range = [row for row in counts if start <= row[0] <= end]

@@ -12,7 +12,7 @@ def publish_day(day: date, settings: Settings) -> dict[str, int]:
     from pipeline.review.store import ReviewStore
     from pipeline.warehouse import Warehouse
 
-    warehouse = Warehouse(settings.warehouse)
+    warehouse = Warehouse(settings.warehouse, settings)
     flags = warehouse.read_partition("flags", day)
     anomalies = warehouse.read_partition("anomalies", day)
     store = ReviewStore.open(settings.review_db)
