@@ -146,10 +146,18 @@ class Warehouse:
         """The partition's committed parts in name order (temporaries are hidden files)."""
         return self._parquet_in(self.partition_dir(table, day))
 
+    def _listing(self, folder: str) -> list[str]:
+        """The entries of `folder`; none when it does not exist (an object store has no empty
+        folders: a prefix exists only while something is under it)."""
+        try:
+            return list(self.fs.ls(folder, detail=False))
+        except FileNotFoundError:
+            return []
+
     def _parquet_in(self, folder: str) -> list[str]:
         if not self.fs.isdir(folder):
             return []
-        names = self.fs.ls(folder, detail=False)
+        names = self._listing(folder)
         return sorted(
             n for n in names if n.endswith(".parquet") and not posixpath.basename(n).startswith(".")
         )
@@ -162,7 +170,7 @@ class Warehouse:
         if not self.fs.isdir(folder):
             return []
         days = []
-        for entry in self.fs.ls(folder, detail=False):
+        for entry in self._listing(folder):
             name = posixpath.basename(entry.rstrip("/"))
             if name.startswith("date="):
                 try:
@@ -361,7 +369,7 @@ class Warehouse:
         folder = self.partition_dir(table, day)
         if not self.fs.isdir(folder):
             return
-        for entry in self.fs.ls(folder, detail=False):
+        for entry in self._listing(folder):
             if posixpath.basename(entry.rstrip("/")).startswith(STAGED):
                 self.fs.rm(entry, recursive=True)
 
@@ -405,7 +413,7 @@ class Warehouse:
 
     def _remove_stale_temporaries(self, folder: str, part: str) -> None:
         """Left by a killed writer of this part; no other writer of it runs at the same time."""
-        for entry in self.fs.ls(folder, detail=False):
+        for entry in self._listing(folder):
             name = posixpath.basename(entry)
             if name.startswith(f".{part}.parquet.") and name.endswith(".tmp"):
                 self.fs.rm(entry)
