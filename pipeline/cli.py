@@ -311,10 +311,11 @@ def _print_summary(results: dict[date, dict[str, Any]], settings: Settings) -> N
             table.add_row(key, f"{n:,}")
         table.add_row("total", f"{sum(counts.values()):,}", style="bold")
         console.print(table)
-    console.print(
-        f"Outputs: {settings.warehouse}/{{access,consent,quarantine,flags,runs}}/"
-        f"date=<day>/   e.g. {PROG} flags --date {last}"
-    )
+    from pipeline.warehouse import Warehouse
+
+    tables = "{access,consent,quarantine,flags,runs}"
+    folders = Warehouse(settings.warehouse, settings).partition_dir(tables, last)
+    console.print(f"Outputs: {folders}/   e.g. {PROG} flags --date {last}")
 
 
 def _show_flags(args: argparse.Namespace, settings: Settings) -> int:

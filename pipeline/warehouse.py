@@ -60,6 +60,13 @@ def _remove_abandoned(parent: str) -> None:
             shutil.rmtree(entry.path, ignore_errors=True)
 
 
+def report_label(start: date, end: date) -> str:
+    """A report's folder under reports/: date=D for one day, range=D1_D2 for a range."""
+    if start == end:
+        return f"date={start.isoformat()}"
+    return f"range={start.isoformat()}_{end.isoformat()}"
+
+
 class PartitionWriter:
     """Buffers batches into large row groups and casts them to the table's schema."""
 

@@ -14,23 +14,10 @@ import pyarrow as pa
 
 from pipeline import duck
 from pipeline.config import MODEL_NAME, Settings
-from pipeline.schema import DAILY_FEATURES
+from pipeline.schema import ACCESS_COLUMNS, CONSENT_COLUMNS, DAILY_FEATURES
 from pipeline.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
-
-ACCESS_COLUMNS = (
-    "request_id",
-    "event_time",
-    "app_id",
-    "user_id",
-    "resource",
-    "action",
-    "status",
-    "thread_id",
-    "ip",
-)
-CONSENT_COLUMNS = ("event_time", "user_id", "app_id", "event_type", "delivery_date")
 
 
 def write_daily_features(day: date, warehouse: Warehouse, settings: Settings) -> int:

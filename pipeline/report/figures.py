@@ -16,20 +16,13 @@ from pipeline import duck
 from pipeline.config import SEVERITIES, Settings
 from pipeline.detect.alert_ids import behaviour_alert_id
 from pipeline.schema import RULES, UNKNOWN_PARTNER
-from pipeline.warehouse import MANIFEST, Warehouse
+from pipeline.warehouse import MANIFEST, Warehouse, report_label
 
 TREND_DAYS = 30
 TOP_ANOMALIES = 10
 TOP_FLAGS = 10
 TOP_REASONS = 5
 KINDS = ("access", "consent")
-
-
-def report_label(start: date, end: date) -> str:
-    """The report's folder under reports/: date=D for one day, range=D1_D2 for a range."""
-    if start == end:
-        return f"date={start.isoformat()}"
-    return f"range={start.isoformat()}_{end.isoformat()}"
 
 
 def days_between(start: date, end: date) -> list[date]:

@@ -10,22 +10,8 @@ import pyarrow.compute as pc
 
 from pipeline.config import SEVERITIES
 from pipeline.detect.alert_ids import ANOMALY_RULE, behaviour_alert_id
+from pipeline.schema import ANOMALY_EVIDENCE, FLAG_EVIDENCE
 
-FLAG_EVIDENCE = (
-    "last_grant_time",
-    "last_grant_scopes",
-    "last_grant_all_scopes",
-    "last_revoke_time",
-    "grant_expired_at",
-    "grant_ttl_days",
-    "partnership_start",
-    "partnership_end",
-    "partnership_scopes",
-    "path",
-    "method",
-    "ip",
-)
-ANOMALY_EVIDENCE = ("entity_kind", "top_features", "model_name", "model_version", "rank")
 # A whole partner behaving oddly weighs more than one app-user pair doing so.
 ANOMALY_SEVERITY = {"partner_day": "high", "app_user_day": "medium"}
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
