@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from pipeline.config import SEVERITIES
 from pipeline.errors import InvalidTransition, StaleItem, UnknownItem
+from pipeline.review.audit_chain import chain_entries
 from pipeline.review.lifecycle import KINDS, OPEN_STATUSES, SORTS, STATUSES, TRANSITIONS
 from pipeline.review.rows import anomaly_rows, flag_rows
 from pipeline.review.tables import review_audit, review_items, review_suppressions
@@ -245,8 +246,7 @@ class ReviewStore:
                 yield connection
 
     def _audit(self, connection: Connection, entries: list[dict[str, Any]]) -> None:
-        for chunk in _chunks(entries, CHUNK_ROWS):
-            connection.execute(sa.insert(review_audit), list(chunk))
+        chain_entries(connection, entries)  # inserted now, hash-chained at commit
 
     # ingest
 
