@@ -194,3 +194,21 @@ def record(engine: Engine, entries: list[dict[str, Any]]) -> None:
         connection.execution_options(review_write=True)
         with connection.begin():
             chain_entries(connection, entries)
+
+
+def verify_audit(store: Any) -> tuple[bool, str]:
+    """(intact, one line for the CLI) about the review store's audit trail."""
+    from pipeline.review.sessions import engine_of
+
+    with engine_of(store).connect() as connection:
+        report = verify_chain(connection)
+    if report.broken is None:
+        return True, (
+            f"audit trail intact: {report.rows} row(s), head #{report.rows} {report.head_hash} "
+            "(keep this line elsewhere: a shortened trail would still verify)"
+        )
+    broken = report.broken
+    return False, (
+        f"audit trail broken at row id {broken.row_id} (chain position {broken.position}): "
+        f"{broken.reason}; {report.rows} row(s) before it verify"
+    )

@@ -220,3 +220,23 @@ def engine_of(store: Any) -> Engine:
     the CLI's `review logout-all`) sees the same ones."""
     engine: Engine = store._engine
     return engine
+
+
+def logout_all(store: Any, actor: str, user_name: str | None = None) -> int:
+    """An admin's "log out everyone" (or one user): every live session ends now, in every
+    worker; recorded in the audit trail. Returns how many ended."""
+    from pipeline.review.audit_chain import record
+
+    engine = engine_of(store)
+    ended = SessionStore(engine).end_all("logged out by admin", user_name)
+    entry = {
+        "item_id": None,
+        "actor": actor,
+        "at": datetime.now(UTC),
+        "action": "logout_all",
+        "from_value": None,
+        "to_value": user_name or "(everyone)",
+        "note": f"{ended} session(s) ended",
+    }
+    record(engine, [entry])
+    return ended
