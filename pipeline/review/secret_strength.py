@@ -52,7 +52,8 @@ def _repeats_a_unit(value: str) -> bool:
 def weak_secret_reason(secret: str) -> str | None:
     """Why `secret` is too weak to key sessions, or None if it will do."""
     normal = re.sub(r"[\s_-]+", "", secret.lower())
-    if normal in KNOWN_EXAMPLES or any(normal.startswith(e) for e in ("changeme", "alongrandom")):
+    copied_advice = "token_urlsafe" in secret or normal.startswith("paste")  # the README's
+    if copied_advice or normal in KNOWN_EXAMPLES or normal.startswith(("changeme", "alongrandom")):
         return "it is an example or placeholder value"
     if len(secret) < MIN_LENGTH:
         return f"it has {len(secret)} characters (at least {MIN_LENGTH} needed)"

@@ -179,6 +179,7 @@ def test_a_made_up_or_malformed_cookie_logs_nobody_in(backend: Backend) -> None:
         "test-session-secret",
         "short-but-random-9f3k",
         "ab" * 30,
+        "PASTE: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",  # the README's
     ],
 )
 def test_a_weak_or_example_secret_is_refused_with_one_line(backend: Backend, secret: str) -> None:
@@ -222,3 +223,15 @@ def test_serve_refuses_a_weak_secret_in_one_line(tmp_path, sample_run) -> None:
 
 def test_create_app_takes_the_strong_conftest_secret(backend: Backend) -> None:
     assert create_app(backend.settings, backend.store).state.csrf_key
+
+
+def test_the_readmes_example_secret_is_refused() -> None:
+    import re
+
+    from pipeline.config import PROJECT_ROOT
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    examples = re.findall(r'^review_session_secret = "([^"]*)"', readme, flags=re.MULTILINE)
+    assert examples, "the README shows how to set review_session_secret"
+    for example in examples:
+        assert secret_problem(example) is not None, example
