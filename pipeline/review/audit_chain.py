@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from pipeline.review.tables import UTCDateTime
+from pipeline.review.tables import review_audit
 
 GENESIS = "0" * 64  # the "previous hash" of the first row
 CHAIN_LOCK_KEY = 7_305_912  # PostgreSQL advisory lock: one chainer at a time
@@ -32,17 +32,12 @@ CHUNK_ROWS = 1000
 PENDING = "access_audit_chain_pending"  # connection.info flag: rows to chain at commit
 HASHED = ("id", "item_id", "actor", "at", "action", "from_value", "to_value", "note", "origin")
 
-# The columns the chain reads and writes (`tables.review_audit` plus those of migration 0003).
+# The trail's columns as the store declares them (whatever they become), plus this module's.
+# A column added to the trail later is stored but not hashed until HASHED names it (the hash
+# of rows already chained must not change).
 audit_rows = sa.table(
     "review_audit",
-    sa.column("id", sa.Integer),
-    sa.column("item_id", sa.String),
-    sa.column("actor", sa.Text),
-    sa.column("at", UTCDateTime),
-    sa.column("action", sa.String),
-    sa.column("from_value", sa.Text),
-    sa.column("to_value", sa.Text),
-    sa.column("note", sa.Text),
+    *(sa.column(column.name, column.type) for column in review_audit.columns),
     sa.column("origin", sa.Text),
     sa.column("chain_seq", sa.Integer),
     sa.column("chain_hash", sa.String),
