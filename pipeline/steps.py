@@ -44,20 +44,23 @@ def _warehouse(settings: Settings) -> Any:
 
 def missing_markers(day: date, settings: Settings) -> list[str]:
     """The delivery markers of `day` that are not there yet (empty when the day is complete)."""
-    from pipeline.readers.landing import KINDS, SUCCESS_MARKER
+    from pipeline import sources
 
     landing = _landing(settings)
     return [
-        f"{kind}/{day.isoformat()}/{SUCCESS_MARKER}"
-        for kind in KINDS
-        if not landing.is_complete(kind, day)
+        marker
+        for kind in ("access", "consent")
+        for marker in sources.missing_markers(landing, settings, kind, day)
     ]
 
 
 def _require_marker(kind: str, day: date, settings: Settings) -> None:
-    if not _landing(settings).is_complete(kind, day):
+    from pipeline import sources
+
+    missing = sources.missing_markers(_landing(settings), settings, kind, day)
+    if missing:
         raise MissingInput(
-            f"missing input: {settings.landing}/{kind}/{day.isoformat()}/_SUCCESS not found "
+            f"missing input: {settings.landing}/{missing[0]} not found "
             "(the delivery is absent or incomplete)"
         )
 
@@ -97,8 +100,12 @@ def _consent_is_current(day: date, settings: Settings) -> bool:
     done = warehouse.read_json("runs", day, "ingest-consent.json")
     if done is None or not warehouse.has_partition("consent", day):
         return False
+    from pipeline.sources import day_files
+
     seen = [(f["file"], f["size"], f.get("version", "")) for f in done["files"]]
-    return seen == [(f.name, f.size, f.version) for f in landing.files("consent", day)]
+    return seen == [
+        (f.name, f.size, f.version) for f in day_files(landing, settings, "consent", day)
+    ]
 
 
 def ensure_consent_history(day: date, settings: Settings) -> list[str]:
@@ -106,8 +113,10 @@ def ensure_consent_history(day: date, settings: Settings) -> list[str]:
 
     This is what makes a nightly run and a backfill of one day give the same flags.
     """
+    from pipeline.sources import delivery_days
+
     caught_up = []
-    for earlier in _landing(settings).days("consent"):
+    for earlier in delivery_days(_landing(settings), settings, "consent"):
         if earlier < day and not _consent_is_current(earlier, settings):
             ingest_consent(earlier, settings)
             caught_up.append(earlier.isoformat())

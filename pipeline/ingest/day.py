@@ -31,6 +31,7 @@ from pipeline.ingest.staging import Staging
 from pipeline.ingest.validation import ACCESS_KIND, CONSENT_KIND, validation_sql
 from pipeline.readers.jsonl import FileStats, read_line_batches
 from pipeline.readers.landing import Landing, LandingFile
+from pipeline.sources import day_files
 from pipeline.tables import value_counts
 from pipeline.warehouse import Warehouse
 
@@ -86,7 +87,7 @@ def ingest_day(
     """Landing <kind>/<day>/ → warehouse <kind>/date=<day> and its share of quarantine."""
     started = time.perf_counter()
     kind = KINDS[kind_name]
-    files = landing.files(kind_name, day)
+    files = day_files(landing, settings, kind_name, day)  # every source of the kind
     sql = validation_sql(kind, settings)
     with warehouse.scratch_dir() as scratch:
         con = duck.connect(settings, spill_dir=scratch)
