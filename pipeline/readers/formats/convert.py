@@ -56,6 +56,11 @@ def conversion_sql(
     item_reason = _cases([(c.condition, quote(c.reason)) for c in spec.checks])
     item_detail = _cases([(c.condition, c.detail) for c in spec.checks])
     fine = "r IS NOT NULL AND record_reason IS NULL"
+    if fmt.unparsed is not None:  # lines the parse makes no record of, by the format's reason
+        unparsed = f"WHEN r IS NULL AND encoding_ok THEN {quote(fmt.unparsed.reason)}"
+        unparsed_detail = f"WHEN r IS NULL AND encoding_ok THEN {fmt.unparsed.detail}"
+    else:
+        unparsed = unparsed_detail = ""
     if fmt.items is None:
         unnested = "SELECT *, NULL AS item, 1 AS item_no, 1 AS items_n FROM judged"
     else:
@@ -77,8 +82,8 @@ WITH parsed AS (
     SELECT source_line, raw, encoding_ok, CASE WHEN encoding_ok THEN {fmt.parse} END AS r
     FROM {source}
 ), judged AS (
-    SELECT *, CASE WHEN r IS NOT NULL THEN {record_reason} END AS record_reason,
-           CASE WHEN r IS NOT NULL THEN {record_detail} END AS record_detail
+    SELECT *, CASE WHEN r IS NOT NULL THEN {record_reason} {unparsed} END AS record_reason,
+           CASE WHEN r IS NOT NULL THEN {record_detail} {unparsed_detail} END AS record_detail
     FROM parsed
 ), unnested AS ({unnested}
 ), kept AS (

@@ -45,6 +45,9 @@ class RecordFormat:
     primary_kind: str  # where records that give no event of either kind are quarantined
     checks: tuple[Check, ...] = ()  # on the whole record, before it unnests
     items: str | None = None  # SQL list over r: one event per element; None: one per record
+    # the reason for a readable line that `parse` makes no record of (JSON formats: none, so
+    # validation names it: invalid_json, not_a_json_object)
+    unparsed: Check | None = None
     reads: tuple[str, ...] = field(default_factory=tuple)  # the source paths read (docs, tests)
 
 
