@@ -86,7 +86,7 @@ def test_m365_bind_sample(tmp_path: Path):
 def test_graph_activity_sample(tmp_path: Path):
     source = Source("graph", "access", "graph_activity")
     text = sample("graph_activity.jsonl")
-    summaries, settings = ingest(tmp_path, source, {"graph.jsonl": text})
+    _, settings = ingest(tmp_path, source, {"graph.jsonl": text})
     (row,) = rows(settings, "access", ACCESS_COLUMNS)
     assert row["event_time"].isoformat() == "2024-05-02T10:15:03.120000+00:00"
     del row["event_time"]
@@ -109,7 +109,7 @@ def test_graph_activity_sample(tmp_path: Path):
 def test_entra_consent_sample(tmp_path: Path):
     source = Source("entra", "consent", "entra_audit", "entra", "entra.toml")
     mapping = '[scopes]\n"Mail.Read" = "messages.read"\n'
-    summaries, settings = ingest(
+    _, settings = ingest(
         tmp_path, source, {"audit.jsonl": sample("entra_audit.jsonl")}, mapping
     )
     (row,) = rows(settings, "consent", CONSENT_COLUMNS)
