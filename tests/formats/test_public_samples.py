@@ -109,9 +109,7 @@ def test_graph_activity_sample(tmp_path: Path):
 def test_entra_consent_sample(tmp_path: Path):
     source = Source("entra", "consent", "entra_audit", "entra", "entra.toml")
     mapping = '[scopes]\n"Mail.Read" = "messages.read"\n'
-    _, settings = ingest(
-        tmp_path, source, {"audit.jsonl": sample("entra_audit.jsonl")}, mapping
-    )
+    _, settings = ingest(tmp_path, source, {"audit.jsonl": sample("entra_audit.jsonl")}, mapping)
     (row,) = rows(settings, "consent", CONSENT_COLUMNS)
     assert row["event_time"].isoformat() == "2026-09-09T17:04:02+00:00"
     del row["event_time"]
