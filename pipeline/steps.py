@@ -142,6 +142,7 @@ def detect(day: date, settings: Settings) -> dict[str, Any]:
     registry, registry_sha256 = load_registry(_landing(settings))
     consent_days = [d for d in warehouse.partition_days("consent") if d <= day]
     by_rule = write_flags(day, warehouse, registry, consent_days, settings)
+    coverage = _record_coverage(day, warehouse, registry, consent_days, settings)
     flags = sum(by_rule.values())
     summary = {
         "day": day.isoformat(),
@@ -151,11 +152,23 @@ def detect(day: date, settings: Settings) -> dict[str, Any]:
         "consent_days_caught_up": caught_up,
         "registry_sha256": registry_sha256,
         "registry_rows": registry.num_rows,
+        "coverage": coverage,
         "seconds": round(time.perf_counter() - started, 3),
     }
     warehouse.write_json("runs", day, "detect.json", summary)
     log.info("detect %s: %d flags %s in %.1fs", day, flags, dict(by_rule), summary["seconds"])
     return summary
+
+
+def _record_coverage(
+    day: date, warehouse: Any, registry: Any, consent_days: list[date], settings: Settings
+) -> dict[str, int]:
+    """The day's coverage per partner into runs/date=D/coverage.json; returns the totals."""
+    from pipeline.detect.coverage import day_coverage, write_day_coverage
+
+    table = day_coverage(day, warehouse, registry, consent_days, settings)
+    write_day_coverage(warehouse, day, table)
+    return {name: sum(table[name].to_pylist()) for name in ("accesses", "judged", "not_judged")}
 
 
 def score(day: date, settings: Settings) -> dict[str, Any]:
@@ -290,6 +303,7 @@ def publish(day: date, settings: Settings) -> dict[str, Any]:
         },
         "files": {kind: parts[f"ingest-{kind}"]["files"] for kind in ("access", "consent")},
         "anomalies": warehouse.read_json("runs", day, "score.json"),
+        "coverage": warehouse.read_json("runs", day, "coverage.json"),
         "flags": {
             "total": flags.num_rows,
             "by_rule": parts["detect"]["flags_by_rule"],
