@@ -50,11 +50,10 @@ def _property(name: str) -> str:
 
 def _scopes() -> str:
     """`…Scope: Mail.Read offline_access, CreatedDateTime…` or `"Mail.Read offline_access"`."""
-    permissions = (
-        f"regexp_extract({_property('ConsentAction.Permissions')}, 'Scope: ([^,\\]]*)', 1)"
-    )
+    permissions = _property("ConsentAction.Permissions")
+    listed = f"regexp_extract({permissions}, 'Scope: ([^,\\]]*)', 1)"
     grant_scope = f"trim({_property('DelegatedPermissionGrant.Scope')}, '\" ')"
-    text = f"coalesce(nullif({permissions}, ''), {grant_scope})"
+    text = f"CASE WHEN {permissions} IS NOT NULL THEN {listed} ELSE {grant_scope} END"
     names = f"list_filter(string_split(trim({text}), ' '), lambda s: s <> '')"
     return scopes_of(names)
 
