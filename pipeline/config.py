@@ -61,6 +61,10 @@ class Source:
     mapping: str = ""
     pattern: str = ""
 
+    def __post_init__(self) -> None:
+        if not self.folder:  # a source's folder is its name unless told
+            object.__setattr__(self, "folder", self.name)
+
     def gives(self, kind: str) -> bool:
         return self.kind in (kind, "both")
 
@@ -258,7 +262,7 @@ def _sources(raw: Any) -> tuple[Source, ...]:
             raise ConfigError(f"sources entry {i}: unknown key(s) {', '.join(sorted(unknown))}")
         if not all(isinstance(v, str) for v in entry.values()):
             raise ConfigError(f"sources entry {i}: every value must be a string")
-        source = Source(**{"folder": entry["name"], **entry})
+        source = Source(**entry)
         if source.kind not in SOURCE_KINDS:
             raise ConfigError(f"sources entry {i}: kind must be one of {', '.join(SOURCE_KINDS)}")
         if source.format not in FORMATS:
