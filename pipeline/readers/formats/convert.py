@@ -70,6 +70,10 @@ def conversion_sql(
             "SELECT * EXCLUDE (u), u.item AS item, u.n AS item_no FROM ("
             f"SELECT *, unnest({numbered}) AS u, len({elements}) AS items_n FROM judged)"
         )
+    # values several fields use, computed once (NULL for records that give no event)
+    lets = "".join(
+        f", CASE WHEN {fine} THEN {expr} END AS {name}" for name, expr in spec.lets.items()
+    )
     # records that give no event (unparsed or refused) are quarantined by one kind only
     unusable = "TRUE" if kind == primary_kind else "FALSE"
     canonical = (
@@ -78,9 +82,12 @@ def conversion_sql(
         + ")::VARCHAR"
     )
     sql = f"""
-WITH parsed AS (
-    SELECT source_line, raw, encoding_ok, CASE WHEN encoding_ok THEN {fmt.parse} END AS r
+WITH parsing AS (
+    SELECT source_line, raw, encoding_ok, CASE WHEN encoding_ok THEN {fmt.parse} END AS r0
     FROM {source}
+), parsed AS (
+    SELECT source_line, raw, encoding_ok, CASE WHEN {fmt.parsed_when} THEN r0 END AS r
+    FROM parsing
 ), judged AS (
     SELECT *, CASE WHEN r IS NOT NULL THEN {record_reason} {unparsed} END AS record_reason,
            CASE WHEN r IS NOT NULL THEN {record_detail} {unparsed_detail} END AS record_detail
@@ -88,18 +95,19 @@ WITH parsed AS (
 ), unnested AS ({unnested}
 ), kept AS (
     SELECT * FROM unnested WHERE CASE WHEN {fine} THEN ({spec.where}) ELSE {unusable} END
+), named AS (
+    SELECT *{lets} FROM kept
 ), checked AS (
     SELECT *,
            coalesce(record_reason, CASE WHEN r IS NOT NULL THEN {item_reason} END) AS format_reason,
            coalesce(record_detail, CASE WHEN r IS NOT NULL THEN {item_detail} END) AS format_detail
-    FROM kept
+    FROM named
 )
 SELECT (source_line + (item_no - 1) * {ITEM_STRIDE})::BIGINT AS source_line,
        CASE WHEN r IS NOT NULL AND format_reason IS NULL THEN {canonical} ELSE raw END AS raw,
        encoding_ok AND format_reason IS NULL AS encoding_ok,
        format_reason, left(format_detail, 300) AS format_detail
 FROM checked
-ORDER BY 1
 """
     return _with_mapping(sql, mapping)
 
@@ -121,14 +129,15 @@ def converted_batches(
 
 
 def with_format_reasons(result: pa.Table, batch: pa.Table) -> pa.Table:
-    """Validation's result with the format's own reason and detail where it refused a record
-    (rows match one to one: validation keeps the block's line order)."""
+    """Validation's result with the format's own reason and detail where it refused a record.
+    Rows match one to one; validation gives them in line order, which the block of a format whose
+    records unnest may not be in (the second event of line 1 is numbered after line 2)."""
     if "format_reason" not in batch.column_names:
         return result
     if batch["format_reason"].null_count == batch.num_rows:  # the usual case: none refused
         return result
     if not pc.all(pc.equal(result["source_line"], batch["source_line"])).as_py():
-        raise RuntimeError("validation changed the order of a converted block")
+        batch = batch.take(pc.sort_indices(batch["source_line"]))
     refused = pc.is_valid(batch["format_reason"])
     for column, source in (("reason", "format_reason"), ("detail", "format_detail")):
         index = result.schema.get_field_index(column)

@@ -30,9 +30,10 @@ class Check:
 class KindRecords:
     """How the elements of one record kind (access or consent) become canonical events."""
 
-    fields: dict[str, str]  # canonical field → SQL over r, item, item_no, items_n
+    fields: dict[str, str]  # canonical field → SQL over r, item, item_no, items_n, lets
     where: str = "true"  # which elements are of this kind (a format giving both kinds)
-    checks: tuple[Check, ...] = ()
+    checks: tuple[Check, ...] = ()  # may use the lets too
+    lets: dict[str, str] = field(default_factory=dict)  # values several fields use, named once
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,10 @@ class RecordFormat:
     """One format's description of its records."""
 
     name: str
-    parse: str  # SQL over `raw` giving the record `r` (NULL where it cannot be parsed)
+    parse: str  # SQL over `raw` giving the record (NULL where it cannot be parsed)
     kinds: dict[str, KindRecords]
     primary_kind: str  # where records that give no event of either kind are quarantined
+    parsed_when: str = "TRUE"  # over the parse's value `r0`: it is a record (a pattern matched)
     checks: tuple[Check, ...] = ()  # on the whole record, before it unnests
     items: str | None = None  # SQL list over r: one event per element; None: one per record
     # the reason for a readable line that `parse` makes no record of (JSON formats: none, so
@@ -83,18 +85,35 @@ def scopes_of(list_expr: str) -> str:
     )
 
 
-def utc_time(expr: str) -> str:
-    """A time as an RFC 3339 text: ISO times without an offset are UTC (as Microsoft documents
-    CreationTime); epoch milliseconds and `10/Oct/2000:13:55:36 -0700` are converted. Text that is
-    none of these is passed on, so validation names it (invalid_time)."""
-    clf = f"try_strptime({expr}, '%d/%b/%Y:%H:%M:%S %z')"
-    iso = "'^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9:.]+$'"
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def utc_time(expr: str, style: str = "rfc3339") -> str:
+    """A time as RFC 3339 text, for validation to parse and check. Styles: `rfc3339` (passed on),
+    `no_offset` (ISO without an offset is UTC, as Microsoft documents CreationTime), `clf`
+    (`10/Oct/2000:13:55:36 -0700`, rearranged by slicing: cheaper than parsing twice), `any`
+    (those, or epoch milliseconds). Text that fits none is passed on: validation names it."""
+    if style == "rfc3339":
+        return expr
+    no_offset = (
+        f"CASE WHEN regexp_full_match({expr}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}[Tt ][0-9:.]+') "
+        f"THEN {expr} || 'Z' ELSE {expr} END"
+    )
+    if style == "no_offset":
+        return no_offset
+    month = " ".join(f"WHEN '{m}' THEN '{n:02d}'" for n, m in enumerate(MONTHS, 1))
+    clf = (
+        f"CASE WHEN length({expr}) = 26 AND substr({expr}, 21, 1) = ' ' THEN concat("
+        f"substr({expr}, 8, 4), '-', CASE substr({expr}, 4, 3) {month} ELSE '??' END, '-', "
+        f"substr({expr}, 1, 2), 'T', substr({expr}, 13, 8), substr({expr}, 22, 3), ':', "
+        f"substr({expr}, 25, 2)) ELSE {expr} END"
+    )
+    if style == "clf":
+        return clf
     return (
         f"CASE WHEN regexp_full_match({expr}, '-?[0-9]{{1,16}}') "
         f"THEN strftime(epoch_ms({expr}::BIGINT), '%Y-%m-%dT%H:%M:%S.%fZ') "
-        f"WHEN regexp_full_match({expr}, {iso}) THEN {expr} || 'Z' "
-        f"WHEN {clf} IS NOT NULL THEN strftime({clf}, '%Y-%m-%dT%H:%M:%S.%fZ') "
-        f"ELSE {expr} END"
+        f"WHEN contains({expr}, '/') THEN {clf} ELSE {no_offset} END"
     )
 
 

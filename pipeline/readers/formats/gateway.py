@@ -62,19 +62,16 @@ def _pattern_record(pattern: str) -> tuple[str, list[str]]:
         )
     groups = list(re.compile(pattern).groupindex.items())
     ordered = [name for name, _ in sorted(groups, key=lambda item: item[1])]
-    # RE2 takes the Python syntax of named groups; the struct names come in group order
-    line = "rtrim(raw, chr(13) || chr(10))"
-    regex = quote("^" + pattern + "$")
+    # RE2 takes the Python syntax of named groups; the struct names come in group order. One
+    # regexp_extract reads a line: a line it does not match gives empty groups.
+    regex = quote("^" + pattern + r"\r?\n?$")
     names_list = "[" + ", ".join(quote(n) for n in ordered) + "]"
-    parse = (
-        f"CASE WHEN regexp_full_match({line}, {regex}) "
-        f"THEN regexp_extract({line}, {regex}, {names_list}) END"
-    )
-    return parse, ordered
+    return f"regexp_extract(raw, {regex}, {names_list})", ordered
 
 
 def _text_format(pattern: str) -> RecordFormat:
     parse, names = _pattern_record(pattern)
+    matched = "r0.event_time <> ''" if "event_time" in names else "r0.time <> ''"
 
     def group(name: str) -> str:
         return dash_null(f"r.{name}") if name in names else "NULL::VARCHAR"
@@ -84,7 +81,7 @@ def _text_format(pattern: str) -> RecordFormat:
     access = KindRecords(
         fields={
             "request_id": request_id,
-            "event_time": utc_time(time),
+            "event_time": utc_time(time, "clf"),
             "app_id": app_of(group("app_id")),
             "user_id": user_of(f"coalesce({group('user_id')}, {group('remote_user')})"),
             "method": group("method"),
@@ -97,6 +94,7 @@ def _text_format(pattern: str) -> RecordFormat:
     return RecordFormat(
         name="gateway",
         parse=parse,
+        parsed_when=matched,
         kinds={"access": access},
         primary_kind="access",
         unparsed=Check("TRUE", "unmatched_line", "'the line does not match the gateway pattern'"),
@@ -133,7 +131,7 @@ def _json_format(mapping: Mapping) -> RecordFormat:
 
     values = {
         "request_id": UNNAMED.format(value("request_id")),
-        "event_time": utc_time(value("event_time")),
+        "event_time": utc_time(value("event_time"), "any"),
         "app_id": app_of(value("app_id")),
         "user_id": user_of(value("user_id")),
         "status": http_status(value("status")),

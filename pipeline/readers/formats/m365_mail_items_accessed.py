@@ -55,7 +55,7 @@ def describe(source: Source, mapping: Mapping) -> RecordFormat:
     access = KindRecords(
         fields={
             "request_id": "CASE WHEN items_n > 1 THEN r.Id || '/' || item_no ELSE r.Id END",
-            "event_time": utc_time("r.CreationTime"),
+            "event_time": utc_time("r.CreationTime", "no_offset"),
             "app_id": app_of("coalesce(r.AppAccessContext.ClientAppId, r.ClientAppId, r.AppId)"),
             "user_id": user_of("coalesce(r.MailboxOwnerUPN, r.UserId)"),
             "resource": f"CASE WHEN {sync} THEN '{FOLDER_RESOURCE}' ELSE 'messages' END",
