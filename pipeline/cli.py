@@ -230,9 +230,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _days(args: argparse.Namespace, settings: Settings) -> list[date]:
     if getattr(args, "all", False):
         from pipeline.readers.landing import Landing
+        from pipeline.sources import delivery_days
 
         landing = Landing(settings.landing, settings)
-        days = sorted(set(landing.days("access")) | set(landing.days("consent")))
+        days = sorted(
+            {d for kind in ("access", "consent") for d in delivery_days(landing, settings, kind)}
+        )
         if not days:
             raise ConfigError(f"no delivery days found in {settings.landing}")
         return days

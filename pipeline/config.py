@@ -33,6 +33,42 @@ REVIEW_ROLES = ("viewer", "reviewer")
 SEVERITIES = ("low", "medium", "high", "critical")  # lowest first; schema.py re-exports it
 
 
+SOURCE_KINDS = ("access", "consent", "both")
+# The formats a source may be in (SPEC §2); their readers live in pipeline/readers/formats/.
+FORMATS = (
+    "canonical",
+    "google_workspace_token",
+    "m365_mail_items_accessed",
+    "graph_activity",
+    "entra_audit",
+    "okta_system_log",
+    "gateway",
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One `[[sources]]` table: records of `kind` in `format`, delivered in `<folder>/<day>/`.
+
+    `mapping` is a TOML file in the landing zone (client id → app, permission → scope, and
+    for gateway JSON the field mapping); `pattern` is the gateway's line pattern (a preset
+    name or a regular expression with named groups)."""
+
+    name: str
+    kind: str
+    format: str = "canonical"
+    folder: str = ""
+    mapping: str = ""
+    pattern: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.folder:  # a source's folder is its name unless told
+            object.__setattr__(self, "folder", self.name)
+
+    def gives(self, kind: str) -> bool:
+        return self.kind in (kind, "both")
+
+
 @dataclass(frozen=True)
 class ReviewUser:
     """A standalone review UI login: the password only as an argon2 hash."""
@@ -133,6 +169,9 @@ class Settings:
     review_db: str = "sqlite:///" + str(PROJECT_ROOT / "review.db")
     review_url: str = "http://127.0.0.1:8000"  # where the review UI is reached (report links)
     review_users: tuple[ReviewUser, ...] = ()  # standalone UI logins ([[review_users]] tables)
+    # [[sources]]: where records in real formats land; none: canonical access/ and consent/
+    sources: tuple[Source, ...] = ()
+    coverage_alert_share: float = 0.2  # a partner's unjudged share of accesses that alerts
     review_session_secret: str = ""  # signs UI sessions; empty: a new one each start
     # alerts (sent through Airflow notifiers; nothing is sent unless a connection is named)
     alert_min_severity: str = "high"  # flags at or above this severity count towards an alert
@@ -151,7 +190,7 @@ class Settings:
         return data
 
 
-_STRUCTURED = ("routes", "method_actions", "review_users")
+_STRUCTURED = ("routes", "method_actions", "review_users", "sources")
 _SIMPLE_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name not in _STRUCTURED}
 
 
@@ -216,6 +255,33 @@ def _review_users(raw: Any) -> tuple[ReviewUser, ...]:
     return tuple(users)
 
 
+def _sources(raw: Any) -> tuple[Source, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError("setting 'sources' must be a list of tables ([[sources]])")
+    sources: list[Source] = []
+    for i, entry in enumerate(raw, 1):
+        if not isinstance(entry, dict) or not {"name", "kind", "format"} <= entry.keys():
+            raise ConfigError(f"sources entry {i}: needs name, kind and format")
+        unknown = set(entry) - {f.name for f in dataclasses.fields(Source)}
+        if unknown:
+            raise ConfigError(f"sources entry {i}: unknown key(s) {', '.join(sorted(unknown))}")
+        if not all(isinstance(v, str) for v in entry.values()):
+            raise ConfigError(f"sources entry {i}: every value must be a string")
+        source = Source(**entry)
+        if source.kind not in SOURCE_KINDS:
+            raise ConfigError(f"sources entry {i}: kind must be one of {', '.join(SOURCE_KINDS)}")
+        if source.format not in FORMATS:
+            raise ConfigError(f"sources entry {i}: format must be one of {', '.join(FORMATS)}")
+        if source.format == "canonical" and source.kind == "both":
+            raise ConfigError(f"sources entry {i}: a canonical source is access or consent")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", source.name):
+            raise ConfigError(f"sources entry {i}: name {source.name!r} must be a plain word")
+        if any(s.name == source.name for s in sources):
+            raise ConfigError(f"sources entry {i}: name {source.name!r} is used twice")
+        sources.append(source)
+    return tuple(sources)
+
+
 def _method_actions(raw: Any) -> tuple[tuple[str, str], ...]:
     if not isinstance(raw, dict) or not all(a in ACTIONS for a in raw.values()):
         raise ConfigError(
@@ -233,6 +299,7 @@ MINIMUMS = {
     "detect_shards": 1,
     "alert_flag_threshold": 1,
     "alert_max_quarantine_share": 0,
+    "coverage_alert_share": 0,
 }
 
 
@@ -262,6 +329,8 @@ def load_settings(
                 values["method_actions"] = _method_actions(value)
             elif name == "review_users":
                 values["review_users"] = _review_users(value)
+            elif name == "sources":
+                values["sources"] = _sources(value)
             elif name in _SIMPLE_FIELDS:
                 values[name] = _coerce(name, value)
             else:

@@ -44,20 +44,23 @@ def _warehouse(settings: Settings) -> Any:
 
 def missing_markers(day: date, settings: Settings) -> list[str]:
     """The delivery markers of `day` that are not there yet (empty when the day is complete)."""
-    from pipeline.readers.landing import KINDS, SUCCESS_MARKER
+    from pipeline import sources
 
     landing = _landing(settings)
     return [
-        f"{kind}/{day.isoformat()}/{SUCCESS_MARKER}"
-        for kind in KINDS
-        if not landing.is_complete(kind, day)
+        marker
+        for kind in ("access", "consent")
+        for marker in sources.missing_markers(landing, settings, kind, day)
     ]
 
 
 def _require_marker(kind: str, day: date, settings: Settings) -> None:
-    if not _landing(settings).is_complete(kind, day):
+    from pipeline import sources
+
+    missing = sources.missing_markers(_landing(settings), settings, kind, day)
+    if missing:
         raise MissingInput(
-            f"missing input: {settings.landing}/{kind}/{day.isoformat()}/_SUCCESS not found "
+            f"missing input: {settings.landing}/{missing[0]} not found "
             "(the delivery is absent or incomplete)"
         )
 
@@ -97,8 +100,12 @@ def _consent_is_current(day: date, settings: Settings) -> bool:
     done = warehouse.read_json("runs", day, "ingest-consent.json")
     if done is None or not warehouse.has_partition("consent", day):
         return False
+    from pipeline.sources import day_files
+
     seen = [(f["file"], f["size"], f.get("version", "")) for f in done["files"]]
-    return seen == [(f.name, f.size, f.version) for f in landing.files("consent", day)]
+    return seen == [
+        (f.name, f.size, f.version) for f in day_files(landing, settings, "consent", day)
+    ]
 
 
 def consent_coverage(day: date, settings: Settings) -> dict[str, list[str]]:
@@ -107,8 +114,12 @@ def consent_coverage(day: date, settings: Settings) -> dict[str, list[str]]:
     zone: their grants are unknown), `not_ingested` (delivered, but the warehouse lacks them or
     holds them from other files: the catch-up has not run)."""
     landing = _landing(settings)
+    from pipeline import sources
+
     delivered = [
-        d for d in landing.days("consent") if d <= day and landing.is_complete("consent", d)
+        d
+        for d in sources.delivery_days(landing, settings, "consent")
+        if d <= day and not sources.missing_markers(landing, settings, "consent", d)
     ]
     coverage: dict[str, list[str]] = {"ingested": [], "not_delivered": [], "not_ingested": []}
     if not delivered:
@@ -197,6 +208,8 @@ def detect_commit(day: date, settings: Settings, run: str, shards: int) -> dict[
     registry, registry_sha256 = load_registry(_landing(settings))
     by_rule = assemble_flags(day, warehouse, run, shards, settings)
     coverage = consent_coverage(day, settings)
+    consent_days = [date.fromisoformat(d) for d in coverage["ingested"]]
+    judged = _record_coverage(day, warehouse, registry, consent_days, settings)
     flags = sum(by_rule.values())
     summary = {
         "day": day.isoformat(),
@@ -207,6 +220,8 @@ def detect_commit(day: date, settings: Settings, run: str, shards: int) -> dict[
         "consent_days_not_delivered": coverage["not_delivered"],
         "registry_sha256": registry_sha256,
         "registry_rows": registry.num_rows,
+        "coverage": coverage,
+        "accesses_judged": judged,
         "seconds": round(time.perf_counter() - started, 3),
     }
     if coverage["not_delivered"]:
@@ -230,6 +245,17 @@ def detect(day: date, settings: Settings) -> dict[str, Any]:
     summary = detect_commit(day, settings, plan["run"], plan["shards"])
     summary["seconds"] = round(time.perf_counter() - started, 3)
     return summary
+
+
+def _record_coverage(
+    day: date, warehouse: Any, registry: Any, consent_days: list[date], settings: Settings
+) -> dict[str, int]:
+    """The day's coverage per partner into runs/date=D/coverage.json; returns the totals."""
+    from pipeline.detect.coverage import day_coverage, write_day_coverage
+
+    table = day_coverage(day, warehouse, registry, consent_days, settings)
+    write_day_coverage(warehouse, day, table)
+    return {name: sum(table[name].to_pylist()) for name in ("accesses", "judged", "not_judged")}
 
 
 def score(day: date, settings: Settings) -> dict[str, Any]:
