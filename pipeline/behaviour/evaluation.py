@@ -40,7 +40,7 @@ from pipeline.behaviour.model import BehaviourModel
 from pipeline.config import Settings
 
 DETECTOR_NAMES = ("model", "robust_z", "lof")
-HISTORY_DAYS = 28
+HISTORY_DAYS = 21  # each day against the 3 weeks before (the pipeline: anomaly_window_days)
 KIND_LABELS = {PARTNER_DAY: "partner-days", APP_USER_DAY: "app-user-days"}
 
 
@@ -101,7 +101,8 @@ def seed_frames(
         )
         events += sim.access.num_rows
         training = sim.index < synthetic.TRAIN_DAYS
-        wanted = (training and sim.index >= MIN_HISTORY_DAYS) or (
+        # the model trains on every other day of the window's last two weeks (time, not need)
+        wanted = (training and sim.index >= MIN_HISTORY_DAYS and sim.index % 2 == 0) or (
             not training and (sim.injection is None or sim.judged)
         )
         if wanted:

@@ -68,18 +68,33 @@ def share_evidence(
     return out
 
 
-CHI2_1_MEDIAN = 0.454936  # median of a squared standard normal
-_GRID = np.concatenate([[0.0], np.logspace(-6, 0.5, 80)])
+TRIM = 0.001  # the most extreme rows a training window holds are left out of its spread
 
 
-def fit_spread(residual_sq: np.ndarray, base_var: np.ndarray, extra_var: np.ndarray) -> float:
-    """The smallest s on a grid for which the median of residual^2 / (base + s * extra) is at
-    most that of a squared normal: a robust moment estimate of over-dispersion. Pass the rises
-    only (drops such as weekends, and the window's own anomalies, do not inflate it: a median of
-    the rises is past them)."""
-    if len(residual_sq) < 10:
+def fit_spread(
+    residual_sq: np.ndarray,
+    base_var: np.ndarray,
+    extra_var: np.ndarray,
+    rises: np.ndarray | None = None,
+) -> float:
+    """Method-of-moments over-dispersion s in var = base + s * extra, over training rows.
+
+    With `rises` (a mask), only the rows above their expectation count, twice (a symmetric
+    spread puts half its mass there): drops such as weekends do not widen the spread of rises,
+    which are all that is scored. Without, every row counts (rare counts and shares, whose
+    rises are the whole story). The top TRIM of standardised residuals is left out: a window's
+    own anomalies should not teach the model that anomalies are usual. Means, not medians, of
+    the squares: the tails are what the false alerts come from."""
+    ok = np.isfinite(residual_sq) & np.isfinite(base_var) & np.isfinite(extra_var)
+    residual_sq, base_var, extra_var = residual_sq[ok], base_var[ok], extra_var[ok]
+    weight = np.ones(len(residual_sq))
+    if rises is not None:
+        rises = rises[ok]
+        residual_sq = np.where(rises, residual_sq, 0.0)
+        weight = np.where(rises, 2.0, 0.0)
+    if len(residual_sq) < 10 or extra_var.sum() <= 0:
         return 0.0
-    ratios = residual_sq[:, None] / (base_var[:, None] + _GRID[None, :] * extra_var[:, None])
-    medians = np.median(ratios, axis=0)
-    ok = np.flatnonzero(medians <= CHI2_1_MEDIAN)
-    return float(_GRID[ok[0]] if len(ok) else _GRID[-1])
+    z = residual_sq / np.maximum(base_var + extra_var * 0.01, 1e-12)
+    keep = z <= np.quantile(z, 1 - TRIM)
+    excess = (weight * residual_sq)[keep].sum() - base_var[keep].sum()
+    return float(max(0.0, excess / extra_var[keep].sum()))

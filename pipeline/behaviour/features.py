@@ -403,6 +403,19 @@ _EK = (
 )
 
 
+# An app-user-day's partner-day (a user's first use of a scope its app has used is no news: a
+# scope is new when the app never used it)
+_PK = (
+    f"concat_ws(chr(1), '{PARTNER_DAY}', coalesce(partner_id, chr(2)), "
+    "CASE WHEN partner_id IS NULL THEN coalesce(app_id, chr(2)) ELSE chr(2) END, chr(2))"
+)
+
+
+def _item_key(kind: str) -> str:
+    """Whose history an item kind is new against: the app's for scopes, else the entity's."""
+    return "tk.pk" if kind == "scope" else "tk.ek"
+
+
 def _new_items_sql() -> str:
     """Per entity of today: its never-seen items (`new_<kind>s`, `new_<kind>_calls`) against the
     history's, and the history's own (each history day against the days before it, from the
@@ -410,12 +423,14 @@ def _new_items_sql() -> str:
     parts = [
         f"""hk AS (SELECT *, {_EK.format(p="")} AS ek,
                    min(day) OVER (PARTITION BY {_KEY_LIST}) AS entity_first FROM history),
-    tk AS (SELECT *, {_EK.format(p="")} AS ek FROM today),
+    tk AS (SELECT *, {_EK.format(p="")} AS ek, CASE WHEN entity_kind = '{APP_USER_DAY}'
+                   THEN {_PK} ELSE {_EK.format(p="")} END AS pk FROM today),
     hk_sums AS (SELECT ek, count(DISTINCT day) FILTER (WHERE day > entity_first) AS later_days,
                        sum(calls) FILTER (WHERE day > entity_first) AS later_calls
                 FROM hk GROUP BY ek)"""
     ]
     for kind, values, calls in _NEW_ITEMS:
+        key = _item_key(kind)
         parts.append(f"""{kind}_h AS (
         SELECT ek, day, entity_first, unnest({values}) AS item, unnest({calls}) AS n
         FROM hk WHERE {values} IS NOT NULL),
@@ -426,11 +441,11 @@ def _new_items_sql() -> str:
                sum(n) FILTER (WHERE first_day = day AND day > entity_first)
                    AS hist_new_{kind}_calls
         FROM {kind}_hf GROUP BY ek),
-    {kind}_t AS (SELECT ek, unnest({values}) AS item, unnest({calls}) AS n FROM tk
-                 WHERE {values} IS NOT NULL AND ek IN (SELECT ek FROM hk)),
+    {kind}_t AS (SELECT ek, {key} AS hk_key, unnest({values}) AS item, unnest({calls}) AS n
+                 FROM tk WHERE {values} IS NOT NULL AND {key} IN (SELECT ek FROM hk)),
     {kind}_new AS (
         SELECT x.ek, count(*) AS new_{kind}s, sum(x.n) AS new_{kind}_calls FROM {kind}_t x
-        WHERE NOT EXISTS (SELECT 1 FROM {kind}_h s WHERE s.ek = x.ek AND s.item = x.item)
+        WHERE NOT EXISTS (SELECT 1 FROM {kind}_h s WHERE s.ek = x.hk_key AND s.item = x.item)
         GROUP BY x.ek)""")
     return ",\n    ".join(parts)
 
@@ -460,20 +475,23 @@ def _evidence_columns() -> str:
     columns += [f"s.{c}_hist_mean" for c in ("new_users", "revokes")]
     columns += [f"a.{c}_app_user_median" for c in LEVEL_COUNTS]
     for kind, _, _ in _NEW_ITEMS:
-        known = f"{kind}_hist.ek IS NOT NULL OR hs.later_days > 0"
+        hs = "hp" if kind == "scope" else "hs"  # the app's history for scopes
+        has = f"{_item_key(kind)} IN (SELECT ek FROM hk)"
+        known = f"{kind}_hist.ek IS NOT NULL OR {hs}.later_days > 0"
         if kind != "ip":  # new_ips is already today's column (the share of addresses)
             columns.append(
-                f"CASE WHEN tk.ek IN (SELECT ek FROM hk) THEN "
+                f"CASE WHEN {has} THEN "
                 f"coalesce({kind}_new.new_{kind}s, 0) ELSE 0 END AS new_{kind}s"
             )
-        columns.append(f"CASE WHEN tk.ek IN (SELECT ek FROM hk) THEN "
+        columns.append(f"CASE WHEN {has} THEN "
                        f"coalesce({kind}_new.new_{kind}_calls, 0) ELSE 0 END "
                        f"AS new_{kind}_calls")  # fmt: skip
         columns.append(f"CASE WHEN {known} THEN coalesce({kind}_hist.hist_new_{kind}_calls, 0) "
                        f"END AS new_{kind}_calls_hist")  # fmt: skip
-        columns.append(f"hs.later_calls AS new_{kind}_calls_of_hist")
-        columns.append(f"CASE WHEN hs.later_days > 0 THEN coalesce({kind}_hist.hist_new_{kind}s, 0)"
-                       f" / hs.later_days END AS new_{kind}s_hist_mean")  # fmt: skip
+        columns.append(f"{hs}.later_calls AS new_{kind}_calls_of_hist")
+        columns.append(f"CASE WHEN {hs}.later_days > 0 THEN "
+                       f"coalesce({kind}_hist.hist_new_{kind}s, 0) / {hs}.later_days END "
+                       f"AS new_{kind}s_hist_mean")  # fmt: skip
     return ",\n           ".join(columns)
 
 
@@ -481,14 +499,14 @@ def _evidence_sql() -> str:
     """`evidence`: per entity of today (by `ek`), what the significance model weighs."""
     joins = " ".join(
         f"LEFT JOIN {kind}_new ON {kind}_new.ek = tk.ek "
-        f"LEFT JOIN {kind}_hist ON {kind}_hist.ek = tk.ek"
+        f"LEFT JOIN {kind}_hist ON {kind}_hist.ek = {_item_key(kind)}"
         for kind, _, _ in _NEW_ITEMS
     )
     return f"""{_new_items_sql()},
     {_sums_sql()},
     evidence AS (
         SELECT tk.ek, {_evidence_columns()}
-        FROM tk LEFT JOIN hk_sums hs ON hs.ek = tk.ek
+        FROM tk LEFT JOIN hk_sums hs ON hs.ek = tk.ek LEFT JOIN hk_sums hp ON hp.ek = tk.pk
         LEFT JOIN sums s ON s.ek = tk.ek
         LEFT JOIN app_users a ON tk.entity_kind = '{APP_USER_DAY}'
              AND a.partner_id IS NOT DISTINCT FROM tk.partner_id

@@ -44,7 +44,14 @@ from pipeline.behaviour.features import (
 from pipeline.schema import ANOMALIES
 
 SHARE_NAMES = tuple(name for name, _, _ in SHARES)
-FEATURES: tuple[str, ...] = (*LEVEL_COUNTS, *RARE_COUNTS, *SHARE_NAMES)
+# the new-address shares are kept for explanations only: one rotated address of an app with one
+# is all of its calls, every time; how many addresses are new is the evidence
+EXPLAINED_ONLY = ("new_ip", "new_network")
+FEATURES: tuple[str, ...] = (
+    *LEVEL_COUNTS,
+    *RARE_COUNTS,
+    *(s for s in SHARE_NAMES if s not in EXPLAINED_ONLY),
+)
 # partner-day only: per user the addresses are not kept
 _PARTNER_ONLY = frozenset({"new_ips", "new_networks", "new_ip", "new_network"})
 MEDIAN_VARIANCE = np.pi / 2  # a median of h days varies pi/2 times as much as a mean
@@ -192,25 +199,32 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
         return priors
 
     def _fit_spreads(self, rows: pd.DataFrame, kind: str) -> dict[str, float]:
-        """Per feature, the day-to-day spread beyond chance, from the training rows' rises."""
+        """Per feature, the day-to-day spread beyond chance (evidence.fit_spread), with the
+        variance the evidence assumes: a usual level from h days is itself uncertain."""
         spreads = {}
         h = np.maximum(_history_days(rows), 1.0)
+        known = _history_days(rows) > 0
         prior = self.prior_[kind]
         for count in (*LEVEL_COUNTS, *RARE_COUNTS):
             x = _col(rows, count)
             mu = self._expectation(rows, count, prior)
-            up = np.isfinite(x) & np.isfinite(mu) & (x > mu) & (_history_days(rows) > 0)
-            widen = 1.0 + MEDIAN_VARIANCE / h[up]
-            spreads[count] = fit_spread((x[up] - mu[up]) ** 2, mu[up] * widen, mu[up] ** 2 * widen)
+            ok = known & np.isfinite(x) & np.isfinite(mu)
+            widen = 1.0 + MEDIAN_VARIANCE / h
+            if count in LEVEL_COUNTS:  # levels: rises only, of levels chance alone would not
+                ok &= mu >= 3
+            rises = (x > mu)[ok] if count in LEVEL_COUNTS else None
+            spreads[count] = fit_spread(
+                (x[ok] - mu[ok]) ** 2, (mu * widen)[ok], (mu**2 * widen)[ok], rises
+            )
         for name in SHARE_NAMES:
             k, n, k_hist, n_hist = share_parts(rows, name)
             p = _share_rate(k_hist, n_hist, prior[name])
-            up = np.isfinite(k) & (n >= 1) & (k > n * p) & (_history_days(rows) > 0)
-            base = n[up] * p[up] * (1 - p[up])
+            ok = known & np.isfinite(k) & np.isfinite(n) & (n >= 1)
+            base = n * p * (1 - p) * (1 + n / (np.nan_to_num(n_hist) + SHARE_PRIOR_EVENTS))
+            common = ok & (n * p >= 3)
+            use, rises = (common, (k > n * p)[common]) if common.sum() >= 50 else (ok, None)
             spreads[name] = fit_spread(
-                (k[up] - n[up] * p[up]) ** 2,
-                base * (1 + n[up] / np.maximum(np.nan_to_num(n_hist[up]), 1)),
-                base * (n[up] - 1),
+                ((k - n * p) ** 2)[use], base[use], (n * (n - 1) * p * (1 - p))[use], rises
             )
         return spreads
 

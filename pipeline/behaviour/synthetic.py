@@ -107,7 +107,7 @@ def make_world(seed: int, partners: int | None = None) -> World:
         volume[big], share[big] = max(volume[big], 400.0), max(share[big], 0.2)
     batch = rng.random(n) < 0.3
     night = np.where(batch, rng.uniform(0.1, 0.4, n), rng.uniform(0.005, 0.05, n))
-    calls_per_user = rng.uniform(4, 12, n)
+    calls_per_user = rng.uniform(8, 25, n)
     active_pool = np.ceil(volume * (1 - share) / (calls_per_user * 0.5)).astype(int) + 3
     idle_pool = np.ceil(0.4 * active_pool).astype(int) + 10
     reserve = np.ceil(0.5 * active_pool).astype(int) + 80
@@ -428,8 +428,8 @@ def day_of(index: int) -> date:
     return START + timedelta(index)
 
 
-TRAIN_DAYS = 28  # clean days first: the model's training window and every entity's history
-CLEAN_TEST_DAYS = 6
+TRAIN_DAYS = 21  # clean days first: the model's training window and every entity's history
+CLEAN_TEST_DAYS = 5
 MIN_INJECTED_CALLS = 50  # partner-day injections go to apps with at least this many calls a day
 MIN_BUSY_CALLS = 60  # app-user-day injections go to busy users this busy
 
