@@ -168,6 +168,8 @@ DAILY_FEATURES = pa.schema(
         pa.field("network_calls", pa.list_(pa.int64())),
         pa.field("scopes", pa.list_(pa.string())),  # resource.action of every call, sorted
         pa.field("scope_calls", pa.list_(pa.int64())),
+        pa.field("dormant_users", pa.int64()),  # users of the dormant reads
+        pa.field("revoked_users", pa.int64()),  # users of the revoked reads
     ]
 )
 

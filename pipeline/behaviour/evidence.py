@@ -68,7 +68,7 @@ def share_evidence(
     return out
 
 
-TRIM = 0.001  # the most extreme rows a training window holds are left out of its spread
+TRIM = 0.001  # the most extreme rows a training window holds are capped in its spread
 
 
 def fit_spread(
@@ -83,7 +83,7 @@ def fit_spread(
     spread puts half its mass there): drops such as weekends do not widen the spread of rises,
     which are all that is scored. Without, every row counts (rare counts and shares, whose
     rises are the whole story). The top TRIM of standardised residuals is left out: a window's
-    own anomalies should not teach the model that anomalies are usual. Means, not medians, of
+    own anomalies should not teach the model how far anomalies go. Means, not medians, of
     the squares: the tails are what the false alerts come from."""
     ok = np.isfinite(residual_sq) & np.isfinite(base_var) & np.isfinite(extra_var)
     residual_sq, base_var, extra_var = residual_sq[ok], base_var[ok], extra_var[ok]
@@ -94,7 +94,9 @@ def fit_spread(
         weight = np.where(rises, 2.0, 0.0)
     if len(residual_sq) < 10 or extra_var.sum() <= 0:
         return 0.0
-    z = residual_sq / np.maximum(base_var + extra_var * 0.01, 1e-12)
-    keep = z <= np.quantile(z, 1 - TRIM)
-    excess = (weight * residual_sq)[keep].sum() - base_var[keep].sum()
-    return float(max(0.0, excess / extra_var[keep].sum()))
+    # each row's square is capped at the TRIM quantile of the standardised ones: how often the
+    # tail is reached counts in full, how far one row goes does not
+    scale = np.maximum(base_var + extra_var * 0.01, 1e-12)
+    cap = np.quantile(residual_sq / scale, 1 - TRIM) * scale
+    excess = (weight * np.minimum(residual_sq, cap)).sum() - base_var.sum()
+    return float(max(0.0, excess / extra_var.sum()))

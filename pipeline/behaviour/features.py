@@ -215,6 +215,9 @@ def _entity_sql(kind: str, day: date) -> str:
                    AS dormant_reads,
                bool_or(is_dormant IS NOT NULL) AS dormancy_known,
                count(*) FILTER (WHERE is_revoked_read) AS revoked_reads,
+               count(DISTINCT user_id) FILTER (WHERE is_message AND action = 'read'
+                                               AND is_dormant) AS dormant_users,
+               count(DISTINCT user_id) FILTER (WHERE is_revoked_read) AS revoked_users,
                count(DISTINCT user_id) FILTER (WHERE is_new_user) AS new_users
         FROM keyed GROUP BY ALL
     ),
@@ -248,6 +251,8 @@ def _entity_sql(kind: str, day: date) -> str:
            CASE WHEN e.dormancy_known THEN e.dormant_reads END AS dormant_reads,
            e.revoked_reads,
            e.new_users,
+           CASE WHEN e.dormancy_known THEN e.dormant_users END AS dormant_users,
+           e.revoked_users,
            i.ip_calls, i.networks, i.network_calls, i.scopes, i.scope_calls
     FROM counts e
     LEFT JOIN items i ON {join_on.replace("x.", "i.")}
@@ -383,8 +388,9 @@ SHARES: tuple[tuple[str, str, str], ...] = (
     ("night", "night_accesses", "message_accesses"),
     ("deletes", "message_deletes", "message_accesses"),
     ("failed", "failed_calls", "calls"),
-    ("dormant", "dormant_reads", "message_reads"),
-    ("revoked", "revoked_reads", "message_reads"),
+    # users, not reads: one busy user coming back is one user, however many reads it makes
+    ("dormant", "dormant_users", "distinct_users"),
+    ("revoked", "revoked_users", "distinct_users"),
     ("flagged", "flagged_accesses", "message_accesses"),
     ("new_ip", "new_ip_calls", "calls"),
     ("new_network", "new_network_calls", "calls"),
@@ -393,7 +399,8 @@ SHARES: tuple[tuple[str, str, str], ...] = (
 # Counts weighed against their usual level (the nearer-edge baseline of RATIO_COUNTS) and rare
 # counts weighed against their history mean (`<count>_hist_mean`).
 LEVEL_COUNTS = ("calls", "message_reads", "message_writes", "message_deletes", "distinct_users")
-RARE_COUNTS = ("new_users", "revokes", "new_ips", "new_networks", "new_scopes")
+RARE_COUNTS = ("new_users", "revokes", "revoked_reads", "new_ips", "new_networks", "new_scopes")
+_RARE_OWN = ("new_users", "revokes", "revoked_reads")  # the others come from the new-items CTEs
 # (item kind, list of values, aligned list of calls) for the never-seen counts
 _NEW_ITEMS = (("ip", "ips", "ip_calls"), ("network", "networks", "network_calls"),
               ("scope", "scopes", "scope_calls"))  # fmt: skip
@@ -460,7 +467,7 @@ def _sums_sql() -> str:
             continue  # from the new-items CTEs
         sums.append(f"sum({count}) AS {count}_hist")
         sums.append(f"sum({total}) FILTER (WHERE {count} IS NOT NULL) AS {count}_of_hist")
-    means = [f"avg({c}) AS {c}_hist_mean" for c in ("new_users", "revokes")]
+    means = [f"avg({c}) AS {c}_hist_mean" for c in _RARE_OWN]
     medians = ", ".join(f"median({c}) AS {c}_app_user_median" for c in LEVEL_COUNTS)
     return f"""sums AS (SELECT {_EK.format(p="")} AS ek, {", ".join(sums + means)}
                 FROM history GROUP BY ALL),
@@ -472,7 +479,7 @@ def _evidence_columns() -> str:
     """The select list the significance model reads beside today's counts."""
     columns = [f"s.{count}_hist, s.{count}_of_hist" for _, count, _ in SHARES
                if not count.startswith("new_")]  # fmt: skip
-    columns += [f"s.{c}_hist_mean" for c in ("new_users", "revokes")]
+    columns += [f"s.{c}_hist_mean" for c in _RARE_OWN]
     columns += [f"a.{c}_app_user_median" for c in LEVEL_COUNTS]
     for kind, _, _ in _NEW_ITEMS:
         hs = "hp" if kind == "scope" else "hs"  # the app's history for scopes

@@ -47,8 +47,12 @@ SHARE_NAMES = tuple(name for name, _, _ in SHARES)
 # the new-address shares are kept for explanations only: one rotated address of an app with one
 # is all of its calls, every time; how many addresses are new is the evidence
 EXPLAINED_ONLY = ("new_ip", "new_network")
+# calls against the whole window's median, not the nearer edge of it and the last days': a slow
+# ramp is a new level every day, and only the window remembers where it started
+TREND_COUNTS = ("calls_trend",)
 FEATURES: tuple[str, ...] = (
     *LEVEL_COUNTS,
+    *TREND_COUNTS,
     *RARE_COUNTS,
     *(s for s in SHARE_NAMES if s not in EXPLAINED_ONLY),
 )
@@ -73,10 +77,11 @@ def _history_days(frame: pd.DataFrame) -> np.ndarray:
     return np.nan_to_num(_col(frame, "history_days"), nan=0.0)
 
 
-def level_expectation(frame: pd.DataFrame, count: str) -> np.ndarray:
-    """The usual level of a count: the entity's nearer-edge median (features.py); for a user,
-    blended with the app's typical user-day by how much history the user has."""
-    own = _col(frame, f"{count}_baseline")
+def level_expectation(frame: pd.DataFrame, count: str, suffix: str = "baseline") -> np.ndarray:
+    """The usual level of a count: the entity's nearer-edge median (features.py; with suffix
+    "median", the window's); for a user, blended with the app's typical user-day by how much
+    history the user has."""
+    own = _col(frame, f"{count}_{suffix}")
     prior = _col(frame, f"{count}_app_user_median")
     h = _history_days(frame)
     weight = h / (h + APP_PRIOR_DAYS)
@@ -205,14 +210,15 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
         h = np.maximum(_history_days(rows), 1.0)
         known = _history_days(rows) > 0
         prior = self.prior_[kind]
-        for count in (*LEVEL_COUNTS, *RARE_COUNTS):
-            x = _col(rows, count)
+        for count in (*LEVEL_COUNTS, *TREND_COUNTS, *RARE_COUNTS):
+            x = self._observed(rows, count)
             mu = self._expectation(rows, count, prior)
             ok = known & np.isfinite(x) & np.isfinite(mu)
             widen = 1.0 + MEDIAN_VARIANCE / h
-            if count in LEVEL_COUNTS:  # levels: rises only, of levels chance alone would not
+            level = count not in RARE_COUNTS
+            if level:  # levels: rises only, of levels chance alone would not explain
                 ok &= mu >= 3
-            rises = (x > mu)[ok] if count in LEVEL_COUNTS else None
+            rises = (x > mu)[ok] if level else None
             spreads[count] = fit_spread(
                 (x[ok] - mu[ok]) ** 2, (mu * widen)[ok], (mu**2 * widen)[ok], rises
             )
@@ -232,7 +238,13 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
     def _expectation(rows: pd.DataFrame, count: str, prior: Mapping[str, float]) -> np.ndarray:
         if count in LEVEL_COUNTS:
             return level_expectation(rows, count)
+        if count in TREND_COUNTS:
+            return level_expectation(rows, count.removesuffix("_trend"), "median")
         return rare_expectation(rows, count, prior[count])
+
+    @staticmethod
+    def _observed(rows: pd.DataFrame, feature: str) -> np.ndarray:
+        return _col(rows, feature.removesuffix("_trend"))
 
     # ------------------------------------------------------------ score
 
@@ -254,7 +266,7 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
                 has_history = _history_days(rows) > 0
                 out[:, j] = np.where(has_history, share_evidence(k, n, p, rho), 0.0)
             else:
-                x = _col(rows, feature)
+                x = self._observed(rows, feature)
                 mu = self._expectation(rows, feature, prior)
                 alpha = spread[feature] * (1 + MEDIAN_VARIANCE / h) + MEDIAN_VARIANCE / (
                     h * np.maximum(np.nan_to_num(mu, nan=1.0), MIN_LEVEL)
@@ -325,8 +337,10 @@ _COUNT_LABELS = {
     "message_writes": "message writes",
     "message_deletes": "message deletes",
     "distinct_users": "users read or written",
+    "calls_trend": "calls",
     "new_users": "users signed in for the first time",
     "revokes": "revocations",
+    "revoked_reads": "message reads of users after they revoked the app",
     "new_ips": "addresses never seen from this app",
     "new_networks": "/24 networks never seen from this app",
     "new_scopes": "scopes this {who} never used before",
@@ -335,8 +349,8 @@ _SHARE_LABELS = {
     "night": "message accesses between 00:00 and 05:00 UTC",
     "deletes": "message accesses were deletes",
     "failed": "calls failed",
-    "dormant": f"message reads of users this app had not called for {DORMANT_DAYS}+ days",
-    "revoked": "message reads of users who had revoked the app",
+    "dormant": f"users read were idle (no call of this app for {DORMANT_DAYS}+ days)",
+    "revoked": "users read after they revoked the app",
     "flagged": "message accesses flagged by the rules",
     "new_ip": "calls from addresses never seen from this app",
     "new_network": "calls from /24 networks never seen from this app",
@@ -364,7 +378,8 @@ def _phrase(feature: str, row: Mapping[str, float], who: str) -> str:
         return f"{_number(row['x'])} {label}"
     times = row["x"] / max(row["mu"], MIN_LEVEL)
     factor = f" ({times:.0f}x)" if times >= 10 else f" ({times:.1f}x)"
-    return f"{_number(row['x'])} {label}, usually {_number(row['mu'])}{factor}"
+    usual = "the window's median" if feature in TREND_COUNTS else "usually"
+    return f"{_number(row['x'])} {label}, {usual} {_number(row['mu'])}{factor}"
 
 
 def explain(
@@ -380,7 +395,10 @@ def explain(
             k, n, k_hist, n_hist = share_parts(X, feature)
             figures[feature] = {"k": k, "n": n, "p": _share_rate(k_hist, n_hist, prior[feature])}
         else:
-            figures[feature] = {"x": _col(X, feature), "mu": model._expectation(X, feature, prior)}
+            figures[feature] = {
+                "x": model._observed(X, feature),
+                "mu": model._expectation(X, feature, prior),
+            }
     who = "app" if kind == PARTNER_DAY else "user"
     history = _history_days(X)
     tops: list[list[str]] = []

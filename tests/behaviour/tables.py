@@ -16,7 +16,7 @@ def row(partner: str, day: date = DAY, kind: str = "partner_day", **figures: flo
     usual = {
         "calls": 200.0, "message_reads": 150.0, "message_writes": 40.0, "message_deletes": 2.0,
         "distinct_users": 30.0, "message_accesses": 192.0, "night_accesses": 4.0,
-        "failed_calls": 2.0, "dormant_reads": 3.0, "revoked_reads": 0.0, "flagged_accesses": 0.0,
+        "failed_calls": 2.0, "dormant_users": 1.0, "revoked_users": 0.0, "revoked_reads": 0.0, "flagged_accesses": 0.0,
         "new_users": 0.0, "revokes": 0.0, "new_ips": 0.0, "new_networks": 0.0, "new_scopes": 0.0,
         "new_ip_calls": 0.0, "new_network_calls": 0.0, "new_scope_calls": 0.0,
     }  # fmt: skip
@@ -30,14 +30,14 @@ def row(partner: str, day: date = DAY, kind: str = "partner_day", **figures: flo
         out[f"{name}_baseline"] = figures.pop(f"{name}_baseline", usual[name])
         out[f"{name}_app_user_median"] = np.nan
     shares = {"night_accesses": "message_accesses", "message_deletes": "message_accesses",
-              "failed_calls": "calls", "dormant_reads": "message_reads",
-              "revoked_reads": "message_reads", "flagged_accesses": "message_accesses",
+              "failed_calls": "calls", "dormant_users": "distinct_users",
+              "revoked_users": "distinct_users", "flagged_accesses": "message_accesses",
               "new_ip_calls": "calls", "new_network_calls": "calls",
               "new_scope_calls": "calls"}  # fmt: skip
     for count, total in shares.items():
         out[f"{count}_hist"] = figures.pop(f"{count}_hist", usual[count] * h)
         out[f"{count}_of_hist"] = figures.pop(f"{count}_of_hist", usual[total] * h)
-    for rare in ("new_users", "revokes", "new_ips", "new_networks", "new_scopes"):
+    for rare in ("new_users", "revokes", "revoked_reads", "new_ips", "new_networks", "new_scopes"):
         out[f"{rare}_hist_mean"] = figures.pop(f"{rare}_hist_mean", 0.05)
     out.update(figures)
     return out
@@ -63,7 +63,7 @@ def training_frame(partners: int = 40, days: int = 14, seed: int = 0) -> pd.Data
                     distinct_users=rng.poisson(30),
                     night_accesses=rng.poisson(4),
                     failed_calls=rng.poisson(2),
-                    dormant_reads=rng.poisson(3),
+                    dormant_users=rng.poisson(1),
                     new_users=rng.poisson(0.05),
                     revokes=rng.poisson(0.05),
                     new_ips=rng.poisson(0.05),
