@@ -16,7 +16,8 @@ def row(partner: str, day: date = DAY, kind: str = "partner_day", **figures: flo
     usual = {
         "calls": 200.0, "message_reads": 150.0, "message_writes": 40.0, "message_deletes": 2.0,
         "distinct_users": 30.0, "message_accesses": 192.0, "night_accesses": 4.0,
-        "failed_calls": 2.0, "dormant_users": 1.0, "revoked_users": 0.0, "revoked_reads": 0.0, "flagged_accesses": 0.0,
+        "failed_calls": 2.0, "dormant_users": 1.0, "revoked_users": 0.0, "revoked_reads": 0.0,
+        "flagged_accesses": 0.0,
         "new_users": 0.0, "revokes": 0.0, "new_ips": 0.0, "new_networks": 0.0, "new_scopes": 0.0,
         "new_ip_calls": 0.0, "new_network_calls": 0.0, "new_scope_calls": 0.0,
     }  # fmt: skip
