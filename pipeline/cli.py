@@ -484,7 +484,11 @@ def _model_command(args: argparse.Namespace, settings: Settings) -> int:
             raise
         print(f"{PROG}: {args.command} failed: {_reason(exc)}", file=sys.stderr)
         return 1
+    # evaluate: the model beside the baselines, per injected kind, as behaviour.evaluation prints
+    table = summary.get("detector_comparison", {}).pop("table", None)
     print(json.dumps(summary, indent=2, default=str))
+    if table:
+        print(table)
     return 0
 
 

@@ -326,8 +326,9 @@ def evaluate(days: list[date], truth_path: str, settings: Settings, k: int = 10)
     import pandas as pd
     import pyarrow as pa
 
-    from pipeline.behaviour.model import alert_figures, load_model, ranking_figures, with_alert_rank
+    from pipeline.behaviour.metrics import alert_figures, ranking_figures, with_alert_rank
     from pipeline.behaviour.scoring import compare_detectors_on
+    from pipeline.behaviour.store import load_model
 
     warehouse = _warehouse(settings)
     scored = [warehouse.read_partition("anomalies", d) for d in days]
