@@ -231,7 +231,7 @@ def _days(args: argparse.Namespace, settings: Settings) -> list[date]:
     if getattr(args, "all", False):
         from pipeline.readers.landing import Landing
 
-        landing = Landing(settings.landing)
+        landing = Landing(settings.landing, settings)
         days = sorted(set(landing.days("access")) | set(landing.days("consent")))
         if not days:
             raise ConfigError(f"no delivery days found in {settings.landing}")
@@ -332,10 +332,11 @@ def _print_summary(results: dict[date, dict[str, Any]], settings: Settings) -> N
         console.print(table)
     alerted = sum(summary["alerts"]["alerts"] for summary in results.values())
     console.print(f"Alerts to review: {alerted:,}   e.g. {PROG} alerts --date {last}")
-    console.print(
-        f"Outputs: {settings.warehouse}/{{access,consent,quarantine,flags,alerts,runs}}/"
-        f"date=<day>/   e.g. {PROG} flags --date {last}"
-    )
+    from pipeline.warehouse import Warehouse
+
+    tables = "{access,consent,quarantine,flags,alerts,runs}"
+    folders = Warehouse(settings.warehouse, settings).partition_dir(tables, last)
+    console.print(f"Outputs: {folders}/   e.g. {PROG} flags --date {last}")
 
 
 def _show_flags(args: argparse.Namespace, settings: Settings) -> int:
@@ -343,7 +344,7 @@ def _show_flags(args: argparse.Namespace, settings: Settings) -> int:
 
     from pipeline.warehouse import Warehouse
 
-    warehouse = Warehouse(settings.warehouse)
+    warehouse = Warehouse(settings.warehouse, settings)
     if not warehouse.has_partition("flags", args.date):
         raise ConfigError(
             f"no flags for {args.date} in {settings.warehouse} "
@@ -392,7 +393,7 @@ def _show_alerts(args: argparse.Namespace, settings: Settings) -> int:
     known = (*RULES, *BEHAVIOUR_SEVERITY)  # a behaviour alert's rule is its entity kind
     if args.rule is not None and args.rule not in known:
         raise ConfigError(f"--rule {args.rule!r} is not one of {', '.join(known)}")
-    warehouse = Warehouse(settings.warehouse)
+    warehouse = Warehouse(settings.warehouse, settings)
     if not warehouse.has_partition("alerts", args.date):
         raise ConfigError(
             f"no alerts for {args.date} in {settings.warehouse} "

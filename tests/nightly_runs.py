@@ -14,6 +14,8 @@ NIGHTLY_TASKS = (
     "wait_for_delivery",
     "ingest_access",
     "ingest_consent",
+    "plan_detect",
+    "detect_shard",
     "detect",
     "score",
     "alerts",

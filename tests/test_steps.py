@@ -7,6 +7,7 @@ import datetime as dt
 import gzip
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from pipeline.config import Settings, load_settings
 from pipeline.errors import MissingInput
 from pipeline.steps import (
     alerts,
+    catch_up_consent,
     detect,
     ingest_access,
     ingest_consent,
@@ -186,9 +188,11 @@ def test_steps_run_day_catches_up_earlier_consent(ran: Ran):
     warehouse = Warehouse(ran.settings.warehouse)
     assert warehouse.partition_days("consent") == [D2, D1, D]
     assert warehouse.partition_days("access") == [D]
+    caught_up = warehouse.read_json("runs", D, "consent-catch-up.json")
+    assert caught_up is not None
+    assert caught_up["ingested"] == [D2.isoformat(), D1.isoformat()]
     detected = warehouse.read_json("runs", D, "detect.json")
     assert detected is not None
-    assert detected["consent_days_caught_up"] == [D2.isoformat(), D1.isoformat()]
     assert detected["consent_days_read"] == 3
 
 
@@ -280,7 +284,22 @@ def test_steps_detect_before_ingest_fails(landing: Path, settings: Settings):
     with pytest.raises(MissingInput, match="ingest_consent"):
         detect(D, settings)
     ingest_consent(D, settings)
+    # consent of the earlier days is delivered but not ingested: detect says so, writes nothing
+    with pytest.raises(MissingInput, match=f"consent of {D2}, {D1} is delivered but not ingested"):
+        detect(D, settings)
+    assert not Warehouse(settings.warehouse).has_partition("flags", D)
+    assert catch_up_consent(D, settings)["ingested"] == [D2.isoformat(), D1.isoformat()]
     assert detect(D, settings)["flags"] == 6
+
+
+def test_steps_detect_reports_consent_days_never_delivered(landing: Path, settings: Settings):
+    shutil.rmtree(landing / "consent" / D1.isoformat())
+    ingest_access(D, settings)
+    ingest_consent(D, settings)
+    assert catch_up_consent(D, settings)["ingested"] == [D2.isoformat()]
+    detected = detect(D, settings)
+    assert detected["consent_days_not_delivered"] == [D1.isoformat()]
+    assert detected["consent_days_read"] == 2
 
 
 def test_steps_rerun_gives_identical_rows(landing: Path, settings: Settings):

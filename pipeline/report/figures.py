@@ -19,20 +19,13 @@ from pipeline import duck
 from pipeline.config import SEVERITIES, Settings
 from pipeline.detect.alert_ids import behaviour_alert_id
 from pipeline.schema import RULES, UNKNOWN_PARTNER
-from pipeline.warehouse import MANIFEST, Warehouse
+from pipeline.warehouse import MANIFEST, Warehouse, report_label
 
 TREND_DAYS = 30
 TOP_ANOMALIES = 10
 TOP_ALERTS = 50  # alerts listed in a report; the queue link has them all
 TOP_REASONS = 5
 KINDS = ("access", "consent")
-
-
-def report_label(start: date, end: date) -> str:
-    """The report's folder under reports/: date=D for one day, range=D1_D2 for a range."""
-    if start == end:
-        return f"date={start.isoformat()}"
-    return f"range={start.isoformat()}_{end.isoformat()}"
 
 
 def days_between(start: date, end: date) -> list[date]:
@@ -249,7 +242,7 @@ def _trend(
 def gather(start: date, end: date, settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
     """The summary of [start, end] and the trend of the 30 days ending at `end` (or the range,
     if longer)."""
-    warehouse = Warehouse(settings.warehouse)
+    warehouse = Warehouse(settings.warehouse, settings)
     days = days_between(start, end)
     window = days_between(min(start, end - timedelta(TREND_DAYS - 1)), end)
     alerted_days = set(warehouse.partition_days("alerts"))
@@ -260,7 +253,7 @@ def gather(start: date, end: date, settings: Settings) -> tuple[dict[str, Any], 
     with warehouse.scratch_dir() as scratch:
         con = duck.connect(settings, spill_dir=scratch)
         try:
-            anomalies = _anomalies(con, warehouse.files_for_days("anomalies", days), links)
+            anomalies = _anomalies(con, warehouse.duckdb_files(con, "anomalies", days), links)
         finally:
             con.close()
     by_rule: Counter[str] = Counter()
