@@ -35,12 +35,8 @@ def _flags_of_day(warehouse: Warehouse, day: date) -> Iterator[duckdb.DuckDBPyCo
         yield None
         return
     con = duckdb.connect()
-    try:
-        if "file" not in warehouse.fs.protocol:  # an object store: DuckDB reads through fsspec
-            con.register_filesystem(warehouse.fs)
-            files = [warehouse.fs.unstrip_protocol(f) for f in files]
-        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-        con.execute(f"CREATE VIEW flags AS SELECT * FROM read_parquet([{listed}])")
+    try:  # the Warehouse hands DuckDB the day's parts on any file system
+        warehouse.scan(con, "flags", [day]).create_view("flags")
         yield con
     finally:
         con.close()

@@ -97,6 +97,12 @@ def add_review_parser(commands: Any, day: Callable[[str], date]) -> None:
     suppress.add_argument("--reason", required=True)
     _actor_option(suppress)
 
+    logout_all = action("logout-all", "end every session of the review UI (or one user's)")
+    logout_all.add_argument("--user", help="only this user's sessions")
+    _actor_option(logout_all)
+
+    action("verify-audit", "check the audit trail's hash chain; exit 1 at the first broken row")
+
 
 def _actor_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--as", dest="actor", help="who is acting (default: $USER)")
@@ -109,6 +115,17 @@ def _actor(args: argparse.Namespace) -> str:
         return os.environ.get("USER") or getpass.getuser()
     except (KeyError, OSError):
         raise ConfigError("cannot tell who you are: pass --as NAME") from None
+
+
+def os_user() -> str:
+    """The account running the command, from the process's real uid ($USER can be set to
+    anything); recorded beside `--as` in every audit row the command writes."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return getpass.getuser()
 
 
 def run_review(args: argparse.Namespace) -> int:
@@ -127,10 +144,15 @@ def run_review(args: argparse.Namespace) -> int:
         print(f"{PROG}: error: cannot open review store {where}: {reason}", file=sys.stderr)
         return 1
     args.settings = settings
+    from pipeline.review.audit_chain import acting_from
+
     try:
-        ACTIONS[args.review_command](store, args)
+        with acting_from(f"cli os_user={os_user()}"):
+            ACTIONS[args.review_command](store, args)
     except (UnknownItem, InvalidTransition, StaleItem, ValueError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except AuditBroken:
         return 1
     finally:
         store.dispose()
@@ -405,6 +427,26 @@ def _suppress(store: ReviewStore, args: argparse.Namespace) -> None:
     )
 
 
+def _logout_all(store: ReviewStore, args: argparse.Namespace) -> None:
+    from pipeline.review.sessions import logout_all
+
+    ended = logout_all(store, _actor(args), args.user)
+    print(f"{ended} session(s) ended" + (f" of {args.user}" if args.user else ""))
+
+
+def _verify_audit(store: ReviewStore, args: argparse.Namespace) -> None:
+    from pipeline.review.audit_chain import verify_audit
+
+    ok, message = verify_audit(store)
+    print(message)
+    if not ok:
+        raise AuditBroken
+
+
+class AuditBroken(Exception):
+    """verify-audit found a broken row (already printed): exit 1."""
+
+
 ACTIONS: dict[str, Callable[[ReviewStore, argparse.Namespace], None]] = {
     "list": _list,
     "show": _show,
@@ -412,4 +454,6 @@ ACTIONS: dict[str, Callable[[ReviewStore, argparse.Namespace], None]] = {
     "assign": _assign,
     "note": _note,
     "suppress": _suppress,
+    "logout-all": _logout_all,
+    "verify-audit": _verify_audit,
 }

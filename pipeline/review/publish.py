@@ -16,7 +16,7 @@ def publish_day(day: date, settings: Settings) -> dict[str, int]:
     from pipeline.review.store import ReviewStore
     from pipeline.warehouse import Warehouse
 
-    alerts = Warehouse(settings.warehouse).read_partition("alerts", day)
+    alerts = Warehouse(settings.warehouse, settings).read_partition("alerts", day)
     store = ReviewStore.open(settings.review_db)
     try:
         return store.upsert_day(day, alerts)

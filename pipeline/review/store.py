@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from pipeline.config import SEVERITIES
 from pipeline.errors import InvalidTransition, StaleItem, UnknownItem
+from pipeline.review.audit_chain import chain_entries
 from pipeline.review.lifecycle import KINDS, OPEN_STATUSES, SORTS, STATUSES, TRANSITIONS
 from pipeline.review.rows import FACTS, alert_rows
 from pipeline.review.series import refresh_series
@@ -406,8 +407,7 @@ class ReviewStore:
                 yield connection
 
     def _audit(self, connection: Connection, entries: list[dict[str, Any]]) -> None:
-        for chunk in _chunks(entries, CHUNK_ROWS):
-            connection.execute(sa.insert(review_audit), list(chunk))
+        chain_entries(connection, entries)  # inserted now, hash-chained at commit
 
     # ingest
 

@@ -105,16 +105,13 @@ def _consent_events(
 ) -> list[tuple[datetime, str, tuple[str, ...] | None]]:
     import pyarrow.dataset as ds
 
-    from pipeline.schema import CONSENT
     from pipeline.warehouse import Warehouse
 
-    warehouse = Warehouse(settings.warehouse)
-    files = warehouse.files_for_days(
-        "consent", [d for d in warehouse.partition_days("consent") if d <= day]
-    )
-    if not files:
+    warehouse = Warehouse(settings.warehouse, settings)
+    days = [d for d in warehouse.partition_days("consent") if d <= day]
+    if not days:
         return []
-    dataset = ds.dataset(files, schema=CONSENT, format="parquet", filesystem=warehouse.fs)
+    dataset = warehouse.dataset("consent", days)
     # Values go into a pyarrow expression, never into query text.
     matching = (ds.field("user_id") == user_id) & (ds.field("app_id") == app_id)
     table = dataset.to_table(columns=["event_time", "event_type", "scopes"], filter=matching)
@@ -135,7 +132,7 @@ def _periods(settings: Settings, app_id: str) -> tuple[tuple[Period, ...], float
     from pipeline.detect.registry import load_registry
     from pipeline.readers.landing import Landing
 
-    registry, _ = load_registry(Landing(settings.landing))
+    registry, _ = load_registry(Landing(settings.landing, settings))
     rows = registry.filter(pc.equal(registry["app_id"], app_id)).to_pylist()
     periods = tuple(
         Period(row["period_start"], row["period_end"], tuple(row["period_scopes"]))

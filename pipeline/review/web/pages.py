@@ -227,7 +227,9 @@ def _partner_names(request: Request) -> dict[str, str]:
     from pipeline.readers.landing import Landing
 
     try:
-        registry, _ = load_registry(Landing(request.app.state.settings.landing))
+        registry, _ = load_registry(
+            Landing(request.app.state.settings.landing, request.app.state.settings)
+        )
     except WAREHOUSE_ERRORS as exc:
         log.warning("registry unavailable for partner names: %s", exc)
         return {}
