@@ -67,13 +67,13 @@ class Airflow:
         self.home, self.env, self.port = home, env, port
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, *args: str) -> None:
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> None:
         """`airflow <args>` in its own process group, its output in <home>/<name>.log."""
         with self.log_path(name).open("wb") as log:
             self.processes[name] = subprocess.Popen(
                 [str(VENV_BIN / "airflow"), *args],
                 cwd=self.home,
-                env=self.env,
+                env={**self.env, **(env or {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

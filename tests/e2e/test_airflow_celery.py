@@ -31,7 +31,7 @@ from tests.e2e.airflow_cli import (
 )
 from tests.nightly_runs import SAMPLE_LOGS, free_port, sample_days
 from tests.postgres import POSTGRES_URL
-from tests.s3 import SeaweedFS, seaweedfs  # noqa: F401 (fixture)
+from tests.s3 import SeaweedFS, s3_env, seaweedfs  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -95,7 +95,9 @@ class CeleryAirflow(Airflow):
         self.start("scheduler", "scheduler")
         self.start("dag-processor", "dag-processor")
         for name in self.WORKERS:
-            self.start(name, "celery", "worker", "--celery-hostname", f"{name}@%h")
+            # each worker serves its task logs on a port of its own
+            log_port = {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())}
+            self.start(name, "celery", "worker", "--celery-hostname", f"{name}@%h", env=log_port)
 
     def wait_until_ready(self) -> None:
         def ready() -> bool:
@@ -135,7 +137,7 @@ def celery_airflow(
 
 def test_celery_backfill_on_s3_with_four_shards_matches_a_local_backfill(
     celery_airflow: CeleryAirflow,
-    seaweedfs: SeaweedFS,  # noqa: F811 (the fixture)
+    s3_env: SeaweedFS,  # noqa: F811 (the fixture: this process reads S3 too)
     tmp_path: Path,
 ) -> None:
     days = sample_days()[:3]
@@ -165,7 +167,7 @@ def test_celery_backfill_on_s3_with_four_shards_matches_a_local_backfill(
     assert local.returncode == 0, local.stderr
 
     settings = dataclasses.replace(
-        load_settings(env={}), s3_endpoint_url=seaweedfs.endpoint, warehouse="unused"
+        load_settings(env={}), s3_endpoint_url=s3_env.endpoint, warehouse="unused"
     )
     on_s3 = Warehouse(celery_airflow.warehouse, settings)
     on_disk = Warehouse(str(reference))
