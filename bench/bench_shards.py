@@ -64,14 +64,23 @@ def _child(work: Path, job: dict[str, Any]) -> None:
         steps.detect_shard(DAY, settings, job["shard"], job["shards"], job["run"])
     else:
         steps.detect_commit(DAY, settings, job["run"], job["shards"])
+    # this process image's own high-water mark: wait4's ru_maxrss would also count the parent's
+    # memory at fork, which Linux carries across exec
+    status = Path("/proc/self/status").read_text()
+    peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+    print(json.dumps({"peak_rss_mb": peak_kb / 1024}))
 
 
 def _measured(work: Path, job: dict[str, Any]) -> dict[str, float]:
     """Runs one job in a new process; its wall and CPU seconds and peak RSS (MB)."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, __file__, "--work", str(work), "--child", json.dumps(job)]
+        [sys.executable, __file__, "--work", str(work), "--child", json.dumps(job)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
+    assert process.stdout is not None
+    output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode:
@@ -79,7 +88,7 @@ def _measured(work: Path, job: dict[str, Any]) -> dict[str, float]:
     return {
         "wall_s": time.perf_counter() - started,
         "cpu_s": usage.ru_utime + usage.ru_stime,
-        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "peak_rss_mb": json.loads(output.strip().splitlines()[-1])["peak_rss_mb"],
     }
 
 
