@@ -116,7 +116,26 @@ def _day_and_settings(context: Mapping[str, Any]) -> tuple[date, Settings]:
         )
     except ConfigError as exc:
         raise AirflowFailException(str(exc)) from None
-    return start.astimezone(UTC).date(), settings
+    return start.astimezone(UTC).date(), _with_review_url(settings)
+
+
+def _with_review_url(settings: Settings) -> Settings:
+    """Inside Airflow the review UI is the plugin's app on the API server: report and digest
+    links point there unless the settings name another `review_url`."""
+    import dataclasses
+
+    if settings.review_url != Settings().review_url:
+        return settings
+    from airflow.sdk import conf
+
+    from pipeline.review.airflow_plugin import URL_PREFIX
+
+    host = conf.get("api", "host", fallback="") or "localhost"
+    host = "localhost" if host in ("0.0.0.0", "::") else host  # bound to all: not a link
+    base = conf.get("api", "base_url", fallback=None) or (
+        f"http://{host}:{conf.get('api', 'port', fallback='8080')}"
+    )
+    return dataclasses.replace(settings, review_url=base.rstrip("/") + URL_PREFIX)
 
 
 # Waits up to this long hold a worker slot (poke mode): no reschedule round trips through the
