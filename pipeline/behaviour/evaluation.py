@@ -51,11 +51,16 @@ class Detector(Protocol):
 
 
 def make_detectors() -> dict[str, Detector]:
-    return {
+    import os
+
+    every: dict[str, Detector] = {
         "model": BehaviourModel(),
         "robust_z": Baseline("robust_z"),
         "lof": Baseline("lof"),
     }
+    # BEHAVIOUR_DETECTORS=model: the model alone, while it is being worked on
+    names = os.environ.get("BEHAVIOUR_DETECTORS", ",".join(DETECTOR_NAMES)).split(",")
+    return {name: every[name] for name in names}
 
 
 @dataclass
@@ -85,11 +90,11 @@ _EMPTY_FLAGS = pa.table({"request_id": pa.array([], pa.string())})
 
 
 def seed_frames(
-    seed: int, partners: int | None = None
+    seed: int, partners: int | None = None, max_partners: int = 500
 ) -> tuple[pd.DataFrame, list[tuple[Any, pd.DataFrame]], int, int]:
     """The seed's training frame (relative features of the training days with a week of
     history) and its test days (SimDay, relative features); also its partners and events."""
-    world = synthetic.make_world(seed, partners)
+    world = synthetic.make_world(seed, partners, max_partners)
     registry = synthetic.registry(world)
     settings = Settings(duckdb_threads=1)
     history: list[pa.Table] = []
@@ -163,20 +168,20 @@ def _judge(
 
 
 def cached_frames(
-    seed: int, partners: int | None, cache: str | None
+    seed: int, partners: int | None, cache: str | None, max_partners: int = 500
 ) -> tuple[pd.DataFrame, list[tuple[Any, pd.DataFrame]], int, int]:
     """seed_frames, kept in `cache` (a folder) when given: the model can change without the
     features being computed again."""
     if not cache:
-        return seed_frames(seed, partners)
+        return seed_frames(seed, partners, max_partners)
     import pickle
     from pathlib import Path
 
-    path = Path(cache) / f"seed-{seed}-{partners or 'any'}.pickle"
+    path = Path(cache) / f"seed-{seed}-{partners or f'upto{max_partners}'}.pickle"
     if path.is_file():
         with path.open("rb") as f:
             return pickle.load(f)
-    frames = seed_frames(seed, partners)
+    frames = seed_frames(seed, partners, max_partners)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as f:
         pickle.dump(frames, f)
@@ -184,13 +189,17 @@ def cached_frames(
 
 
 def run_seed(
-    seed: int, partners: int | None = None, explain: bool = False, cache: str | None = None
+    seed: int,
+    partners: int | None = None,
+    explain: bool = False,
+    cache: str | None = None,
+    max_partners: int = 500,
 ) -> SeedRun:
     """Every detector trained on the seed's training days and judged on its test days."""
     from pipeline.behaviour.model import score
 
     started = time.perf_counter()
-    train, tests, n_partners, events = cached_frames(seed, partners, cache)
+    train, tests, n_partners, events = cached_frames(seed, partners, cache, max_partners)
     run = SeedRun(seed, n_partners, events, 0.0)
     for name, detector in make_detectors().items():
         detector.fit(train)
@@ -265,7 +274,7 @@ def format_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _run(args: tuple[int, int | None, bool, str | None]) -> SeedRun:
+def _run(args: tuple[int, int | None, bool, str | None, int]) -> SeedRun:
     return run_seed(*args)
 
 
@@ -275,14 +284,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seeds", type=int, default=20, help="how many seeds (default 20)")
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--partners", type=int, help="partners per seed (default: 5-500, random)")
+    parser.add_argument("--partners", type=int, help="partners per seed (default: random)")
+    parser.add_argument(
+        "--max-partners", type=int, default=500, help="seeds draw 5..this many (default 500)"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="seeds run at once (default 1)")
     parser.add_argument("--explain", action="store_true", help="print the model's explanations")
     parser.add_argument("--cache", help="keep each seed's features in this folder (for reruns)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     seeds = [
-        (s, args.partners, args.explain, args.cache)
+        (s, args.partners, args.explain, args.cache, args.max_partners)
         for s in range(args.first_seed, args.first_seed + args.seeds)
     ]
     outcomes: list[Outcome] = []

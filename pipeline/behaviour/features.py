@@ -16,6 +16,16 @@ itself). Three choices make "changed" mean what a reviewer means:
 - Credibility: with fewer than `MIN_HISTORY_DAYS` days of history an entity's changes are shrunk
   toward "no change" in proportion (a ratio r becomes r ** w, a delta d becomes d * w, with
   w = min(history_days, MIN_HISTORY_DAYS) / MIN_HISTORY_DAYS): a median of two days is noise.
+
+What a security team asks for, per entity-day and against the entity's own history (issue 14):
+reads of dormant users (no call of the app reached them for DORMANT_DAYS days, granted before
+that) and their users; reads of users whose last consent event before the read was a revoke
+(an as-of join on consent); users signing in to the app for the first time; addresses, /24
+networks (IPv6: /48) and scopes (resource.action) with their calls, from which
+relative_features counts the never-seen ones and the history's own rate of them. A user's
+scope is new when its app never used it. The significance model (model.py) reads the counts,
+their history sums and means (`<count>_hist`, `<count>_of_hist`, `<count>_hist_mean`) and the
+app's typical user-day (`<count>_app_user_median`).
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ itself uncertain), and a user with little history borrows the app's typical user
 The score of a row is its strongest feature's evidence plus a tenth of the next (a tie-break for
 corroboration). Alerts: a row alerts when its score is beyond what the day's many rows and
 features would reach by chance on `false_alerts_per_day` days (Bonferroni over entities x
-features), and no more rows than `alerts_per_day` of the training window's would have alerted.
+features), beyond what the training window's days reached more often than `usual_alerts_per_day`,
+and no more rows than `alerts_per_day` of the training window's would have alerted.
 
 scikit-learn's contract: parameters untouched in __init__, learned state ends in `_`,
 score_samples is higher for more normal rows (minus the score), decision_function is negative
@@ -100,7 +101,7 @@ def rare_expectation(frame: pd.DataFrame, count: str, prior: float) -> np.ndarra
     h = _history_days(frame)
     own = np.where(np.isfinite(mean), mean * h, 0.0)
     mu = (own + prior * RARE_PRIOR_DAYS) / (np.where(np.isfinite(mean), h, 0.0) + RARE_PRIOR_DAYS)
-    return np.where(h > 0, np.maximum(mu, 0.05), np.nan)
+    return np.where(h > 0, np.maximum(mu, 1e-3), np.nan)
 
 
 def share_parts(
@@ -131,11 +132,13 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
         self,
         false_alerts_per_day: float = 0.05,
         alerts_per_day: float = 1.0,
+        usual_alerts_per_day: float = 0.1,
         max_train_rows: int = 200_000,
         random_state: int = 0,
     ) -> None:
         self.false_alerts_per_day = false_alerts_per_day
         self.alerts_per_day = alerts_per_day
+        self.usual_alerts_per_day = usual_alerts_per_day
         self.max_train_rows = max_train_rows
         self.random_state = random_state
 
@@ -171,7 +174,10 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
             bonferroni = np.log10(per_day * self._n_features(kind) / self.false_alerts_per_day)
             rate = min(1.0, self.alerts_per_day / per_day)
             budget = float(np.quantile(scores, 1.0 - rate))
-            self.threshold_[kind] = float(max(bonferroni, budget))
+            # the tail the window's own usual days reach: chance as the data has it, not only as
+            # the tails assume (an anomaly kept in the window raises this bar too)
+            usual = float(np.quantile(scores, 1.0 - min(1.0, self.usual_alerts_per_day / per_day)))
+            self.threshold_[kind] = float(max(bonferroni, budget, usual))
             quantiles[kind] = {
                 q: round(float(np.quantile(scores, p)), 3)
                 for q, p in (("p50", 0.5), ("p99", 0.99), ("max", 1.0))
@@ -376,6 +382,8 @@ def _phrase(feature: str, row: Mapping[str, float], who: str) -> str:
     label = _COUNT_LABELS[feature].format(who=who)
     if feature in ("new_ips", "new_networks", "new_scopes") and row["mu"] < 0.5:
         return f"{_number(row['x'])} {label}"
+    if feature in RARE_COUNTS:
+        return f"{_number(row['x'])} {label}, usually {row['mu']:.2g} a day"
     times = row["x"] / max(row["mu"], MIN_LEVEL)
     factor = f" ({times:.0f}x)" if times >= 10 else f" ({times:.1f}x)"
     usual = "the window's median" if feature in TREND_COUNTS else "usually"

@@ -85,6 +85,7 @@ class World:
     user_names: np.ndarray
     next_net: int = 1
     app_names: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    regrant: list[int] = field(default_factory=list)
     consent: list[pa.Table] = field(default_factory=list)
     last_seen: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
@@ -97,9 +98,10 @@ def _ip_name(net: int, host: int) -> str:
     return f"{10 + net // 65536}.{net // 256 % 256}.{net % 256}.{host}"
 
 
-def make_world(seed: int, partners: int | None = None) -> World:
+def make_world(seed: int, partners: int | None = None, max_partners: int = 500) -> World:
+    """A seed's partners (log-uniform over 5..max_partners unless `partners` is given)."""
     rng = np.random.default_rng(seed)
-    n = partners or round(np.exp(rng.uniform(np.log(5), np.log(500))))
+    n = partners or round(np.exp(rng.uniform(np.log(5), np.log(max_partners))))
     volume = np.exp(rng.uniform(np.log(10), np.log(1000), n))
     share = rng.uniform(0.1, 0.3, n)  # the busy user's share of the calls
     if (share * volume).max() < 60:  # every world has a busy user to inject into
@@ -209,6 +211,10 @@ class Calls:
     hour: np.ndarray
     status: np.ndarray
     ip: np.ndarray
+
+    def keep(self, mask: np.ndarray) -> None:
+        for name in ("user", "action", "resource", "hour", "status", "ip"):
+            setattr(self, name, getattr(self, name)[mask])
 
     def extend(self, other: Calls) -> None:
         for name in ("user", "action", "resource", "hour", "status", "ip"):
@@ -341,12 +347,14 @@ def inject(world: World, calls: Calls, active: np.ndarray, inj: Injection, day: 
         calls.extend(extra)
     elif kind == "post_revocation":
         users_a = np.unique(calls.user[of_a & (calls.user != world.busy_user[a])])
-        wave = rng.choice(users_a, max(10, round(0.3 * len(users_a))), replace=False)
+        size = min(len(users_a), max(10, round(0.3 * len(users_a))))
+        wave = rng.choice(users_a, size, replace=False)
         wave = np.concatenate([wave, [busy]]) if len(wave) else np.array([busy])
         world.consent.append(_consent(world, wave, "revoke", rng.uniform(6, 8, len(wave)), day))
         after = np.isin(calls.user, wave)
         calls.hour[after] = rng.uniform(8.0, 23.999, int(after.sum()))
         world.user_state[wave] = REVOKED
+        world.regrant.append(busy)  # the busy user signs in again the next morning
     elif kind == "delete_spike":
         for mask in (of_a, of_u):
             message = np.flatnonzero(mask & (calls.resource == MESSAGES))
@@ -394,10 +402,14 @@ def natural_consent(world: World, calls: Calls, day: date) -> None:
     active = active[~np.isin(active, world.busy_user)]
     leaving = active[rng.random(len(active)) < 0.002]
     if len(leaving):
-        world.consent.append(
-            _consent(world, leaving, "revoke", rng.uniform(0, 24, len(leaving)), day)
-        )
-        world.user_state[leaving] = REVOKED  # calls later today stay: a token's last minutes
+        at = rng.uniform(0, 24, len(leaving))
+        world.consent.append(_consent(world, leaving, "revoke", at, day))
+        world.user_state[leaving] = REVOKED
+        # the app stops calling them, but for a token's last minutes (up to 10 after): reading
+        # on after a revocation is what the post_revocation injection does, not usual traffic
+        revoked_at = np.full(len(world.user_q), np.inf)
+        revoked_at[leaving] = at
+        calls.keep(calls.hour <= revoked_at[calls.user] + 10 / 60)
     idle = np.flatnonzero(world.user_state == IDLE)
     world.user_state[idle[rng.random(len(idle)) < 0.003]] = ACTIVE
 
@@ -461,10 +473,14 @@ def make_plan(world: World) -> list[tuple[Injection | None, bool]]:
         busy = np.array([int(np.argmax(busy_calls))])
     blocks: list[list[tuple[Injection | None, bool]]] = [[(None, False)]] * CLEAN_TEST_DAYS
     blocks = [list(b) for b in blocks]
-    for kind in KINDS:
+    # each kind's user on another partner where there are enough (a user revoked by one kind
+    # would be read by no other)
+    users = rng.permutation(busy)
+    for i, kind in enumerate(KINDS):
         a = int(rng.choice(eligible))
-        others = busy[busy != a]
-        b = int(rng.choice(others if len(others) else busy))
+        b = int(users[i % len(users)])
+        if b == a and len(busy) > 1:
+            b = int(rng.choice(busy[busy != a]))
         if kind == "slow_ramp":
             steps = range(1, RAMP_DAYS + 1)
             blocks.append([(Injection(kind, a, b, s), s == RAMP_DAYS) for s in steps])
@@ -484,6 +500,9 @@ def simulate(world: World, dormant_days: int) -> Iterator[SimDay]:
     next_id = 0
     for index, (injection, judged) in enumerate(plan):
         day = day_of(index)
+        if world.regrant:
+            _join(world, np.array(world.regrant), day)
+            world.regrant.clear()
         _rotate_addresses(world)
         calls, active = base_calls(world, index, np.ones(world.partners))
         natural_consent(world, calls, day)
