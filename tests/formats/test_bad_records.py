@@ -30,15 +30,25 @@ def text(*lines: str) -> str:
 
 
 def test_google_bad_records(tmp_path: Path):
-    good = tool.google_token_record("q1", T, "a@x.example", "cid", "activity",
-                                    method_name="gmail.users.messages.get", api_name="gmail")  # fmt: skip
+    good = tool.google_token_record(
+        "q1",
+        T,
+        "a@x.example",
+        "cid",
+        "activity",
+        method_name="gmail.users.messages.get",
+        api_name="gmail",
+    )
     unknown_verb = good.replace("messages.get", "messages.frobnicate").replace('"q1"', '"q2"')
     other_app = good.replace('"token"', '"drive"').replace('"q1"', '"q3"')
     no_time = good.replace(T, "2026-03-01T10:00:00").replace('"q1"', '"q4"')
     grant = tool.google_token_record("g1", T, "a@x.example", "cid", "authorize", scopes=["s"])
     source = Source("gws", "both", "google_workspace_token")
-    summaries, _ = ingest(tmp_path, source, {"t.jsonl": text(
-        good, unknown_verb, other_app, no_time, "{not json", grant)})  # fmt: skip
+    summaries, _ = ingest(
+        tmp_path,
+        source,
+        {"t.jsonl": text(good, unknown_verb, other_app, no_time, "{not json", grant)},
+    )
     assert summaries["access"]["quarantine_reasons"] == {
         "invalid_json": 1,
         "invalid_time": 1,
@@ -47,15 +57,25 @@ def test_google_bad_records(tmp_path: Path):
     }
     assert summaries["access"]["totals"]["valid"] == 1
     assert summaries["consent"]["totals"] == {  # the grant only: bad lines count once
-        "files": 1, "read": 1, "valid": 1, "quarantined": 0, "duplicates_dropped": 0,
-    }  # fmt: skip
+        "files": 1,
+        "read": 1,
+        "valid": 1,
+        "quarantined": 0,
+        "duplicates_dropped": 0,
+    }
     assert reconciles(summaries["access"]) and reconciles(summaries["consent"])
 
 
 def test_m365_bad_records_and_duplicates_event_by_event(tmp_path: Path):
     def record(record_id: str, messages: list[str], **extra: object) -> str:
-        line = tool.m365_record(record_id, "2026-03-01T10:00:00", "app-1", "a@x.example",
-                                "Bind", [("\\Inbox", messages)])  # fmt: skip
+        line = tool.m365_record(
+            record_id,
+            "2026-03-01T10:00:00",
+            "app-1",
+            "a@x.example",
+            "Bind",
+            [("\\Inbox", messages)],
+        )
         return json.dumps({**json.loads(line), **extra}, separators=(",", ":"))
 
     three = record("r1", ["<m1>", "<m2>", "<m3>"])
@@ -64,8 +84,9 @@ def test_m365_bad_records_and_duplicates_event_by_event(tmp_path: Path):
     odd = record("r3", ["<m5>"], OperationProperties=[{"Name": "MailAccessType", "Value": "Peek"}])
     no_app = record("r4", ["<m6>"], AppId=None, AppAccessContext=None)
     source = Source("m365", "access", "m365_mail_items_accessed")
-    summaries, settings = ingest(tmp_path, source, {"a.jsonl": text(
-        three, three, changed, send, odd, no_app)})  # fmt: skip
+    summaries, settings = ingest(
+        tmp_path, source, {"a.jsonl": text(three, three, changed, send, odd, no_app)}
+    )
     access = summaries["access"]
     assert access["quarantine_reasons"] == {
         "conflicting_duplicate": 1,  # r1/3 of line 3
@@ -88,8 +109,9 @@ def test_m365_bad_records_and_duplicates_event_by_event(tmp_path: Path):
 
 def test_secrets_are_not_quarantined_from_any_format(tmp_path: Path):
     secret = "tok_demo_SECRET"
-    graph = tool.graph_record("g1", "not a time", "app", "u", "GET",
-                              f"/v1.0/me/messages?access_token={secret}", 200)  # fmt: skip
+    graph = tool.graph_record(
+        "g1", "not a time", "app", "u", "GET", f"/v1.0/me/messages?access_token={secret}", 200
+    )
     source = Source("graph", "access", "graph_activity")
     summaries, settings = ingest(tmp_path, source, {"g.jsonl": text(graph)})
     assert summaries["access"]["quarantine_reasons"] == {"invalid_time": 1}
@@ -106,15 +128,26 @@ def test_secrets_are_not_quarantined_from_any_format(tmp_path: Path):
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_gateway_presets_split_as_their_patterns_read(tmp_path: Path, name: str):
     """The quote-splitting reader of a preset and the preset's own pattern agree."""
-    line = tool.gateway_line("10.0.0.1", tool.midnight(tool.FIRST_DAY), "DELETE",
-                             "/v2/me/messages/1?page=2", 204, "SDK/1 (x; y)", "r1", "app", "u1")  # fmt: skip
+    line = tool.gateway_line(
+        "10.0.0.1",
+        tool.midnight(tool.FIRST_DAY),
+        "DELETE",
+        "/v2/me/messages/1?page=2",
+        204,
+        "SDK/1 (x; y)",
+        "r1",
+        "app",
+        "u1",
+    )
     if name == "combined":
         line = line.rsplit(" r1 ", 1)[0]
     lines = text(line, "junk", '1.2.3.4 - - [x] "GET" 200')
-    by_split = canonical_lines(tmp_path, Source("a", "access", "gateway", pattern=name),
-                               "access", lines)  # fmt: skip
-    by_pattern = canonical_lines(tmp_path, Source("b", "access", "gateway",
-                                                  pattern=PRESETS[name]), "access", lines)  # fmt: skip
+    by_split = canonical_lines(
+        tmp_path, Source("a", "access", "gateway", pattern=name), "access", lines
+    )
+    by_pattern = canonical_lines(
+        tmp_path, Source("b", "access", "gateway", pattern=PRESETS[name]), "access", lines
+    )
     assert by_split == by_pattern
     assert by_split[0]["path"] == "/v2/me/messages/1?page=2"
     assert [x.get("refused") for x in by_split] == [None, "unmatched_line", "unmatched_line"]
