@@ -71,6 +71,8 @@ def _converted(
     sql: str, unnests: bool, lines: Iterator[pa.Table], settings: Settings
 ) -> Iterator[pa.Table]:
     con = duck.connect(settings)
+    # one thread: the conversion runs beside validation's per-core workers, a block at a time
+    con.execute("SET threads = 1")
     try:
         yield from converted_batches(con, sql, lines, unnests)
     finally:

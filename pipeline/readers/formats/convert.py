@@ -74,7 +74,9 @@ def conversion_sql(
     lets = "".join(
         f", CASE WHEN {fine} THEN {expr} END AS {name}" for name, expr in spec.lets.items()
     )
-    # records that give no event (unparsed or refused) are quarantined by one kind only
+    # Records that give no event (unparsed or refused) are quarantined by one kind only. Which
+    # rows to keep is a column that Arrow filters by: a filter in the query costs far more (it
+    # slices the parsed records' structs).
     unusable = "TRUE" if kind == primary_kind else "FALSE"
     canonical = (
         "json_object("
@@ -86,17 +88,15 @@ WITH parsing AS (
     SELECT source_line, raw, encoding_ok, CASE WHEN encoding_ok THEN {fmt.parse} END AS r0
     FROM {source}
 ), parsed AS (
-    SELECT source_line, raw, encoding_ok, CASE WHEN {fmt.parsed_when} THEN r0 END AS r
+    SELECT source_line, raw, encoding_ok, CASE WHEN {fmt.parsed_when} THEN {fmt.record} END AS r
     FROM parsing
 ), judged AS (
     SELECT *, CASE WHEN r IS NOT NULL THEN {record_reason} {unparsed} END AS record_reason,
            CASE WHEN r IS NOT NULL THEN {record_detail} {unparsed_detail} END AS record_detail
     FROM parsed
 ), unnested AS ({unnested}
-), kept AS (
-    SELECT * FROM unnested WHERE CASE WHEN {fine} THEN ({spec.where}) ELSE {unusable} END
 ), named AS (
-    SELECT *{lets} FROM kept
+    SELECT *{lets} FROM unnested
 ), checked AS (
     SELECT *,
            coalesce(record_reason, CASE WHEN r IS NOT NULL THEN {item_reason} END) AS format_reason,
@@ -106,7 +106,8 @@ WITH parsing AS (
 SELECT (source_line + (item_no - 1) * {ITEM_STRIDE})::BIGINT AS source_line,
        CASE WHEN r IS NOT NULL AND format_reason IS NULL THEN {canonical} ELSE raw END AS raw,
        encoding_ok AND format_reason IS NULL AS encoding_ok,
-       format_reason, left(format_detail, 300) AS format_detail
+       format_reason, left(format_detail, 300) AS format_detail,
+       CASE WHEN {fine} THEN coalesce(({spec.where}), false) ELSE {unusable} END AS keep
 FROM checked
 """
     return _with_mapping(sql, mapping)
@@ -124,6 +125,10 @@ def converted_batches(
             converted = con.sql(sql).to_arrow_table()
         finally:
             con.unregister("batch")
+        keep = converted["keep"]
+        converted = converted.drop_columns(["keep"])
+        if keep.null_count or not pc.all(keep).as_py():
+            converted = converted.filter(pc.fill_null(keep, False))
         if converted.num_rows:
             yield converted
 

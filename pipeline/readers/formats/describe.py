@@ -45,6 +45,7 @@ class RecordFormat:
     kinds: dict[str, KindRecords]
     primary_kind: str  # where records that give no event of either kind are quarantined
     parsed_when: str = "TRUE"  # over the parse's value `r0`: it is a record (a pattern matched)
+    record: str = "r0"  # the record `r` made of `r0` where parsed_when holds
     checks: tuple[Check, ...] = ()  # on the whole record, before it unnests
     items: str | None = None  # SQL list over r: one event per element; None: one per record
     # the reason for a readable line that `parse` makes no record of (JSON formats: none, so

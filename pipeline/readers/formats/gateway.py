@@ -69,9 +69,37 @@ def _pattern_record(pattern: str) -> tuple[str, list[str]]:
     return f"regexp_extract(raw, {regex}, {names_list})", ordered
 
 
+# The presets are read by splitting a line on its double quotes (nginx writes a quote inside a
+# value as \x22), several times cheaper than a pattern's capture groups. Pieces: 1 `ip - user
+# [time] `, 2 the request line, 3 ` status bytes `, 4 referer, 6 user agent; combined_audit adds
+# 7 ` request_id `, 8 client id, 10 user.
+SPLIT_FIELDS = {
+    "ip": "split_part(r0[1], ' ', 1)",
+    "remote_user": "split_part(r0[1], ' ', 3)",
+    "time": "split_part(split_part(r0[1], '[', 2), ']', 1)",
+    "method": "split_part(r0[2], ' ', 1)",
+    "path": "split_part(r0[2], ' ', 2)",
+    "status": "split_part(trim(r0[3]), ' ', 1)",
+    "user_agent": "r0[6]",
+}
+SPLIT_AUDIT = {"request_id": "trim(r0[7])", "app_id": "r0[8]", "user_id": "r0[10]"}
+
+
+def _split_record(audit: bool) -> tuple[str, str, str, list[str]]:
+    fields = SPLIT_FIELDS | (SPLIT_AUDIT if audit else {})
+    record = "struct_pack(" + ", ".join(f"{n} := {e}" for n, e in fields.items()) + ")"
+    pieces = 11 if audit else 7
+    matched = f"len(r0) = {pieces} AND contains(r0[1], '[') AND contains(r0[2], ' ')"
+    return "string_split(raw, '\"')", matched, record, list(fields)
+
+
 def _text_format(pattern: str) -> RecordFormat:
-    parse, names = _pattern_record(pattern)
-    matched = "r0.event_time <> ''" if "event_time" in names else "r0.time <> ''"
+    if pattern in PRESETS:
+        parse, matched, record, names = _split_record(pattern == "combined_audit")
+    else:
+        parse, names = _pattern_record(pattern)
+        matched = "r0.event_time <> ''" if "event_time" in names else "r0.time <> ''"
+        record = "r0"
 
     def group(name: str) -> str:
         return dash_null(f"r.{name}") if name in names else "NULL::VARCHAR"
@@ -95,6 +123,7 @@ def _text_format(pattern: str) -> RecordFormat:
         name="gateway",
         parse=parse,
         parsed_when=matched,
+        record=record,
         kinds={"access": access},
         primary_kind="access",
         unparsed=Check("TRUE", "unmatched_line", "'the line does not match the gateway pattern'"),
@@ -156,4 +185,4 @@ def describe(source: Source, mapping: Mapping) -> RecordFormat:
     pattern = source.pattern or "combined_audit"
     if pattern == "json":
         return _json_format(mapping)
-    return _text_format(PRESETS.get(pattern, pattern))
+    return _text_format(pattern)
