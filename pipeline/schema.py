@@ -203,6 +203,8 @@ ALERTS = pa.schema(
         pa.field("score", pa.float64()),  # behaviour alerts: the model's score
         pa.field("model_version", pa.string()),  # behaviour alerts
         pa.field("explanation", pa.string(), nullable=False),
+        # added after the first columns: flags by severity, lowest first (SEVERITIES order)
+        pa.field("flags_by_severity", pa.list_(pa.int64())),
     ]
 )
 
@@ -238,3 +240,56 @@ RULES = (
 )
 ACTIONS = ("read", "write", "delete")
 CONSENT_EVENT_TYPES = ("grant", "revoke")
+
+
+# Column lists other modules read by (defined here, the one home of column names)
+# used by behaviour/features.py
+# Compared as (today + 1) / (median + 1): 1 when both are equal, finite when the median is 0.
+RATIO_COUNTS = (
+    "message_reads",
+    "message_writes",
+    "message_deletes",
+    "distinct_users",
+    "calls",
+    "revokes",
+    "accesses_per_live_grant",
+    "max_burst_per_minute",
+)
+
+# used by behaviour/features.py
+ENTITY_KEYS = ("entity_kind", "partner_id", "app_id", "user_id")
+
+# used by behaviour/scoring.py
+CONSENT_COLUMNS = ("event_time", "user_id", "app_id", "event_type", "delivery_date")
+
+# used by behaviour/scoring.py
+ACCESS_COLUMNS = (
+    "request_id",
+    "event_time",
+    "app_id",
+    "user_id",
+    "resource",
+    "action",
+    "status",
+    "thread_id",
+    "ip",
+)
+
+# used by review/rows.py
+ANOMALY_EVIDENCE = ("entity_kind", "top_features", "model_name", "model_version", "rank")
+
+# used by review/rows.py
+FLAG_EVIDENCE = (
+    "last_grant_time",
+    "last_grant_scopes",
+    "last_grant_all_scopes",
+    "last_revoke_time",
+    "grant_expired_at",
+    "grant_ttl_days",
+    "partnership_start",
+    "partnership_end",
+    "partnership_scopes",
+    "path",
+    "method",
+    "ip",
+)

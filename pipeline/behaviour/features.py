@@ -28,27 +28,15 @@ import pyarrow as pa
 
 from pipeline import duck
 from pipeline.config import Settings
-from pipeline.schema import DAILY_FEATURES
+from pipeline.schema import DAILY_FEATURES, ENTITY_KEYS, RATIO_COUNTS
 
 PARTNER_DAY = "partner_day"
 APP_USER_DAY = "app_user_day"
 ENTITY_KINDS = (PARTNER_DAY, APP_USER_DAY)
-ENTITY_KEYS = ("entity_kind", "partner_id", "app_id", "user_id")
 NIGHT_END_HOUR = 5  # night: [00:00, 05:00) UTC
 RECENT_DAYS = 3  # the short baseline: a change held on 2 of the last 3 days is the new level
 MIN_HISTORY_DAYS = 7  # an entity's changes count fully from a week of history
 
-# Compared as (today + 1) / (median + 1): 1 when both are equal, finite when the median is 0.
-RATIO_COUNTS = (
-    "message_reads",
-    "message_writes",
-    "message_deletes",
-    "distinct_users",
-    "calls",
-    "revokes",
-    "accesses_per_live_grant",
-    "max_burst_per_minute",
-)
 # Compared as today - baseline (shares are already on one scale). new_ip_share is computed by
 # relative_features: the share of the day's IPs the entity had not used before.
 DELTA_SHARES = ("flagged_share", "night_share", "failed_rate", "new_ip_share")

@@ -14,23 +14,10 @@ import pyarrow as pa
 
 from pipeline import duck
 from pipeline.config import MODEL_NAME, Settings
-from pipeline.schema import DAILY_FEATURES, TABLES
+from pipeline.schema import ACCESS_COLUMNS, CONSENT_COLUMNS, DAILY_FEATURES
 from pipeline.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
-
-ACCESS_COLUMNS = (
-    "request_id",
-    "event_time",
-    "app_id",
-    "user_id",
-    "resource",
-    "action",
-    "status",
-    "thread_id",
-    "ip",
-)
-CONSENT_COLUMNS = ("event_time", "user_id", "app_id", "event_type", "delivery_date")
 
 
 def write_daily_features(day: date, warehouse: Warehouse, settings: Settings) -> int:
@@ -44,7 +31,7 @@ def write_daily_features(day: date, warehouse: Warehouse, settings: Settings) ->
         if not warehouse.has_partition(table, day):
             raise MissingInput(f"features of {day}: no {table} partition yet (run the day first)")
     consent_days = [d for d in warehouse.partition_days("consent") if d <= day]
-    registry, _ = load_registry(Landing(settings.landing))
+    registry, _ = load_registry(Landing(settings.landing, settings))
     with warehouse.scratch_dir() as scratch:
         con = duck.connect(settings, spill_dir=scratch)
         try:
@@ -54,12 +41,8 @@ def write_daily_features(day: date, warehouse: Warehouse, settings: Settings) ->
                 ("flags", [day], ("request_id",)),
                 ("consent", consent_days, CONSENT_COLUMNS),
             ):
-                files = warehouse.files_for_days(name, days)
-                if files:  # scanned where they lie: a large day is never held in memory
-                    con.read_parquet(files).select(*columns).create_view(name)
-                else:
-                    schema = TABLES[name]
-                    con.register(name, pa.schema([schema.field(c) for c in columns]).empty_table())
+                # scanned where they lie: a large day is never held in memory
+                warehouse.scan(con, name, days, columns).create_view(name)
             table = daily_features_in(con, day, settings)
         finally:
             con.close()

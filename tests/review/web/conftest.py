@@ -1,5 +1,6 @@
 """Web UI fixtures: a small real warehouse and review store (three sample days run through the
-pipeline), logins of each role, and clients logged in through the login form."""
+pipeline, their alerts published), logins of each role, and clients logged in through the login
+form."""
 
 from __future__ import annotations
 
@@ -51,7 +52,24 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> SampleRun:
     )
     for day in SAMPLE_DAYS:
         run_day(day, settings)
+        publish_alerts(day, settings)
     return SampleRun(root / "warehouse", root / "review.db", users)
+
+
+def publish_alerts(day: date, settings: Settings) -> None:
+    """The day's alerts into the store. Until the pipeline's alerts step writes alerts/date=D/,
+    they are made here from the day's flags and anomalies (tests.review.literals)."""
+    from pipeline.review.publish import publish_day
+    from pipeline.warehouse import Warehouse
+    from tests.review.literals import alerts_from_flags
+
+    warehouse = Warehouse(settings.warehouse)
+    if not warehouse.has_partition("alerts", day):
+        made = alerts_from_flags(
+            day, warehouse.read_partition("flags", day), warehouse.read_partition("anomalies", day)
+        )
+        warehouse.write_table("alerts", day, made)
+    publish_day(day, settings)
 
 
 def settings_for(run: SampleRun, review_db: str) -> Settings:

@@ -2,7 +2,7 @@
 (with where each entry came from).
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-03
 """
 
@@ -12,8 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-# the lead re-points this to "0002" when merging after the review store's 0002
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
