@@ -143,9 +143,9 @@ def run_review(args: argparse.Namespace) -> int:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         print(f"{PROG}: error: cannot open review store {where}: {reason}", file=sys.stderr)
         return 1
-    args.settings = settings
     from pipeline.review.audit_chain import acting_from
 
+    args.settings = settings
     try:
         with acting_from(f"cli os_user={os_user()}"):
             ACTIONS[args.review_command](store, args)

@@ -230,6 +230,7 @@ def logout_all(store: Any, actor: str, user_name: str | None = None) -> int:
     engine = engine_of(store)
     ended = SessionStore(engine).end_all("logged out by admin", user_name)
     entry = {
+        "alert_id": None,
         "item_id": None,
         "actor": actor,
         "at": datetime.now(UTC),

@@ -79,6 +79,7 @@ def audit_event(
     audit trail, from a worker thread (it writes to the database)."""
     store = store_of(request)
     entry = {
+        "alert_id": None,
         "item_id": None,
         "actor": audit_text(actor, 200) or "(empty)",
         "at": datetime.now(UTC),

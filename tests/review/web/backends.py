@@ -1,6 +1,6 @@
-"""The review UI on each database it runs on: a store seeded with the sample days on SQLite and
-on PostgreSQL, and browser-like clients of apps on it (several apps on one store stand for
-several workers)."""
+"""The review UI on each database it runs on: a store seeded with the sample days' alerts on
+SQLite and on PostgreSQL, and browser-like clients of apps on it (several apps on one store stand
+for several workers)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from pipeline.config import Settings
 from pipeline.review.sessions import engine_of
-from pipeline.review.store import ReviewStore
+from pipeline.review.store import Alert, AlertFilter, ReviewStore
 from pipeline.review.web.app import create_app
 from pipeline.warehouse import Warehouse
 from tests.review.web.conftest import SAMPLE_DAYS, SampleRun, settings_for
@@ -58,8 +58,11 @@ def backend_fixture(
     store = ReviewStore.open(url)
     warehouse = Warehouse(str(sample_run.warehouse))
     for day in SAMPLE_DAYS:
-        store.upsert_day(
-            day, warehouse.read_partition("flags", day), warehouse.read_partition("anomalies", day)
-        )
+        store.upsert_day(day, warehouse.read_partition("alerts", day))
     yield Backend(url, settings_for(sample_run, url), store)
     store.dispose()
+
+
+def first_new_alert(backend: Backend) -> Alert:
+    """A rule alert nobody has decided yet."""
+    return backend.store.alerts(AlertFilter(kind="rule", status="new"), per_page=1).alerts[0]

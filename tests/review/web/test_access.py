@@ -30,7 +30,7 @@ def state(store: ReviewStore) -> tuple[object, ...]:
         (a.alert_id, a.status, a.assignee, a.version)
         for a in store.iter_alerts(AlertFilter(include_suppressed=True))
     )
-    # the UI's own records of the refusals themselves (tests/review/web/test_audit_events.py)
+    # the UI's own records of the refusals themselves (test_origin_and_refusals.py)
     trail = tuple(e for e in store.audit_trail(limit=1000) if e.action not in UI_EVENTS)
     return alerts, trail, tuple(store.suppressions())
 
