@@ -107,25 +107,70 @@ def _default_routes() -> tuple[Route, ...]:
     )
 
 
+# Secret-like names (SPEC §4), compared percent-decoded, in any case and without `-`/`_`
+# (`api_key` covers apikey, API-Key, api%5Fkey); `name*` also covers names starting so, `*name`
+# names ending so. `secret_params_extra` in access-audit.toml adds to these.
 DEFAULT_SECRET_PARAMS = (
     "access_token",
     "refresh_token",
     "id_token",
     "token",
+    "*token",  # csrf_token, session_token, oauth_token, x-goog-security-token, ...
     "code",
+    "auth_code",
+    "authorization_code",
+    "device_code",
     "client_secret",
     "secret",
+    "*secret",
     "password",
+    "*password",
     "passwd",
+    "*passwd",
+    "pwd",
+    "passphrase",
     "api_key",
     "apikey",
+    "*apikey",  # x-api-key, subscription_apikey
     "key",
+    "access_key",
+    "secret_key",
+    "private_key",
+    "*privatekey",
+    "subscription_key",
+    "signing_key",
     "signature",
+    "*signature",  # X-Amz-Signature, X-Goog-Signature
     "sig",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+    "X-Amz-Credential",
+    "X-Goog-Signature",
+    "X-Goog-Credential",
+    "credential",
+    "*credential",
+    "credentials",
+    "oauth_token",
+    "oauth_verifier",
+    "oauth_signature",
+    "jwt",
     "session",
+    "sessionid",
+    "session_id",
+    "*sessionid",
+    "jsessionid",
+    "phpsessid",
+    "sid",
     "auth",
     "authorization",
+    "proxy_authorization",
+    "cookie",
+    "set-cookie",
     "assertion",
+    "client_assertion",
+    "saml*",  # SAMLRequest, SAMLResponse, SAMLart
+    "otp",
+    "mfa_code",
 )
 # Fields whose values may hold message content; dropped from raw text before it is stored.
 DEFAULT_BODY_FIELDS = (
@@ -155,6 +200,7 @@ class Settings:
     routes: tuple[Route, ...] = field(default_factory=_default_routes)
     method_actions: tuple[tuple[str, str], ...] = DEFAULT_METHOD_ACTIONS
     secret_params: tuple[str, ...] = DEFAULT_SECRET_PARAMS
+    secret_params_extra: tuple[str, ...] = ()  # added to secret_params (access-audit.toml)
     body_fields: tuple[str, ...] = DEFAULT_BODY_FIELDS
     read_block_bytes: int = 64 * 1024 * 1024
     raw_max_chars: int = 4096
@@ -180,6 +226,11 @@ class Settings:
     alert_smtp_conn_id: str = ""
     alert_email_to: tuple[str, ...] = ()
     alert_slack_conn_id: str = ""
+
+    @property
+    def secret_names(self) -> tuple[str, ...]:
+        """Every secret-like name: the list and its user additions."""
+        return tuple(dict.fromkeys(self.secret_params + self.secret_params_extra))
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as recorded in manifests: no password or secret in them."""
@@ -344,6 +395,13 @@ def load_settings(
     settings = Settings(**values)
     if settings.alert_min_severity not in SEVERITIES:
         raise ConfigError(f"setting 'alert_min_severity' must be one of {', '.join(SEVERITIES)}")
+    from pipeline.ingest.redact import check_names  # (light: re and urllib only)
+
+    if bad := check_names(settings.secret_names):
+        raise ConfigError(
+            f"secret names {', '.join(map(repr, bad))}: a name needs a letter or digit, "
+            "and `*` only at its start or end"
+        )
     for name, least in MINIMUMS.items():
         if getattr(settings, name) < least:
             raise ConfigError(f"setting {name!r} must be at least {least}")
