@@ -60,7 +60,9 @@ def _child(work: Path, job: dict[str, Any]) -> None:
     from pipeline import steps
 
     settings = _settings(work, job["shards"])
-    if "shard" in job:
+    if job.get("idle"):  # imports and settings only: what every unit pays before any work
+        from pipeline.detect import registry, shards  # noqa: F401
+    elif "shard" in job:
         steps.detect_shard(DAY, settings, job["shard"], job["shards"], job["run"])
     else:
         steps.detect_commit(DAY, settings, job["run"], job["shards"])
@@ -102,6 +104,16 @@ def bench(work: Path, events: int, shard_counts: list[int]) -> list[dict[str, An
     from pipeline import steps
 
     _prepare(work, events)
+    idle = _measured(work, {"idle": True, "shards": 1})
+    print(
+        json.dumps(
+            {
+                "process_start_cpu_s": round(idle["cpu_s"], 2),
+                "process_start_rss_mb": round(idle["peak_rss_mb"]),
+            }
+        ),
+        flush=True,
+    )
     results, reference = [], None
     for k in shard_counts:
         plan = steps.detect_plan(DAY, _settings(work, k))
