@@ -10,24 +10,29 @@ for the day's delivery.
 |---|---|
 | `wait_for_delivery` | waits for the `_SUCCESS` markers of `access/D/` and `consent/D/` |
 | `ingest_access` | landing `access/D/` → warehouse `access/date=D/`, `quarantine/` |
-| `ingest_consent` | landing `consent/D/` → warehouse `consent/date=D/`, `quarantine/` |
-| `detect` | access of `D` + consent of days `<= D` + `partners.csv` → warehouse `flags/date=D/` |
+| `ingest_consent` | `consent/D/` (and earlier days missing) → `consent/date=D/`, `quarantine/` |
+| `plan_detect` | checks detection's inputs; names its `detect_shards` units |
+| `detect_shard` | mapped, one task per user shard: that shard's flags, staged (not yet visible) |
+| `detect` | the shards' flags → warehouse `flags/date=D/` (one atomic commit) |
 | `score` | behaviour of `D` → `anomalies/date=D/` with the newest model (skipped without one) |
-| `publish` | checks counts, writes `runs/date=D/`; emits asset `partner_access_audit_flags` |
+| `alerts` | flags of `D` + its alerted anomalies → `alerts/date=D/` (SPEC §5) |
+| `publish` | checks counts, alerts → review store, `runs/date=D/`; emits the flags asset |
 | `report` | writes `reports/date=D/`: `report.html`, `summary.json`, `digest.md` |
-| `alert` | sends the summary's alerts (high-severity flags, incomplete input) |
+| `alert` | sends the summary's notifications (alerts over the threshold, incomplete input) |
 
 **Alerts** go through Airflow notifiers: e-mail when the settings `alert_smtp_conn_id` and
 `alert_email_to` name an SMTP connection and recipients, Slack when `alert_slack_conn_id` names a
 Slack incoming-webhook connection; nothing is sent otherwise. A task that fails for good (after
 its retries) sends a run-failure alert through the same channels.
 
-**Ordering.** Flags for `D` depend on the consent of every day `<= D` (`detect` ingests earlier
-consent days the warehouse lacks). So `ingest_consent` has `depends_on_past` (a day's consent is
-ingested after the previous run's) and one `detect` runs at a time: runs may overlap (backfills
-with `--max-active-runs` > 1) without two writers of one consent partition. A run whose consent
-failed holds the later runs' `ingest_consent` until it is cleared and succeeds; backfills need
-`--reprocess-behavior completed` (or `failed`).
+**Ordering.** Flags for `D` depend on the consent of every day `<= D`. `ingest_consent` ingests
+the day's consent and then catches up earlier delivered days the warehouse lacks; one runs at a
+time in the DAG (`max_active_tis_per_dag=1`), so overlapping runs (backfills with
+`--max-active-runs` > 1) never write one consent partition twice at once, and no run waits on
+another's success. `plan_detect` fails naming a delivered consent day that is still not ingested;
+a day whose consent delivery never came is listed in `detect.json`
+(`consent_days_not_delivered`) and later days still run. A day's detection is `detect_shards`
+mapped tasks (dynamic task mapping), on whatever workers the executor has.
 
 The sensor runs in reschedule mode (it frees its worker slot between looks) and fails after
 `delivery_timeout_seconds`, naming the missing markers: nothing is written for an incomplete day.
@@ -111,35 +116,72 @@ def _day_and_settings(context: Mapping[str, Any]) -> tuple[date, Settings]:
         )
     except ConfigError as exc:
         raise AirflowFailException(str(exc)) from None
-    return start.astimezone(UTC).date(), settings
+    return start.astimezone(UTC).date(), _with_review_url(settings)
+
+
+def _with_review_url(settings: Settings) -> Settings:
+    """Inside Airflow the review UI is the plugin's app on the API server: report and digest
+    links point there unless the settings name another `review_url`."""
+    import dataclasses
+
+    if settings.review_url != Settings().review_url:
+        return settings
+    from airflow.sdk import conf
+
+    from pipeline.review.airflow_plugin import URL_PREFIX
+
+    host = conf.get("api", "host", fallback="") or "localhost"
+    host = "localhost" if host in ("0.0.0.0", "::") else host  # bound to all: not a link
+    base = conf.get("api", "base_url", fallback=None) or (
+        f"http://{host}:{conf.get('api', 'port', fallback='8080')}"
+    )
+    return dataclasses.replace(settings, review_url=base.rstrip("/") + URL_PREFIX)
+
+
+# Waits up to this long hold a worker slot (poke mode): no reschedule round trips through the
+# scheduler, so a short timeout fails on time, not after a re-queue race and a retry.
+POKE_MODE_UP_TO_SECONDS = 300
 
 
 class DeliverySensor(BaseSensorOperator):
-    """Waits for a day's delivery markers; on timeout, fails naming the markers still missing."""
+    """Waits for a day's delivery markers; on timeout, fails naming the landing zone it looked
+    in and the markers still missing."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(mode="reschedule", **kwargs)
         self._missing: list[str] = []
+        self._landing = ""
 
     def poke(self, context: Context) -> bool:
         from pipeline.steps import missing_markers
 
         day, settings = _day_and_settings(context)
+        self._landing = settings.landing
         self._missing = missing_markers(day, settings)
         if self._missing:
-            self.log.info("delivery of %s incomplete; missing: %s", day, ", ".join(self._missing))
+            self.log.info(
+                "delivery of %s incomplete in %s; missing: %s",
+                day,
+                settings.landing,
+                ", ".join(self._missing),
+            )
         return not self._missing
 
     def execute(self, context: Context) -> Any:
         # Timing comes from run params so a run (or a test) can wait less than the nightly default.
         self.timeout = float(context["params"]["delivery_timeout_seconds"])
-        self.poke_interval = float(context["params"]["delivery_poke_seconds"])
+        # never sleep past the deadline: the timeout is looked at on each poke
+        self.poke_interval = max(
+            1.0, min(float(context["params"]["delivery_poke_seconds"]), self.timeout / 3 or 1.0)
+        )
+        if self.timeout <= POKE_MODE_UP_TO_SECONDS:
+            self.mode = "poke"
         try:
             return super().execute(context)
         except AirflowSensorTimeout:
             raise AirflowSensorTimeout(
-                f"delivery incomplete after {self.timeout:.0f} s; missing markers: "
-                + ", ".join(self._missing)
+                f"delivery incomplete after {self.timeout:.0f} s; missing markers in "
+                f"{self._landing}: " + ", ".join(self._missing)
             ) from None
 
 
@@ -148,7 +190,9 @@ class DeliverySensor(BaseSensorOperator):
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=datetime(2020, 1, 1, tzinfo=UTC),
     catchup=False,
-    max_active_runs=1,
+    # runs of different days share nothing but consent (see Ordering): a run waiting for its
+    # delivery (e.g. the latest interval, scheduled on unpausing) never holds up a manual run
+    max_active_runs=2,
     tags=["partner-access-audit", "security", "nightly"],
     doc_md=__doc__,
     default_args={
@@ -190,23 +234,50 @@ def partner_access_audit() -> None:
 
         return steps.ingest_access(*_day_and_settings(context))
 
-    @task(depends_on_past=True)
+    @task(max_active_tis_per_dag=1)  # the catch-up may write an earlier day's consent
     def ingest_consent(**context: Any) -> dict[str, Any]:
         from pipeline import steps
 
-        return steps.ingest_consent(*_day_and_settings(context))
+        day, settings = _day_and_settings(context)
+        summary = steps.ingest_consent(day, settings)
+        summary["catch_up"] = steps.catch_up_consent(day, settings)
+        return summary
 
-    @task(max_active_tis_per_dag=1)
-    def detect(**context: Any) -> dict[str, Any]:
+    @task
+    def plan_detect(**context: Any) -> list[dict[str, Any]]:
         from pipeline import steps
 
-        return steps.detect(*_day_and_settings(context))
+        plan = steps.detect_plan(*_day_and_settings(context), run=context["run_id"])
+        return [
+            {"shard": k, "shards": plan["shards"], "run": plan["run"]}
+            for k in range(plan["shards"])
+        ]
+
+    @task(map_index_template="{{ task.op_kwargs['unit']['shard'] }}")
+    def detect_shard(unit: dict[str, Any], **context: Any) -> dict[str, Any]:
+        from pipeline import steps
+
+        day, settings = _day_and_settings(context)
+        return steps.detect_shard(day, settings, unit["shard"], unit["shards"], unit["run"])
+
+    @task
+    def detect(units: list[dict[str, Any]], **context: Any) -> dict[str, Any]:
+        from pipeline import steps
+
+        day, settings = _day_and_settings(context)
+        return steps.detect_commit(day, settings, units[0]["run"], units[0]["shards"])
 
     @task(max_active_tis_per_dag=1)
     def score(**context: Any) -> dict[str, Any]:
         from pipeline import steps
 
         return steps.score(*_day_and_settings(context))
+
+    @task
+    def alerts(**context: Any) -> dict[str, Any]:
+        from pipeline import steps
+
+        return steps.alerts(*_day_and_settings(context))
 
     @task(outlets=[FLAGS_ASSET])
     def publish(**context: Any) -> dict[str, Any]:
@@ -237,7 +308,10 @@ def partner_access_audit() -> None:
     ingested = [ingest_access(), ingest_consent()]
     wait_for_delivery >> ingested
     summary = report()
-    ingested >> detect() >> score() >> publish() >> summary
+    units = plan_detect()
+    ingested >> units
+    detect_shard.expand(unit=units) >> (detected := detect(units))
+    detected >> score() >> alerts() >> publish() >> summary
     alert(summary)
 
 

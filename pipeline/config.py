@@ -146,6 +146,10 @@ class Settings:
 
     landing: str = str(PROJECT_ROOT / "sample_logs")
     warehouse: str = str(PROJECT_ROOT / "warehouse")
+    # S3 (landing or warehouse on s3://): endpoint and region only; credentials come from the
+    # usual AWS variables or profile and are never settings (nothing secret reaches a manifest)
+    s3_endpoint_url: str = ""  # empty: AWS_ENDPOINT_URL or AWS's own
+    s3_region: str = ""
     message_resources: tuple[str, ...] = ("messages",)
     clock_skew_seconds: float = 0.0
     routes: tuple[Route, ...] = field(default_factory=_default_routes)
@@ -156,6 +160,7 @@ class Settings:
     raw_max_chars: int = 4096
     duckdb_memory_limit: str = "1GB"
     detect_shard_rows: int = 2_000_000  # access rows per detection shard (bounds memory)
+    detect_shards: int = 1  # a day's detection as this many units (mapped tasks) by user hash
     duckdb_threads: int = 0  # 0: one per core
     models_dir: str = str(PROJECT_ROOT / "models")
     anomaly_window_days: int = 28  # training window and trailing-median history
@@ -291,6 +296,7 @@ MINIMUMS = {
     "raw_max_chars": 64,
     "duckdb_threads": 0,
     "detect_shard_rows": 1,
+    "detect_shards": 1,
     "alert_flag_threshold": 1,
     "alert_max_quarantine_share": 0,
     "coverage_alert_share": 0,

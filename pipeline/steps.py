@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
-import posixpath
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import date, timedelta
 from importlib.metadata import PackageNotFoundError, version
@@ -33,13 +33,13 @@ def pipeline_version() -> str:
 def _landing(settings: Settings) -> Any:
     from pipeline.readers.landing import Landing
 
-    return Landing(settings.landing)
+    return Landing(settings.landing, settings)
 
 
 def _warehouse(settings: Settings) -> Any:
     from pipeline.warehouse import Warehouse
 
-    return Warehouse(settings.warehouse)
+    return Warehouse(settings.warehouse, settings)
 
 
 def missing_markers(day: date, settings: Settings) -> list[str]:
@@ -108,29 +108,58 @@ def _consent_is_current(day: date, settings: Settings) -> bool:
     ]
 
 
-def ensure_consent_history(day: date, settings: Settings) -> list[str]:
-    """Ingest earlier consent deliveries the warehouse lacks, so detection sees days <= `day`.
+def consent_coverage(day: date, settings: Settings) -> dict[str, list[str]]:
+    """The consent days detection of `day` reads, from the first delivered up to `day`:
+    `ingested` (current in the warehouse), `not_delivered` (no complete delivery in the landing
+    zone: their grants are unknown), `not_ingested` (delivered, but the warehouse lacks them or
+    holds them from other files: the catch-up has not run)."""
+    landing = _landing(settings)
+    from pipeline import sources
 
-    This is what makes a nightly run and a backfill of one day give the same flags.
-    """
-    from pipeline.sources import delivery_days
+    delivered = [
+        d
+        for d in sources.delivery_days(landing, settings, "consent")
+        if d <= day and not sources.missing_markers(landing, settings, "consent", d)
+    ]
+    coverage: dict[str, list[str]] = {"ingested": [], "not_delivered": [], "not_ingested": []}
+    if not delivered:
+        return coverage
+    for n in range((day - delivered[0]).days + 1):
+        d = delivered[0] + timedelta(days=n)
+        key = (
+            "not_delivered"
+            if d not in delivered
+            else "ingested"
+            if _consent_is_current(d, settings)
+            else "not_ingested"
+        )
+        coverage[key].append(d.isoformat())
+    return coverage
 
+
+def catch_up_consent(day: date, settings: Settings) -> dict[str, Any]:
+    """Ingest the complete consent deliveries of days before `day` that the warehouse lacks (or
+    holds from other files), so that detecting `day` reads its whole consent history; the
+    explicit step that makes a nightly run and a backfill of one day give the same flags."""
     caught_up = []
-    for earlier in delivery_days(_landing(settings), settings, "consent"):
-        if earlier < day and not _consent_is_current(earlier, settings):
-            ingest_consent(earlier, settings)
-            caught_up.append(earlier.isoformat())
+    for earlier in consent_coverage(day - timedelta(days=1), settings)["not_ingested"]:
+        ingest_consent(date.fromisoformat(earlier), settings)
+        caught_up.append(earlier)
+    summary = {"day": day.isoformat(), "ingested": caught_up}
     if caught_up:
-        log.info("detect %s: ingested earlier consent deliveries %s", day, caught_up)
-    return caught_up
+        log.info("consent catch-up before %s: ingested %s", day, caught_up)
+    _warehouse(settings).write_json("runs", day, "consent-catch-up.json", summary)
+    return summary
 
 
-def detect(day: date, settings: Settings) -> dict[str, Any]:
-    """Warehouse access of <day> + consent of days <= day + registry → warehouse flags."""
-    from pipeline.detect.registry import load_registry
-    from pipeline.detect.shards import write_flags
+def detect_plan(day: date, settings: Settings, run: str | None = None) -> dict[str, Any]:
+    """Checks detection's inputs and names its work units: `run` (a token shared by the units
+    of one detection: from `run`, e.g. an Airflow run id, else new) and `shards`. Fails
+    naming a consent day that was delivered but not ingested; days never delivered are
+    reported by the detection's coverage."""
+    import hashlib
+    import uuid
 
-    started = time.perf_counter()
     warehouse = _warehouse(settings)
     _require_marker("access", day, settings)
     _require_marker("consent", day, settings)
@@ -138,25 +167,83 @@ def detect(day: date, settings: Settings) -> dict[str, Any]:
         raise MissingInput(f"access of {day} is not ingested yet: run ingest_access first")
     if not _consent_is_current(day, settings):
         raise MissingInput(f"consent of {day} is not ingested yet: run ingest_consent first")
-    caught_up = ensure_consent_history(day, settings)
-    registry, registry_sha256 = load_registry(_landing(settings))
+    behind = consent_coverage(day, settings)["not_ingested"]
+    if behind:
+        raise MissingInput(
+            f"detect {day}: consent of {', '.join(behind)} is delivered but not ingested "
+            "(run the consent catch-up first: the DAG's ingest_consent task, or "
+            "`access-audit run` for the day)"
+        )
+    token = hashlib.sha256(run.encode()).hexdigest()[:16] if run else uuid.uuid4().hex[:16]
+    return {"day": day.isoformat(), "run": token, "shards": settings.detect_shards}
+
+
+def detect_shard(
+    day: date, settings: Settings, shard: int, shards: int, run: str
+) -> dict[str, Any]:
+    """One detection unit: the flags of user shard `shard` of `shards` → a staged piece of the
+    day's flags partition (not visible until `detect_commit`)."""
+    from pipeline.detect.registry import load_registry
+    from pipeline.detect.shards import write_shard_flags
+    from pipeline.warehouse import Shard
+
+    started = time.perf_counter()
+    warehouse = _warehouse(settings)
+    registry, _ = load_registry(_landing(settings))
     consent_days = [d for d in warehouse.partition_days("consent") if d <= day]
-    by_rule = write_flags(day, warehouse, registry, consent_days, settings)
-    coverage = _record_coverage(day, warehouse, registry, consent_days, settings)
+    unit = Shard(shard, shards)
+    by_rule = write_shard_flags(day, warehouse, registry, consent_days, unit, run, settings)
+    seconds = round(time.perf_counter() - started, 3)
+    log.info("detect %s %s: %d flags in %.1fs", day, unit.label, sum(by_rule.values()), seconds)
+    return {"shard": unit.label, "flags": sum(by_rule.values()), "seconds": seconds}
+
+
+def detect_commit(day: date, settings: Settings, run: str, shards: int) -> dict[str, Any]:
+    """The units' flags → the day's flags partition (atomic), and the detection's record."""
+    from pipeline.detect.registry import load_registry
+    from pipeline.detect.shards import assemble_flags
+
+    started = time.perf_counter()
+    warehouse = _warehouse(settings)
+    registry, registry_sha256 = load_registry(_landing(settings))
+    by_rule = assemble_flags(day, warehouse, run, shards, settings)
+    coverage = consent_coverage(day, settings)
+    consent_days = [date.fromisoformat(d) for d in coverage["ingested"]]
+    judged = _record_coverage(day, warehouse, registry, consent_days, settings)
     flags = sum(by_rule.values())
     summary = {
         "day": day.isoformat(),
         "flags": flags,
         "flags_by_rule": dict(sorted(by_rule.items())),
-        "consent_days_read": len(consent_days),
-        "consent_days_caught_up": caught_up,
+        "shards": shards,
+        "consent_days_read": len(coverage["ingested"]),
+        "consent_days_not_delivered": coverage["not_delivered"],
         "registry_sha256": registry_sha256,
         "registry_rows": registry.num_rows,
         "coverage": coverage,
+        "accesses_judged": judged,
         "seconds": round(time.perf_counter() - started, 3),
     }
+    if coverage["not_delivered"]:
+        log.warning(
+            "detect %s: no consent delivery for %s: flags may miss their grants",
+            day,
+            ", ".join(coverage["not_delivered"]),
+        )
     warehouse.write_json("runs", day, "detect.json", summary)
-    log.info("detect %s: %d flags %s in %.1fs", day, flags, dict(by_rule), summary["seconds"])
+    log.info("detect %s: %d flags %s, %d shard(s)", day, flags, dict(by_rule), shards)
+    return summary
+
+
+def detect(day: date, settings: Settings) -> dict[str, Any]:
+    """Warehouse access of <day> + consent of days <= day + registry → warehouse flags: every
+    unit in this process, then the commit (the DAG maps the units over workers instead)."""
+    started = time.perf_counter()
+    plan = detect_plan(day, settings)
+    for shard in range(plan["shards"]):
+        detect_shard(day, settings, shard, plan["shards"], plan["run"])
+    summary = detect_commit(day, settings, plan["run"], plan["shards"])
+    summary["seconds"] = round(time.perf_counter() - started, 3)
     return summary
 
 
@@ -182,6 +269,49 @@ def score(day: date, settings: Settings) -> dict[str, Any]:
     return summary
 
 
+def alerts(day: date, settings: Settings) -> dict[str, Any]:
+    """The day's flags + its alerted anomalies → warehouse alerts (SPEC §5). Without scores of
+    the day (score skipped: no model yet) the alerts are the rule alerts alone."""
+    from pipeline import duck
+    from pipeline.detect.alerts import build_alerts
+    from pipeline.tables import value_counts
+
+    started = time.perf_counter()
+    warehouse = _warehouse(settings)
+    detected = warehouse.read_json("runs", day, "detect.json")
+    if detected is None or not warehouse.has_partition("flags", day):
+        raise MissingInput(f"alerts of {day}: the day has no flags yet (run detect first)")
+    scored = warehouse.read_json("runs", day, "score.json")
+    # a partition left by an earlier run is stale when this run's score was skipped
+    anomalies = None
+    if scored is not None and "skipped" not in scored:
+        anomalies = warehouse.read_partition("anomalies", day)
+    with warehouse.scratch_dir() as scratch:
+        con = duck.connect(settings, spill_dir=scratch)
+        try:  # the flags are aggregated where they lie, never loaded
+            table = build_alerts(warehouse.scan(con, "flags", [day]), anomalies)
+        finally:
+            con.close()
+    flags = sum(table["flags"].to_pylist())
+    if flags != detected["flags"]:
+        raise ReconciliationError(
+            f"alerts of {day}: they count {flags} flags, detect wrote {detected['flags']}"
+        )
+    rows = warehouse.write_table("alerts", day, table)
+    summary = {
+        "day": day.isoformat(),
+        "alerts": rows,
+        "alerts_by_kind": dict(sorted(value_counts(table["kind"]).items())),
+        "alerts_by_severity": dict(sorted(value_counts(table["severity"]).items())),
+        "flags": flags,
+        "scored": anomalies is not None,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    warehouse.write_json("runs", day, "alerts.json", summary)
+    log.info("alerts %s: %d alerts of %d flags in %.1fs", day, rows, flags, summary["seconds"])
+    return summary
+
+
 def train(end: date, window_days: int, settings: Settings) -> dict[str, Any]:
     """Train the behaviour model on the days up to `end` and store it under models/."""
     from pipeline.behaviour.scoring import train_model
@@ -196,8 +326,9 @@ def evaluate(days: list[date], truth_path: str, settings: Settings, k: int = 10)
     import pandas as pd
     import pyarrow as pa
 
-    from pipeline.behaviour.model import alert_figures, load_model, ranking_figures, with_alert_rank
+    from pipeline.behaviour.metrics import alert_figures, ranking_figures, with_alert_rank
     from pipeline.behaviour.scoring import compare_detectors_on
+    from pipeline.behaviour.store import load_model
 
     warehouse = _warehouse(settings)
     scored = [warehouse.read_partition("anomalies", d) for d in days]
@@ -252,19 +383,18 @@ def _reconcile(ingest: dict[str, Any], rows_in_warehouse: int, quarantined: int)
 
 
 def publish(day: date, settings: Settings) -> dict[str, Any]:
-    """Checks the day's counts reconcile, upserts its flags and alerts into the review store and
+    """Checks the day's counts reconcile, upserts its alerts into the review store and
     writes its run manifest (inputs, counts, config, version, review counts). The report follows
     as its own step."""
     import pyarrow.compute as pc
 
     from pipeline.review.publish import publish_day
     from pipeline.schema import UNKNOWN_PARTNER
-    from pipeline.tables import value_counts
 
     warehouse = _warehouse(settings)
     parts = {
         name: warehouse.read_json("runs", day, f"{name}.json")
-        for name in ("ingest-access", "ingest-consent", "detect")
+        for name in ("ingest-access", "ingest-consent", "detect", "alerts")
     }
     missing = [name for name, part in parts.items() if part is None]
     if missing:
@@ -276,13 +406,22 @@ def publish(day: date, settings: Settings) -> dict[str, Any]:
         rows = warehouse.row_count(kind, day)
         quarantined = int(pc.sum(pc.equal(quarantine["kind"], kind)).as_py() or 0)
         _reconcile(ingest, rows, quarantined)
-    flags = warehouse.read_partition("flags", day, columns=["partner_id"])
-    if flags.num_rows != parts["detect"]["flags"]:
+    flag_rows = warehouse.row_count("flags", day)
+    if flag_rows != parts["detect"]["flags"]:
         raise ReconciliationError(
             f"flags of {day}: detect wrote {parts['detect']['flags']}, "
-            f"the warehouse holds {flags.num_rows}"
+            f"the warehouse holds {flag_rows}"
         )
-    by_partner = value_counts(pc.fill_null(flags["partner_id"], UNKNOWN_PARTNER))
+    # flags by partner from the day's alerts (a row per app and rule), not from the flags
+    alerts = warehouse.read_partition("alerts", day, columns=["partner_id", "flags"])
+    by_partner: Counter[str] = Counter()
+    for partner, n in zip(
+        pc.fill_null(alerts["partner_id"], UNKNOWN_PARTNER).to_pylist(),
+        alerts["flags"].to_pylist(),
+        strict=True,
+    ):
+        if n:
+            by_partner[partner] += n
     manifest = {
         "day": day.isoformat(),
         "version": pipeline_version(),
@@ -303,22 +442,23 @@ def publish(day: date, settings: Settings) -> dict[str, Any]:
         },
         "files": {kind: parts[f"ingest-{kind}"]["files"] for kind in ("access", "consent")},
         "anomalies": warehouse.read_json("runs", day, "score.json"),
-        "coverage": warehouse.read_json("runs", day, "coverage.json"),
+        "alerts": parts["alerts"],
         "flags": {
-            "total": flags.num_rows,
+            "total": flag_rows,
             "by_rule": parts["detect"]["flags_by_rule"],
             "by_partner": dict(sorted(by_partner.items())),
         },
         "review": publish_day(day, settings),
     }
     warehouse.write_json("runs", day, MANIFEST, manifest)
-    summary_keys = ("day", "counts", "quarantine_reasons", "flags", "anomalies", "review")
+    summary_keys = ("day", "counts", "quarantine_reasons", "flags", "alerts", "anomalies", "review")
     return {k: manifest[k] for k in summary_keys}
 
 
 def report(day: date, settings: Settings, end: date | None = None) -> dict[str, Any]:
     """The report of `day` (or of `day` .. `end`): report.html, summary.json and digest.md
-    under reports/date=D/ (or reports/range=D1_D2/); returns the summary with its alerts."""
+    under reports/date=D/ (or reports/range=D1_D2/) from the alerts partitions; returns the
+    summary with the notifications it calls for."""
     from pipeline.report.charts import report_charts
     from pipeline.report.digest import digest_markdown
     from pipeline.report.figures import gather
@@ -330,7 +470,7 @@ def report(day: date, settings: Settings, end: date | None = None) -> dict[str, 
     if end < day:
         raise ValueError(f"report: end {end} is before start {day}")
     summary, trend = gather(day, end, settings)
-    summary["alerts"] = [
+    summary["notifications"] = [
         {"kind": a.kind, "subject": a.subject} for a in alerts_for(summary, settings)
     ]
     warehouse = _warehouse(settings)
@@ -338,18 +478,19 @@ def report(day: date, settings: Settings, end: date | None = None) -> dict[str, 
     html = render_html(summary, trend, report_charts(summary, trend), pipeline_version())
     summary["files"] = {
         "html": warehouse.write_report_file(label, "report.html", html),
-        "digest": posixpath.join(warehouse.report_dir(label), "digest.md"),
-        "summary": posixpath.join(warehouse.report_dir(label), "summary.json"),
+        "digest": warehouse.report_file(label, "digest.md"),
+        "summary": warehouse.report_file(label, "summary.json"),
     }
     warehouse.write_report_file(
         label, "digest.md", digest_markdown(summary, summary["files"]["html"])
     )
     warehouse.write_report_file(label, "summary.json", json.dumps(summary, indent=2, default=str))
     log.info(
-        "report %s: %d flags, %d alerts in %.1fs",
+        "report %s: %d flags in %d alerts, %d notifications in %.1fs",
         label,
         summary["totals"]["flags"],
-        len(summary["alerts"]),
+        summary["totals"]["alerts"],
+        len(summary["notifications"]),
         time.perf_counter() - started,
     )
     return summary
@@ -378,8 +519,10 @@ def run_day(
         )
     ingest_access(day, settings, on_lines)
     ingest_consent(day, settings, on_lines)
+    catch_up_consent(day, settings)
     detect(day, settings)
     score(day, settings)
+    alerts(day, settings)
     published = publish(day, settings)
     report(day, settings)
     return published

@@ -1,9 +1,16 @@
-"""The warehouse: partition layout, atomic partition replacement, manifests.
+"""The warehouse: partition layout, atomic partition replacement, manifests, and reads.
 
-The only module that writes the warehouse. A table's day partition is a folder of named Parquet
-parts, `<table>/date=<D>/<part>.parquet` (one part, `part-0`, for most tables; quarantine has one
-per record kind so the two ingest tasks can run at once). Each part is written beside its final
-name and renamed over it, so a crash leaves the previous part whole and a re-run replaces it.
+The only module that touches warehouse storage, local or on any fsspec file system (s3://,
+memory://): no other module builds a warehouse path. A table's day partition is a folder of
+named Parquet parts, `<table>/date=<D>/<part>.parquet` (one part, `part-0`, for most tables;
+quarantine has one per record kind so the two ingest tasks can run at once). Each part is written
+beside its final name and renamed over it: a local rename is atomic, and on an object store the
+move is one whole-object copy, so readers see the old part or the new one and a crash leaves the
+old one whole. Work split over several writers (a day's detection in user shards) stages its
+pieces in a hidden folder of the partition and commits them as the one part (`assemble`).
+
+Reads hand DuckDB a relation (`scan`) or Arrow a dataset (`dataset`) of a table for a work unit
+(days, optionally one user shard), with the file system registered on the connection.
 """
 
 from __future__ import annotations
@@ -17,14 +24,21 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.schema import FEW_VALUES, TABLES, UNFILTERED
+from pipeline.storage import filesystem
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow.dataset as ds
+
+    from pipeline.config import Settings
 
 DEFAULT_PART = "part-0"
 MANIFEST = "manifest.json"  # runs/date=D/: the day's run manifest
@@ -34,6 +48,7 @@ PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1
 
 
 SCRATCH = ".scratch"
+STAGED = ".staged-"  # <table>/date=D/.staged-<run>/: pieces of a part not yet committed
 ABANDONED_AFTER_SECONDS = 24 * 3600  # a killed step's scratch; no step runs for a day
 
 
@@ -43,6 +58,13 @@ def _remove_abandoned(parent: str) -> None:
     for entry in os.scandir(parent):
         if entry.is_dir() and entry.stat().st_mtime < cutoff:
             shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def report_label(start: date, end: date) -> str:
+    """A report's folder under reports/: date=D for one day, range=D1_D2 for a range."""
+    if start == end:
+        return f"date={start.isoformat()}"
+    return f"range={start.isoformat()}_{end.isoformat()}"
 
 
 class PartitionWriter:
@@ -88,11 +110,36 @@ def _part_writer(sink: Any, table: str) -> Iterator[PartitionWriter]:
         parquet.close()
 
 
-class Warehouse:
-    """A warehouse at a local path or an fsspec URL."""
+@dataclass(frozen=True)
+class Shard:
+    """A work unit's users: those whose stable hash of `user_id` falls in shard `index` of
+    `count`. DuckDB's `hash` is the same in every process and on every machine running the
+    locked DuckDB; a new version may move users between shards, which changes no flag."""
 
-    def __init__(self, root: str) -> None:
-        self.fs, self.root = fsspec.core.url_to_fs(root)
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"shard {self.index} of {self.count} does not exist")
+
+    @property
+    def label(self) -> str:
+        return f"shard-{self.index}-of-{self.count}"
+
+    def predicate(self) -> str:
+        """DuckDB SQL true for the shard's rows."""
+        return "TRUE" if self.count == 1 else f"hash(user_id) % {self.count} = {self.index}"
+
+
+WHOLE_DAY = Shard()
+
+
+class Warehouse:
+    """A warehouse at a local path or an fsspec URL; `settings` give an S3 endpoint."""
+
+    def __init__(self, root: str, settings: Settings | None = None) -> None:
+        self.fs, self.root = filesystem(root, settings)
         self.url = root
         self._local = "file" in self.fs.protocol
 
@@ -104,10 +151,20 @@ class Warehouse:
 
     def part_files(self, table: str, day: date) -> list[str]:
         """The partition's committed parts in name order (temporaries are hidden files)."""
-        folder = self.partition_dir(table, day)
+        return self._parquet_in(self.partition_dir(table, day))
+
+    def _listing(self, folder: str) -> list[str]:
+        """The entries of `folder`; none when it does not exist (an object store has no empty
+        folders: a prefix exists only while something is under it)."""
+        try:
+            return list(self.fs.ls(folder, detail=False))
+        except FileNotFoundError:
+            return []
+
+    def _parquet_in(self, folder: str) -> list[str]:
         if not self.fs.isdir(folder):
             return []
-        names = self.fs.ls(folder, detail=False)
+        names = self._listing(folder)
         return sorted(
             n for n in names if n.endswith(".parquet") and not posixpath.basename(n).startswith(".")
         )
@@ -120,7 +177,7 @@ class Warehouse:
         if not self.fs.isdir(folder):
             return []
         days = []
-        for entry in self.fs.ls(folder, detail=False):
+        for entry in self._listing(folder):
             name = posixpath.basename(entry.rstrip("/"))
             if name.startswith("date="):
                 try:
@@ -161,7 +218,12 @@ class Warehouse:
         self, table: str, day: date, part: str = DEFAULT_PART
     ) -> Iterator[PartitionWriter]:
         """Write one part of a day's partition; it replaces the old part only if the block ends."""
-        final, temporary = self._prepare_part(table, day, part)
+        with self._write_file(self.partition_dir(table, day), part, table) as writer:
+            yield writer
+
+    @contextmanager
+    def _write_file(self, folder: str, part: str, table: str) -> Iterator[PartitionWriter]:
+        final, temporary = self._prepare_file(folder, part)
         try:
             with self.fs.open(temporary, "wb") as sink, _part_writer(sink, table) as writer:
                 yield writer
@@ -172,12 +234,14 @@ class Warehouse:
             raise
 
     def _prepare_part(self, table: str, day: date, part: str) -> tuple[str, str]:
-        """The part's final path and a fresh hidden temporary beside it."""
-        folder = self.partition_dir(table, day)
+        return self._prepare_file(self.partition_dir(table, day), part)
+
+    def _prepare_file(self, folder: str, part: str) -> tuple[str, str]:
+        """The part's final path in `folder` and a fresh hidden temporary beside it."""
         self.fs.makedirs(folder, exist_ok=True)
         self._remove_stale_temporaries(folder, part)
         temporary = posixpath.join(folder, f".{part}.parquet.{uuid.uuid4().hex}.tmp")
-        return self.part_file(table, day, part), temporary
+        return posixpath.join(folder, f"{part}.parquet"), temporary
 
     def write_table(self, table: str, day: date, data: pa.Table, part: str = DEFAULT_PART) -> int:
         with self.write_partition(table, day, part) as writer:
@@ -208,6 +272,114 @@ class Warehouse:
         """Every committed part of the given days, for DuckDB to scan."""
         return [path for d in days for path in self.part_files(table, d)]
 
+    def _duckdb_path(self, path: str) -> str:
+        return path if self._local else self.fs.unstrip_protocol(path)
+
+    def attach(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Let DuckDB read this warehouse's files (registers a non-local file system once)."""
+        if self._local:
+            return
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        if not set(protocols) & set(con.list_filesystems()):
+            con.register_filesystem(self.fs)
+
+    def duckdb_files(
+        self, con: duckdb.DuckDBPyConnection, table: str, days: list[date]
+    ) -> list[str]:
+        """The committed parts of `days` as paths DuckDB opens on `con` (for SQL that takes a
+        list of files, `read_parquet(?)`)."""
+        self.attach(con)
+        return [self._duckdb_path(f) for f in self.files_for_days(table, days)]
+
+    def _relation(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        files: list[str],
+        columns: list[str] | tuple[str, ...] | None,
+        shard: Shard,
+    ) -> duckdb.DuckDBPyRelation:
+        if files:
+            self.attach(con)
+            relation = con.read_parquet([self._duckdb_path(f) for f in files])
+        else:  # no committed part: an empty relation of the table's schema
+            relation = con.from_arrow(TABLES[table].empty_table())
+        if shard.count > 1:
+            relation = relation.filter(shard.predicate())
+        return relation.select(*columns) if columns else relation
+
+    def scan(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        days: list[date],
+        columns: list[str] | tuple[str, ...] | None = None,
+        shard: Shard = WHOLE_DAY,
+    ) -> duckdb.DuckDBPyRelation:
+        """A DuckDB relation over a work unit of a table: the committed parts of `days`, only
+        `shard`'s users, only `columns` if given. Scanned where the files lie: a large day is
+        never loaded whole. An empty relation of the schema when there are no parts."""
+        return self._relation(con, table, self.files_for_days(table, days), columns, shard)
+
+    def dataset(self, table: str, days: list[date]) -> ds.Dataset:
+        """A pyarrow dataset of the table's committed parts of `days` (for filtered Arrow reads)."""
+        import pyarrow.dataset as ds
+
+        return ds.dataset(
+            self.files_for_days(table, days),
+            schema=TABLES[table],
+            format="parquet",
+            filesystem=self.fs,
+        )
+
+    def _staged_dir(self, table: str, day: date, run: str) -> str:
+        if not run.replace("-", "").isalnum():
+            raise ValueError(f"run token {run!r}: letters, digits and '-' only")
+        return posixpath.join(self.partition_dir(table, day), f"{STAGED}{run}")
+
+    @contextmanager
+    def write_staged(
+        self, table: str, day: date, run: str, piece: str
+    ) -> Iterator[PartitionWriter]:
+        """Write one piece of a part that `assemble` commits later (a shard's flags). Invisible
+        to readers; a piece is replaced whole, so a retried writer leaves no half piece."""
+        folder = self._staged_dir(table, day, run)
+        with self._write_file(folder, piece, table) as writer:
+            yield writer
+
+    def staged_pieces(self, table: str, day: date, run: str) -> list[str]:
+        """The names of the pieces staged for `run`, in name order."""
+        return [
+            posixpath.basename(f).removesuffix(".parquet")
+            for f in self._parquet_in(self._staged_dir(table, day, run))
+        ]
+
+    def scan_staged(
+        self, con: duckdb.DuckDBPyConnection, table: str, day: date, run: str, pieces: list[str]
+    ) -> duckdb.DuckDBPyRelation:
+        folder = self._staged_dir(table, day, run)
+        files = [posixpath.join(folder, f"{piece}.parquet") for piece in pieces]
+        return self._relation(con, table, files, None, WHOLE_DAY)
+
+    @contextmanager
+    def assemble(
+        self, table: str, day: date, run: str, part: str = DEFAULT_PART
+    ) -> Iterator[PartitionWriter]:
+        """Commit the day's part from what the block writes (the staged pieces, read with
+        `scan_staged`): it replaces the old part only if the block ends, then every staging
+        folder of the partition is removed (a killed run's too: one writer per partition)."""
+        with self.write_partition(table, day, part) as writer:
+            yield writer
+        self.drop_staged(table, day)
+
+    def drop_staged(self, table: str, day: date) -> None:
+        folder = self.partition_dir(table, day)
+        if not self.fs.isdir(folder):
+            return
+        for entry in self._listing(folder):
+            if posixpath.basename(entry.rstrip("/")).startswith(STAGED):
+                self.fs.rm(entry, recursive=True)
+
     def write_json(self, table: str, day: date, name: str, document: dict[str, Any]) -> str:
         text = json.dumps(document, indent=2, sort_keys=True, default=str)
         return self._write_text_file(self.partition_dir(table, day), name, text)
@@ -215,6 +387,9 @@ class Warehouse:
     def report_dir(self, label: str) -> str:
         """Where a report's files go: reports/date=D (a day) or reports/range=D1_D2."""
         return posixpath.join(self.root, "reports", label)
+
+    def report_file(self, label: str, name: str) -> str:
+        return posixpath.join(self.report_dir(label), name)
 
     def write_report_file(self, label: str, name: str, text: str) -> str:
         """Write (atomically replace) one file of a report; returns its path."""
@@ -245,7 +420,7 @@ class Warehouse:
 
     def _remove_stale_temporaries(self, folder: str, part: str) -> None:
         """Left by a killed writer of this part; no other writer of it runs at the same time."""
-        for entry in self.fs.ls(folder, detail=False):
+        for entry in self._listing(folder):
             name = posixpath.basename(entry)
             if name.startswith(f".{part}.parquet.") and name.endswith(".tmp"):
                 self.fs.rm(entry)

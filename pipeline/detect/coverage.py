@@ -28,7 +28,7 @@ import pyarrow as pa
 from pipeline import duck
 from pipeline.config import Settings
 from pipeline.readers.formats.m365_mail_items_accessed import FOLDER_RESOURCE
-from pipeline.schema import ACCESS, CONSENT, UNKNOWN_PARTNER
+from pipeline.schema import UNKNOWN_PARTNER
 from pipeline.warehouse import Warehouse
 
 REASONS = (
@@ -104,13 +104,6 @@ def coverage_table(
 COVERAGE_FILE = "coverage.json"  # runs/date=D/: the day's coverage, one entry per partner
 
 
-def _view(con: duckdb.DuckDBPyConnection, name: str, files: list[str], schema: pa.Schema) -> None:
-    if files:
-        con.read_parquet(files).create_view(name)
-    else:  # no partition (e.g. no consent delivered yet): an empty table of the schema
-        con.register(name, schema.empty_table())
-
-
 def day_coverage(
     day: date,
     warehouse: Warehouse,
@@ -121,8 +114,9 @@ def day_coverage(
     """The coverage of the day's access partition (consent of `consent_days`, the registry)."""
     con = duck.connect(settings)
     try:
-        _view(con, "cov_access", warehouse.files_for_days("access", [day]), ACCESS)
-        _view(con, "cov_consent", warehouse.files_for_days("consent", consent_days), CONSENT)
+        # an absent partition is an empty relation of its schema (e.g. no consent delivered yet)
+        warehouse.scan(con, "access", [day]).create_view("cov_access")
+        warehouse.scan(con, "consent", consent_days).create_view("cov_consent")
         con.register("cov_registry", registry)
         return coverage_table(con, settings, "cov_access", "cov_consent", "cov_registry")
     finally:

@@ -1,10 +1,16 @@
-"""Runs the rules over a day in the warehouse, in shards of users so memory stays bounded.
+"""A day's detection as independent work units by user shard, and their assembly.
 
 The rules only ever compare an access with its own (user, app) history, so splitting the day by
-a hash of the user changes nothing but the work's size. With several shards, one scan first
-stages the columns the rules read of the accesses they judge, split by shard, so each shard reads
-only its own rows. Each shard stages its flags' evidence; one pass then joins them with the day's
-access columns and orders them. (The same split is what would spread a day over several workers.)
+a stable hash of the user changes nothing but the work's size. A unit (`Shard` k of K: the
+setting `detect_shards`) reads only its users' accesses and consent, and stages its flags as one
+piece of the day's flags partition; `assemble_flags` then commits the pieces as the day's flags,
+in the one order every writer uses, so the flags are the same for any K. Units share nothing
+but the warehouse: they may run in one process, or as mapped Airflow tasks on several workers.
+
+Within a unit, memory stays bounded by splitting it again into sub-shards of at most
+`detect_shard_rows` accesses (sub-shard j of unit k is global shard k + K*j of K*m, which lies
+inside unit k): one scan stages the judged accesses split by sub-shard, each sub-shard stages its
+flags' evidence, and one pass joins the evidence with the unit's access columns.
 """
 
 from __future__ import annotations
@@ -17,78 +23,115 @@ from datetime import date
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline import duck
 from pipeline.config import Settings
-from pipeline.detect.rules import decorated_flags_sql, evidence_sql, judged_access_sql
+from pipeline.detect.rules import FLAG_ORDER, decorated_flags_sql, evidence_sql, judged_access_sql
+from pipeline.errors import MissingInput
 from pipeline.tables import value_counts
-from pipeline.warehouse import Warehouse
+from pipeline.warehouse import Shard, Warehouse
+
+BATCH_ROWS = 1 << 17
 
 
-def shard_count(access_rows: int, settings: Settings) -> int:
-    return max(1, math.ceil(access_rows / settings.detect_shard_rows))
+def shards_of(settings: Settings) -> list[Shard]:
+    """The day's work units."""
+    return [Shard(k, settings.detect_shards) for k in range(settings.detect_shards)]
 
 
-def _access_by_shard(
+def _sub_shards(unit_rows: int, settings: Settings) -> int:
+    return max(1, math.ceil(unit_rows / settings.detect_shard_rows))
+
+
+def _access_by_sub_shard(
     con: duckdb.DuckDBPyConnection,
-    access_files: list[str],
-    shards: int,
+    modulus: int,
+    globals_: list[int],
     settings: Settings,
     scratch: str,
 ) -> list[list[str]]:
-    """Per shard, the staged Parquet files of the accesses that the rules judge (none for a
-    shard without any), written in one scan of the day's access partition."""
+    """Per sub-shard, the staged Parquet files of the unit's accesses that the rules judge
+    (none for a sub-shard without any), written in one scan of view `unit_access`."""
     folder = os.path.join(scratch, "access-by-shard")
-    con.read_parquet(access_files).create_view("day_access")
-    judged = judged_access_sql(settings, "day_access")
     # each thread buffers this many rows per shard before writing them: the default
     # (524,288) held about 0.5 GB more at 10M accesses, for no speed
     con.execute("SET partitioned_write_flush_threshold = 131072")
     con.sql(
-        f"COPY (SELECT *, hash(user_id) % {shards} AS shard FROM ({judged})) "
+        f"COPY (SELECT *, hash(user_id) % {modulus} AS shard "
+        f"FROM ({judged_access_sql(settings, 'unit_access')})) "
         f"TO '{folder}' (FORMAT parquet, PARTITION_BY (shard), COMPRESSION uncompressed)"
     )
-    return [
-        sorted(glob.glob(os.path.join(folder, f"shard={k}", "*.parquet"))) for k in range(shards)
-    ]
+    return [sorted(glob.glob(os.path.join(folder, f"shard={g}", "*.parquet"))) for g in globals_]
 
 
-def write_flags(
+def write_shard_flags(
     day: date,
     warehouse: Warehouse,
     registry: pa.Table,
     consent_days: list[date],
+    shard: Shard,
+    run: str,
     settings: Settings,
 ) -> Counter[str]:
-    """Flags of the day's access partition → the day's flags partition; returns counts by rule."""
-    access_files = warehouse.files_for_days("access", [day])
-    consent_files = warehouse.files_for_days("consent", consent_days)
-    rows = sum(pq.ParquetFile(warehouse.fs.open(f, "rb")).metadata.num_rows for f in access_files)
-    shards = shard_count(rows, settings)
+    """Flags of one unit's users → a staged piece of the day's flags partition (committed by
+    `assemble_flags`); returns its counts by rule."""
     by_rule: Counter[str] = Counter()
     with warehouse.scratch_dir() as scratch:
         con = duck.connect(settings, spill_dir=scratch)
         try:
             con.register("registry", registry)
-            shard_files = (
-                _access_by_shard(con, access_files, shards, settings, scratch)
-                if shards > 1
-                else [access_files]
+            unit_access = warehouse.scan(con, "access", [day], shard=shard)
+            unit_access.create_view("unit_access")
+            unit_consent = warehouse.scan(con, "consent", consent_days, shard=shard)
+            day_rows = warehouse.row_count("access", day)
+            subs = _sub_shards(math.ceil(day_rows / shard.count), settings)
+            modulus = shard.count * subs
+            globals_ = [shard.index + shard.count * j for j in range(subs)]
+            staged = (
+                _access_by_sub_shard(con, modulus, globals_, settings, scratch)
+                if subs > 1
+                else [[]]
             )
             evidence = []
-            for shard, files in enumerate(shard_files):
-                in_shard = f"hash(user_id) % {shards} = {shard}"
-                # (a shard without a staged file reads the day's partition: it has no flags)
-                con.read_parquet(files or access_files).filter(in_shard).create_view("access")
-                con.read_parquet(consent_files).filter(in_shard).create_view("consent")
-                evidence.append(os.path.join(scratch, f"evidence-{shard}.parquet"))
+            for g, files in zip(globals_, staged, strict=True):
+                in_sub = f"hash(user_id) % {modulus} = {g}"
+                # (a sub-shard without a staged file reads the unit's accesses: it has no flags)
+                source = con.read_parquet(files) if files else unit_access
+                source.filter(in_sub).create_view("access")
+                unit_consent.filter(in_sub).create_view("consent")
+                evidence.append(os.path.join(scratch, f"evidence-{g}.parquet"))
                 con.sql(evidence_sql(day, settings)).write_parquet(evidence[-1])
-            # the access columns of the flagged rows, joined once for all shards
-            con.read_parquet(access_files).create_view("access")
+            # the access columns of the flagged rows, joined once for the unit
+            unit_access.create_view("access", replace=True)
             flags = con.sql(decorated_flags_sql(f"read_parquet({evidence!r})", day))
-            with warehouse.write_partition("flags", day) as writer:
-                for batch in flags.to_arrow_reader(1 << 17):
+            with warehouse.write_staged("flags", day, run, shard.label) as writer:
+                for batch in flags.to_arrow_reader(BATCH_ROWS):
+                    writer.write(batch)
+                    by_rule.update(value_counts(batch.column("rule")))
+        finally:
+            con.close()
+    return by_rule
+
+
+def assemble_flags(
+    day: date, warehouse: Warehouse, run: str, shards: int, settings: Settings
+) -> Counter[str]:
+    """The units' staged pieces of `run` → the day's flags partition, in FLAG_ORDER, replacing
+    the old one atomically; fails naming the units that have not written their piece."""
+    expected = [s.label for s in (Shard(k, shards) for k in range(shards))]
+    missing = sorted(set(expected) - set(warehouse.staged_pieces("flags", day, run)))
+    if missing:
+        raise MissingInput(
+            f"flags of {day}: detection unit(s) {', '.join(missing)} of run {run} "
+            "have not written their flags yet"
+        )
+    by_rule: Counter[str] = Counter()
+    with warehouse.scratch_dir() as scratch:
+        con = duck.connect(settings, spill_dir=scratch)
+        try:
+            pieces = warehouse.scan_staged(con, "flags", day, run, expected)
+            with warehouse.assemble("flags", day, run) as writer:
+                for batch in pieces.order(FLAG_ORDER).to_arrow_reader(BATCH_ROWS):
                     writer.write(batch)
                     by_rule.update(value_counts(batch.column("rule")))
         finally:

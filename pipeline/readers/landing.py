@@ -5,9 +5,12 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import fsspec
+from pipeline.storage import filesystem
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
 
 SUCCESS_MARKER = "_SUCCESS"
 RECORD_SUFFIXES = (".jsonl", ".jsonl.gz")
@@ -26,11 +29,16 @@ class LandingFile:
 
 
 class Landing:
-    """A landing zone at a local path or an fsspec URL (s3://bucket/prefix)."""
+    """A landing zone at a local path or an fsspec URL (s3://bucket/prefix); `settings` give
+    an S3 endpoint."""
 
-    def __init__(self, root: str) -> None:
-        self.fs, self.root = fsspec.core.url_to_fs(root)
+    def __init__(self, root: str, settings: Settings | None = None) -> None:
+        self.fs, self.root = filesystem(root, settings)
         self.url = root
+
+    def where(self, kind: str, day: date, name: str = "") -> str:
+        """How a message names a place in the landing zone: `<url>/<kind>/<day>[/<name>]`."""
+        return "/".join(p for p in (self.url.rstrip("/"), kind, day.isoformat(), name) if p)
 
     def day_folder(self, kind: str, day: date) -> str:
         return posixpath.join(self.root, kind, day.isoformat())

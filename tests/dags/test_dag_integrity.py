@@ -101,10 +101,13 @@ def test_audit_dag_tasks_and_dependencies(audit_dag: Any) -> None:
     downstream = {t.task_id: sorted(t.downstream_task_ids) for t in audit_dag.tasks}
     assert downstream == {
         "wait_for_delivery": ["ingest_access", "ingest_consent"],
-        "ingest_access": ["detect"],
-        "ingest_consent": ["detect"],
+        "ingest_access": ["plan_detect"],
+        "ingest_consent": ["plan_detect"],
+        "plan_detect": ["detect", "detect_shard"],
+        "detect_shard": ["detect"],
         "detect": ["score"],
-        "score": ["publish"],
+        "score": ["alerts"],
+        "alerts": ["publish"],
         "publish": ["report"],
         "report": ["alert"],
         "alert": [],
@@ -126,9 +129,11 @@ def test_audit_dag_waits_in_reschedule_mode(audit_dag: Any) -> None:
 
 
 def test_audit_dag_orders_consent_across_runs(audit_dag: Any) -> None:
-    # detect(D) reads consent of days <= D: consent is ingested day after day, one detect at a time.
-    assert audit_dag.get_task("ingest_consent").depends_on_past is True
-    assert audit_dag.get_task("detect").max_active_tis_per_dag == 1
+    # detect(D) reads consent of days <= D: one consent writer (ingest and catch-up) at a time,
+    # and no task waits on an earlier run's success; detection units run side by side.
+    assert not any(task.depends_on_past for task in audit_dag.tasks)
+    assert audit_dag.get_task("ingest_consent").max_active_tis_per_dag == 1
+    assert audit_dag.get_task("detect_shard").max_active_tis_per_dag is None
     assert audit_dag.get_task("score").max_active_tis_per_dag == 1
 
 

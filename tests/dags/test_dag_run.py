@@ -104,4 +104,4 @@ def test_dag_run_of_an_incomplete_delivery_fails_and_writes_nothing(
     assert not warehouse.exists()
     assert flags_asset_events(dag_run) == []
     output = "".join(capfd.readouterr())
-    assert f"missing markers: consent/{day.isoformat()}/_SUCCESS" in output
+    assert f"missing markers in {landing}: consent/{day.isoformat()}/_SUCCESS" in output
