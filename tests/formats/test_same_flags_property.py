@@ -1,7 +1,7 @@
 """A property per format: events written in the format platforms export and the same events
-written in the canonical format give identical flags and alerts (SPEC §2, "Sources in the formats platforms
-really export"). Records come from the sample-logs tool's renderers; the canonical events are
-what a plain reading of formats.md's mapping says each record means."""
+written in the canonical format give identical flags and alerts (SPEC §2, "Sources in the
+formats platforms really export"). Records come from the sample-logs tool's renderers; the
+canonical events are what a plain reading of formats.md's mapping says each record means."""
 
 from __future__ import annotations
 
