@@ -14,8 +14,14 @@ lower bound (`last_call` is then the last day's).
 
 from __future__ import annotations
 
+from datetime import date
+
 import duckdb
 import pyarrow as pa
+
+from pipeline import duck
+from pipeline.config import Settings
+from pipeline.warehouse import Warehouse
 
 WORST = 3  # worst cases kept per partner, linked to their alerts
 
@@ -62,3 +68,23 @@ def post_termination_use(con: duckdb.DuckDBPyConnection, flags: str) -> pa.Table
     longest time from an end to the last call, with the worst cases and their alerts."""
     cases = _per_case_sql(flags, "AFTER_PARTNERSHIP_END", "partnership_end")
     return con.sql(_per_partner_sql(cases)).to_arrow_table()
+
+
+MEASURE_COLUMNS = ["rule", "event_time", "app_id", "partner_id", "partner_name", "user_id"]
+MEASURE_COLUMNS += ["alert_id", "last_revoke_time", "partnership_end"]
+
+
+def partner_measures(
+    warehouse: Warehouse, days: list[date], settings: Settings
+) -> dict[str, pa.Table]:
+    """Both measures over the flags of `days` (what the report and UI show), read where the
+    flags lie: `post_revocation` and `post_termination`, one row per partner each."""
+    con = duck.connect(settings)
+    try:
+        warehouse.scan(con, "flags", days, MEASURE_COLUMNS).create_view("measured_flags")
+        return {
+            "post_revocation": post_revocation_use(con, "measured_flags"),
+            "post_termination": post_termination_use(con, "measured_flags"),
+        }
+    finally:
+        con.close()

@@ -132,3 +132,19 @@ def test_coverage_alert_above_the_share_only():
         "Tunely (P1): 3 of its 10 message accesses on 2026-03-09 (30%) could not be judged: "
         "3 folder syncs."
     )
+
+
+def test_partner_measures_read_the_warehouse_flags(tmp_path):
+    from pipeline.detect.measures import partner_measures
+    from pipeline.warehouse import Warehouse
+
+    warehouse = Warehouse(str(tmp_path))
+    revoked = T
+    rows = [
+        flag(1, "SIGNIN_REVOKED", "ios", "alice", timedelta(minutes=5), last_revoke_time=revoked),
+        flag(2, "AFTER_PARTNERSHIP_END", "tv", "carol", timedelta(hours=1), partnership_end=T),
+    ]
+    warehouse.write_table("flags", T.date(), pa.Table.from_pylist(rows, schema=FLAGS))
+    measured = partner_measures(warehouse, [T.date(), T.date() + timedelta(days=1)], Settings())
+    assert measured["post_revocation"].to_pylist()[0]["max_seconds"] == 300.0
+    assert measured["post_termination"].to_pylist()[0]["max_seconds"] == 3600.0

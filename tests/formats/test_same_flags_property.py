@@ -1,7 +1,7 @@
 """A property per format: events written in the format platforms export and the same events
-written in the canonical format give identical flags (SPEC §2, "Sources in the formats platforms
-really export"). Records come from the sample-logs tool's renderers; the canonical events are
-what a plain reading of formats.md's mapping says each record means."""
+written in the canonical format give identical flags and alerts (SPEC §2, "Sources in the
+formats platforms really export"). Records come from the sample-logs tool's renderers; the
+canonical events are what a plain reading of formats.md's mapping says each record means."""
 
 from __future__ import annotations
 
@@ -113,7 +113,8 @@ def canonical_consents(drawn: list[tuple], table: dict[str, str]) -> list[dict]:
 
 def flags_of(root: Path, files: dict[str, dict[str, list[str]]], sources: tuple[Source, ...],
              mapping: tuple[str, str] | None = None) -> list[dict[str, Any]]:  # fmt: skip
-    """Ingest and detect DAY of a landing zone holding `files` (folder → file → lines)."""
+    """Ingest, detect and alert DAY of a landing zone holding `files` (folder → file → lines):
+    its flags (less their lineage), then its alerts."""
     write_registry(root, REGISTRY)
     for folder, named in files.items():
         path = root / folder / DAY.isoformat()
@@ -130,14 +131,18 @@ def flags_of(root: Path, files: dict[str, dict[str, list[str]]], sources: tuple[
         summary = steps._ingest(kind, DAY, settings, None)
         assert summary["totals"]["quarantined"] == 0, summary["quarantine_reasons"]
     steps.detect(DAY, settings)
-    flags = Warehouse(settings.warehouse).read_partition("flags", DAY)
-    return flags.drop_columns(["source_file", "source_line"]).sort_by("flag_id").to_pylist()
+    steps.alerts(DAY, settings)
+    warehouse = Warehouse(settings.warehouse)
+    flags = warehouse.read_partition("flags", DAY)
+    alerts = warehouse.read_partition("alerts", DAY).sort_by("alert_id").to_pylist()
+    flag_rows = flags.drop_columns(["source_file", "source_line"]).sort_by("flag_id").to_pylist()
+    return [*flag_rows, *alerts]
 
 
 def same_flags(real: Callable[[Path], list[dict]], canonical: Callable[[Path], list[dict]]) -> None:
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
         expected, got = canonical(Path(a)), real(Path(b))
-    note(f"{len(expected)} canonical flags")
+    note(f"{len(expected)} canonical flags and alerts")
     assert got == expected
 
 

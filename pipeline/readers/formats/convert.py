@@ -70,6 +70,9 @@ def conversion_sql(
             "SELECT * EXCLUDE (u), u.item AS item, u.n AS item_no FROM ("
             f"SELECT *, unnest({numbered}) AS u, len({elements}) AS items_n FROM judged)"
         )
+    record_lets = "".join(
+        f", CASE WHEN r IS NOT NULL THEN {expr} END AS {name}" for name, expr in fmt.lets.items()
+    )
     # values several fields use, computed once (NULL for records that give no event)
     lets = "".join(
         f", CASE WHEN {fine} THEN {expr} END AS {name}" for name, expr in spec.lets.items()
@@ -90,10 +93,12 @@ WITH parsing AS (
 ), parsed AS (
     SELECT source_line, raw, encoding_ok, CASE WHEN {fmt.parsed_when} THEN {fmt.record} END AS r
     FROM parsing
+), lettered AS (
+    SELECT *{record_lets} FROM parsed
 ), judged AS (
     SELECT *, CASE WHEN r IS NOT NULL THEN {record_reason} {unparsed} END AS record_reason,
            CASE WHEN r IS NOT NULL THEN {record_detail} {unparsed_detail} END AS record_detail
-    FROM parsed
+    FROM lettered
 ), unnested AS ({unnested}
 ), named AS (
     SELECT *{lets} FROM unnested

@@ -15,8 +15,8 @@ from pipeline.readers.formats.describe import (
     KindRecords,
     RecordFormat,
     app_of,
+    by_name,
     json_record,
-    named,
     user_of,
     utc_time,
 )
@@ -39,8 +39,20 @@ STRUCTURE = {
     "OperationProperties": [{"Name": "VARCHAR", "Value": "VARCHAR"}],
     "Folders": [{"Path": "VARCHAR", "FolderItems": [{"InternetMessageId": "VARCHAR"}]}],
 }
-ACCESS_TYPE = named("r.OperationProperties", "Name", "MailAccessType", "Value")
-THROTTLED = f"lower({named('r.OperationProperties', 'Name', 'IsThrottled', 'Value')}) = 'true'"
+PROPERTY_NAMES = {"property_names": "list_transform(r.OperationProperties, lambda p: p.Name)"}
+ACCESS_TYPE = "access_type"
+
+
+def _property(name: str) -> str:
+    return by_name("r.OperationProperties", "property_names", "Name", name, "Value")
+
+
+LETS = {  # the record's properties, read once
+    **PROPERTY_NAMES,
+    "access_type": _property("MailAccessType"),
+    "throttled": f"lower({_property('IsThrottled')}) = 'true'",
+}
+THROTTLED = "throttled"
 # Bind: one element per message; Sync: one per folder (its message left NULL)
 ITEMS = (
     f"CASE {ACCESS_TYPE} WHEN 'Sync' THEN list_transform(r.Folders, "
@@ -85,5 +97,6 @@ def describe(source: Source, mapping: Mapping) -> RecordFormat:
             ),
         ),
         items=ITEMS,
+        lets=LETS,
         reads=("Id", "CreationTime", "AppAccessContext.ClientAppId", "MailboxOwnerUPN", "Folders"),
     )
