@@ -144,3 +144,13 @@ def test_pg_text_has_no_nul(text: str):
     assert "\x00" not in pg_text(text)
     assert pg_text_array(pa.array([text])).to_pylist() == [pg_text(text)]
     assert pg_text("a\x00b") == "a\u2400b"
+
+
+def test_a_slack_alert_is_sent_escaped():
+    from pipeline.report.notifications import Alert
+
+    alert = Alert("high_severity_flags", "2 flags <!channel>", "Partner <https://evil|bank> \u202e")
+    assert (
+        alert.slack_text()
+        == "*2 flags &lt;!channel&gt;*\nPartner &lt;https://evil|bank&gt; <U+202E>"
+    )
