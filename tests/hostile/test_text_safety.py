@@ -150,7 +150,5 @@ def test_a_slack_alert_is_sent_escaped():
     from pipeline.report.notifications import Alert
 
     alert = Alert("high_severity_flags", "2 flags <!channel>", "Partner <https://evil|bank> \u202e")
-    assert (
-        alert.slack_text()
-        == "*2 flags &lt;!channel&gt;*\nPartner &lt;https://evil|bank&gt; <U+202E>"
-    )
+    sent = "*2 flags &lt;!channel&gt;*\nPartner &lt;https://evil|bank&gt; &lt;U+202E&gt;"
+    assert alert.slack_text() == sent  # the visible mark is escaped too
