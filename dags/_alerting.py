@@ -44,7 +44,7 @@ def notifiers_for(alert: Alert, settings: Settings) -> list[Any]:
         notifiers.append(
             SlackWebhookNotifier(
                 slack_webhook_conn_id=settings.alert_slack_conn_id,
-                text=f"*{alert.subject}*\n{alert.body}",
+                text=alert.slack_text(),
             )
         )
     return notifiers

@@ -110,6 +110,16 @@ ACCESS_REJECTS = [
     (access_line(app_id=["a"]), "wrong_type", "app_id must be a string, not a list"),
     (access_line(user_id=""), "empty_field", "user_id is empty"),
     (access_line(request_id=""), "empty_field", "request_id is empty"),
+    # SPEC §2: identifiers with a control character (one NUL failed a day's PostgreSQL publish)
+    *(
+        (
+            access_line(**{n: v}),
+            "control_character",
+            f"{n} holds a control character (U+0000-U+001F or U+007F)",
+        )
+        for n in ("request_id", "app_id", "user_id")
+        for v in ("a\x00b", "app\x1f", "\x7f", "x\ny", "\t", "u1\r")
+    ),
     (
         access_line(event_time=1710072000000.0),
         "wrong_type",
@@ -189,6 +199,14 @@ def test_validation_record_id_is_kept_when_readable():
 
 
 CONSENT_REJECTS = [
+    *(
+        (
+            consent_line(**{n: "a\x00b"}),
+            "control_character",
+            f"{n} holds a control character (U+0000-U+001F or U+007F)",
+        )
+        for n in ("event_id", "app_id", "user_id")
+    ),
     (consent_line(event_id=ABSENT), "missing_field", "event_id is required"),
     (consent_line(event_type=ABSENT), "missing_field", "event_type is required"),
     (

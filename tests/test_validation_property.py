@@ -95,6 +95,8 @@ CONSENT_FIELDS = (
     ("scopes", "scopes", False),
 )
 FIELDS = {"access": ACCESS_FIELDS, "consent": CONSENT_FIELDS}
+# SPEC §2: an identifier holding a control character (U+0000-U+001F, U+007F) is invalid.
+IDENTIFIERS = ("request_id", "event_id", "app_id", "user_id")
 CHOICES = {"action": ("read", "write", "delete"), "event_type": ("grant", "revoke")}
 
 RFC3339_TIME = re.compile(
@@ -304,6 +306,8 @@ def _field_value(name: str, kind: str, required: bool, value: Any, earlier: dict
             raise Rejected("wrong_type")
         if required and value == "":
             raise Rejected("empty_field")
+        if name in IDENTIFIERS and any(c < " " or c == "\x7f" for c in value):
+            raise Rejected("control_character")
         if kind == "enum" and value not in CHOICES[name]:
             raise Rejected("unknown_value")
         return value
@@ -465,6 +469,10 @@ ODD_VALUES = (
     " ",
     "\u00e9",
     "a\x00b",
+    "a\x7f",
+    "\tx",
+    "x\r\n",
+    "\x1f",
 )
 odd_values = st.sampled_from(ODD_VALUES)
 valid_times = st.builds(

@@ -22,6 +22,7 @@ EPOCH_MS_MIN, EPOCH_MS_MAX = -62135596800000, 253402300800000
 INTEGER_TYPES = "('BIGINT', 'UBIGINT')"
 # The instants a timestamp may hold (what epoch milliseconds are kept to as well).
 TIME_RANGE = "TIMESTAMPTZ '0001-01-01 00:00:00+00' AND TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'"
+CONTROL = r"[\x00-\x1f\x7f]"  # what an identifier may not hold (SPEC §2)
 LACKING_ROUTE = "(v_resource IS NULL OR v_action IS NULL)"
 
 
@@ -31,6 +32,7 @@ class Field:
     kind: str  # string | time | status | enum | scopes
     required: bool = False
     choices: tuple[str, ...] = ()
+    identifier: bool = False  # no control character allowed (SPEC §2)
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,10 @@ ACCESS_KIND = RecordKind(
     "access",
     "request_id",
     (
-        Field("request_id", "string", required=True),
+        Field("request_id", "string", required=True, identifier=True),
         Field("event_time", "time", required=True),
-        Field("app_id", "string", required=True),
-        Field("user_id", "string", required=True),
+        Field("app_id", "string", required=True, identifier=True),
+        Field("user_id", "string", required=True, identifier=True),
         Field("resource", "string"),
         Field("action", "enum", choices=("read", "write", "delete")),
         Field("method", "string"),
@@ -65,10 +67,10 @@ CONSENT_KIND = RecordKind(
     "consent",
     "event_id",
     (
-        Field("event_id", "string", required=True),
+        Field("event_id", "string", required=True, identifier=True),
         Field("event_time", "time", required=True),
-        Field("user_id", "string", required=True),
-        Field("app_id", "string", required=True),
+        Field("user_id", "string", required=True, identifier=True),
+        Field("app_id", "string", required=True, identifier=True),
         Field("event_type", "enum", required=True, choices=("grant", "revoke")),
         Field("scopes", "scopes"),
     ),
@@ -147,6 +149,14 @@ def _checks(field: Field) -> list[tuple[str, str, str]]:
         )
     if field.kind in ("string", "enum") and field.required:
         checks.append((f"{v} = ''", "empty_field", _quote(f"{n} is empty")))
+    if field.identifier:
+        checks.append(
+            (
+                f"{_is_string(field)} AND regexp_matches({v}, {_quote(CONTROL)})",
+                "control_character",
+                _quote(f"{n} holds a control character (U+0000-U+001F or U+007F)"),
+            )
+        )
     if field.kind == "enum":
         checks.append(
             (
@@ -203,6 +213,8 @@ def _clean(field: Field) -> str:
         condition = _is_string(field)
         if field.required:
             condition += f" AND {v} <> ''"
+        if field.identifier:
+            condition += f" AND NOT regexp_matches({v}, {_quote(CONTROL)})"
         if field.kind == "enum":
             condition += f" AND list_contains({_list(field.choices)}, {v})"
         return condition if field.required else f"({_json_type(field)} IS NULL OR {condition})"

@@ -25,6 +25,10 @@ NEWLINE = 10
 OPEN_BRACE = ord("{")
 READ_PIECE = 1 << 16
 NEWLINE_SCAN = 1 << 22
+# No record is this long: a line past it (a gz bomb of zeros, a file with no line breaks) stops
+# the file as unreadable instead of filling memory.
+MAX_LINE_BYTES = 1 << 26
+BOM = b"\xef\xbb\xbf"
 LINE_BATCH = pa.schema(
     [
         pa.field("source_line", pa.int64()),
@@ -186,9 +190,15 @@ def _mapped_blocks(fileno: int, block_bytes: int, stats: FileStats) -> Iterator[
             if cut:
                 end = offset + cut
                 break
+            if reach > MAX_LINE_BYTES:
+                raise OSError(
+                    f"line {next_line} or one soon after is longer than {MAX_LINE_BYTES} bytes"
+                )
             reach *= 2  # one line longer than a block: map more
         block = np.frombuffer(mapped, np.uint8)[start - offset : end - offset]
         stats._hasher.update(block.data)
+        if start == 0 and bytes(block[:3]) == BOM:  # an encoding mark, not part of line 1
+            block = block[3:]
         lines, blanks = _lines_of_block(block, next_line)
         next_line += lines.num_rows + blanks
         stats.lines += lines.num_rows + blanks
@@ -226,10 +236,13 @@ def _read_blocks(
                 block_end = buffer.rfind(b"\n", 0, end) + 1
                 if block_end == 0:  # one line longer than a block: keep reading
                     carry = bytes(buffer[:end])
+                    if len(carry) > MAX_LINE_BYTES:
+                        raise OSError(f"line {next_line} is longer than {MAX_LINE_BYTES} bytes")
                     continue
             if block_end:
+                skip = 3 if next_line == 1 and buffer.startswith(BOM) else 0  # encoding mark
                 lines, blanks = _lines_of_block(
-                    np.frombuffer(buffer, np.uint8, block_end), next_line
+                    np.frombuffer(buffer, np.uint8, block_end - skip, skip), next_line
                 )
                 next_line += lines.num_rows + blanks
                 stats.lines += lines.num_rows + blanks

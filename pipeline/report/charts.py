@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from pipeline.config import SEVERITIES
 from pipeline.schema import RULES
+from pipeline.text_safety import mathtext_safe, visible_bidi
 
 OKABE_ITO = (
     "#0072B2",  # blue
@@ -41,6 +42,12 @@ STYLE: dict[Any, Any] = {  # matplotlib types its keys as a Literal of every rc 
     "axes.spines.right": False,
     "svg.fonttype": "none",  # text as <text>: sharp, selectable, small
 }
+
+
+def _label(text: str) -> str:
+    """Partner-controlled text for a chart: no mathtext (`$…$` once failed the report), and
+    direction overrides shown, not obeyed."""
+    return mathtext_safe(visible_bidi(text))
 
 
 def _svg(figure: Figure, name: str) -> str:
@@ -127,7 +134,7 @@ def flags_per_day_by_partner(trend: dict[str, Any], names: dict[str, str]) -> st
                     fontsize=8,
                     color=ink,
                 )
-        labels = [f"{names[p]} ({p})" if p in names else p for p in partners]
+        labels = [_label(f"{names[p]} ({p})" if p in names else p) for p in partners]
         axes.set_yticks(np.arange(len(partners)) + 0.5, labels, fontsize=10)
         axes.set_xticks(
             np.arange(len(days)) + 0.5, _day_labels(days), rotation=60, ha="right", fontsize=9
@@ -156,7 +163,7 @@ def flags_by_partner_and_severity(summary: dict[str, Any]) -> str:
                 left += counts
         for row, total in enumerate(left):
             axes.text(total, row, f" {int(total):,}", va="center", fontsize=10)
-        labels = [f"{names[p]} ({p})" if p in names else p for p in partners]
+        labels = [_label(f"{names[p]} ({p})" if p in names else p) for p in partners]
         axes.set_yticks(y, labels, fontsize=10)
         axes.set_xlabel("flags")
         axes.set_title("Flags by partner and severity", loc="left")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.text_safety import visible_bidi
+
 
 def period(summary: dict[str, Any]) -> str:
     """'2026-03-05', or '2026-03-01 to 2026-03-14' for a range."""
@@ -48,4 +50,4 @@ def digest_markdown(summary: dict[str, Any], report_path: str | None = None) -> 
     )
     if report_path:
         lines.append(f"- Report: {report_path}")
-    return "\n".join(lines) + "\n"
+    return visible_bidi("\n".join(lines) + "\n")  # partner names may hold direction overrides

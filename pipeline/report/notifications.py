@@ -8,6 +8,7 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.report.digest import digest_markdown, period
+from pipeline.text_safety import slack_escape, visible_bidi
 
 SUBJECT_PREFIX = "[partner-access-audit]"
 
@@ -22,6 +23,12 @@ class Alert:
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
+
+    def slack_text(self) -> str:
+        """The alert as Slack text: partner-controlled `<!channel>`, `<https://x|y>` or `&`
+        inert, direction overrides shown."""
+        subject, body = (slack_escape(visible_bidi(t)) for t in (self.subject, self.body))
+        return f"*{subject}*\n{body}"
 
 
 LISTED = 10  # alerts named in a notification's body; the subject counts them all

@@ -12,6 +12,7 @@ from markupsafe import Markup
 
 from pipeline.report.digest import period
 from pipeline.schema import UNKNOWN_PARTNER
+from pipeline.text_safety import visible_bidi
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -19,6 +20,13 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 def _when(iso: str | None) -> str:
     """An ISO timestamp of the summary as 'YYYY-MM-DD HH:MM:SS' (all times are UTC)."""
     return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S") if iso else ""
+
+
+def _visible(value: Any) -> Any:
+    """Text shown in the page: direction overrides shown, not obeyed (markup passes as is)."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible_bidi(value)
+    return value
 
 
 def _environment() -> Environment:
@@ -29,6 +37,8 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # partner-controlled text shows its direction overrides instead of obeying them
+    env.finalize = _visible
     env.filters["thousands"] = lambda n: f"{n:,}"
     env.filters["percent"] = lambda share: f"{share:.2%}"
     env.filters["when"] = _when
