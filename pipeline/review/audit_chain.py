@@ -30,7 +30,10 @@ GENESIS = "0" * 64  # the "previous hash" of the first row
 CHAIN_LOCK_KEY = 7_305_912  # PostgreSQL advisory lock: one chainer at a time
 CHUNK_ROWS = 1000
 PENDING = "access_audit_chain_pending"  # connection.info flag: rows to chain at commit
-HASHED = ("id", "item_id", "actor", "at", "action", "from_value", "to_value", "note", "origin")
+HASHED = (
+    "id", "item_id", "actor", "at", "action", "from_value", "to_value", "note", "origin",
+    "alert_id", "via",  # the alert an entry is about (0002), and how the change was asked for
+)  # fmt: skip
 
 # The trail's columns as the store declares them (whatever they become), plus this module's.
 # A column added to the trail later is stored but not hashed until HASHED names it (the hash

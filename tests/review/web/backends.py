@@ -58,8 +58,6 @@ def backend_fixture(
     store = ReviewStore.open(url)
     warehouse = Warehouse(str(sample_run.warehouse))
     for day in SAMPLE_DAYS:
-        store.upsert_day(
-            day, warehouse.read_partition("flags", day), warehouse.read_partition("anomalies", day)
-        )
+        store.upsert_day(day, warehouse.read_partition("alerts", day))
     yield Backend(url, settings_for(sample_run, url), store)
     store.dispose()

@@ -20,32 +20,34 @@ from pipeline.cli import main
 from pipeline.errors import InvalidTransition
 from pipeline.review.audit_chain import GENESIS, HASHED, row_hash, verify_rows
 from pipeline.review.sessions import engine_of
-from pipeline.review.store import ItemFilter, ReviewStore
-from tests.review.literals import D1, D2, anomalies, flag, flags
+from pipeline.review.store import AlertFilter, ReviewStore
+from tests.review.literals import D1, D2, alert, alerts
 
 
-def day_flags(day: date, count: int) -> Any:
-    """Flags of `count` apps (each its own review item, whether items are flags or alerts)."""
-    return flags(*(flag(f"{day}-{i}", day=day, app_id=f"app-{day}-{i}") for i in range(count)))
+def day_alerts(day: date, count: int) -> Any:
+    """Alerts of `count` apps (each its own alert)."""
+    return alerts(*(alert(day, app_id=f"app-{day}-{i}") for i in range(count)))
 
 
-def item_ids(store: ReviewStore, day: date) -> list[str]:
-    page = store.items(
-        ItemFilter(start=day, end=day, include_suppressed=True), sort="day", per_page=500
+def alert_ids(store: ReviewStore, day: date) -> list[str]:
+    page = store.alerts(
+        AlertFilter(start=day, end=day, include_suppressed=True), sort="day", per_page=500
     )
-    return sorted(item.item_id for item in page.items)
+    return sorted(a.alert_id for a in page.alerts)
 
 
 @pytest.fixture
 def chained(store_url: str) -> Iterator[ReviewStore]:
     """A store (SQLite and PostgreSQL) with items and a few decisions in its trail."""
     store = ReviewStore.open(store_url)
-    store.upsert_day(D1, day_flags(D1, 6), anomalies())
-    f = item_ids(store, D1)
+    store.upsert_day(D1, day_alerts(D1, 6))
+    f = alert_ids(store, D1)
     store.set_status(f[:2], "triaged", "rita", note="looking")
     store.assign([f[2]], "vic", "rita")
-    store.add_note(f[3], "a note", "vic")
-    store.suppress(f"app-{D1}-5", "NO_SIGNIN", D2, "known", "rita")
+    store.add_note([f[3]], "a note", "vic")
+    app = store.alert(f[5]).app_id
+    assert app is not None
+    store.suppress(app, "NO_SIGNIN", D2, "known", "rita")
     yield store
     store.dispose()
 
@@ -79,7 +81,9 @@ def test_the_stores_own_writes_verify(chained, store_url, capsys) -> None:
         ("actor", "'mallory'"),
         ("to_value", "'false_positive'"),
         ("action", "'note'"),
-        ("item_id", "NULL"),
+        ("item_id", "'f1'"),
+        ("alert_id", "NULL"),
+        ("via", "'series 0'"),
         ("origin", "'cli os_user=root'"),
         ("chain_hash", "'" + "0" * 64 + "'"),
     ],
@@ -115,8 +119,8 @@ def test_a_deleted_row_breaks_the_chain_at_the_next(chained, store_url, capsys) 
 def test_a_row_slipped_in_by_sql_is_not_in_the_chain(chained, store_url, capsys) -> None:
     sql(
         chained,
-        "INSERT INTO review_audit (item_id, actor, at, action) VALUES (:item, 'x', :at, 'note')",
-        item=item_ids(chained, D1)[4],
+        "INSERT INTO review_audit (alert_id, actor, at, action) VALUES (:item, 'x', :at, 'note')",
+        item=alert_ids(chained, D1)[4],
         at=datetime.now(UTC),
     )
     (slipped,) = sql(chained, "SELECT max(id) FROM review_audit")[0]
@@ -128,8 +132,8 @@ def test_concurrent_writers_chain_in_commit_order(chained, store_url, capsys) ->
     """Reviewers deciding while a day is published: no deadlock (PostgreSQL detects one
     within a second and fails a writer), and every row in the chain, once."""
     before = len(ids(chained))
-    chained.upsert_day(D2, day_flags(D2, 40), anomalies())
-    g = item_ids(chained, D2)
+    chained.upsert_day(D2, day_alerts(D2, 40))
+    g = alert_ids(chained, D2)
     batches = [g[start::4] for start in range(4)]
 
     def decide(batch: list[str]) -> int:
@@ -138,7 +142,7 @@ def test_concurrent_writers_chain_in_commit_order(chained, store_url, capsys) ->
         return changed
 
     def publish(_: int) -> int:
-        return chained.upsert_day(D2, day_flags(D2, 40), anomalies())["updated"]
+        return chained.upsert_day(D2, day_alerts(D2, 40))["updated"]
 
     with ThreadPoolExecutor(6) as pool:
         decided = list(pool.map(decide, batches))
@@ -151,22 +155,22 @@ def test_concurrent_writers_chain_in_commit_order(chained, store_url, capsys) ->
 
 
 def test_a_rolled_back_change_leaves_the_chain_whole(chained, store_url, capsys) -> None:
-    f = item_ids(chained, D1)
+    f = alert_ids(chained, D1)
     with pytest.raises(InvalidTransition):
         chained.set_status([f[4], f[0]], "new", "rita")  # f[0] is triaged: all or none
-    chained.add_note(f[4], "after the rollback", "rita")
+    chained.add_note([f[4]], "after the rollback", "rita")
     code, out = verify(store_url, capsys)
     assert code == 0, out
 
 
 def test_the_cli_records_the_os_user_beside_as(chained, store_url, capsys) -> None:
-    item = item_ids(chained, D1)[5]
+    item = alert_ids(chained, D1)[5]
     assert (
         main(["review", "note", item, "--text", "checked", "--db", store_url, "--as", "alice"]) == 0
     )
     rows = sql(
         chained,
-        "SELECT actor, origin FROM review_audit WHERE item_id = :item AND action = 'note'",
+        "SELECT actor, origin FROM review_audit WHERE alert_id = :item AND action = 'note'",
         item=item,
     )
     assert rows == [("alice", f"cli os_user={pwd.getpwuid(os.getuid()).pw_name}")]
@@ -208,6 +212,8 @@ row_values = st.fixed_dictionaries(
         "to_value": st.none() | st.text(max_size=10),
         "note": st.none() | st.text(max_size=20),
         "origin": st.none() | st.text(max_size=10),
+        "alert_id": st.none() | st.text(max_size=10),
+        "via": st.none() | st.text(max_size=10),
     }
 )
 
@@ -246,7 +252,7 @@ def test_a_removed_row_is_caught(rows, data) -> None:
 
 def test_the_stores_audit_entries_are_as_before(chained) -> None:
     # the chain is kept beside the store's own columns: AuditEntry is unchanged
-    entry = chained.audit_trail(item_ids(chained, D1)[3])[0]
+    entry = chained.audit_trail(alert_ids(chained, D1)[3])[0]
     assert (entry.action, entry.note, entry.actor) == ("note", "a note", "vic")
 
 
@@ -263,8 +269,8 @@ def test_audit_rows_are_chained_last_so_writers_cannot_deadlock_on_the_chain(
 
     store = ReviewStore.open(postgres_url)
     try:
-        store.upsert_day(D1, day_flags(D1, 2), anomalies())
-        x, y = item_ids(store, D1)
+        store.upsert_day(D1, day_alerts(D1, 2))
+        x, y = alert_ids(store, D1)
         engine = engine_of(store)
         has_y = threading.Event()
         errors: list[BaseException] = []
@@ -272,7 +278,7 @@ def test_audit_rows_are_chained_last_so_writers_cannot_deadlock_on_the_chain(
         def entry(item: str) -> list[dict[str, Any]]:
             return [
                 {
-                    "item_id": item,
+                    "alert_id": item,
                     "actor": "t",
                     "at": datetime.now(UTC),
                     "action": "note",
@@ -284,7 +290,7 @@ def test_audit_rows_are_chained_last_so_writers_cannot_deadlock_on_the_chain(
 
         def touch(connection: Any, item: str) -> None:
             connection.execute(
-                sa.text("UPDATE review_items SET version = version + 1 WHERE item_id = :i"),
+                sa.text("UPDATE review_alerts SET version = version + 1 WHERE alert_id = :i"),
                 {"i": item},
             )
 

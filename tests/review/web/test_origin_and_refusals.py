@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 
-from pipeline.review.store import ItemFilter
+from pipeline.review.store import AlertFilter
 from pipeline.review.web.app import create_app
 from pipeline.review.web.csrf import same_origin_refusal
 from tests.review.web.backends import Backend, backend_fixture  # noqa: F401 (fixture)
@@ -28,16 +28,16 @@ def logged_in(backend: Backend, name: str = "rita") -> TestClient:
 def test_a_forged_host_never_reaches_a_location_header(backend: Backend) -> None:
     anonymous = backend.client()
     rita = logged_in(backend)
-    item = backend.store.items(ItemFilter(status="new"), per_page=1).items[0]
+    item = backend.store.alerts(AlertFilter(status="new"), per_page=1).alerts[0]
     requests = [
         (anonymous, "GET", "/queue/", {}),
         (anonymous, "GET", "/queue", {}),
         (anonymous, "GET", "/login/", {}),
-        (anonymous, "GET", f"/items/{item.item_id}/", {}),
+        (anonymous, "GET", f"/alerts/{item.alert_id}/", {}),
         (rita, "GET", "/queue/", {}),
         (rita, "GET", "/login", {}),
         (rita, "GET", "/partners/", {}),
-        (rita, "POST", f"/items/{item.item_id}/note", {"note": "n"}),
+        (rita, "POST", f"/alerts/{item.alert_id}/note", {"note": "n"}),
         (rita, "POST", "/logout", {}),
     ]
     locations = []
@@ -76,15 +76,15 @@ def test_a_post_must_come_from_this_origin(
     client = logged_in(backend)
     token = csrf_of(client)
     del client.headers["origin"]
-    item = backend.store.items(ItemFilter(status="new"), per_page=1).items[0]
+    item = backend.store.alerts(AlertFilter(status="new"), per_page=1).alerts[0]
     response = client.post(
-        f"/items/{item.item_id}/note",
+        f"/alerts/{item.alert_id}/note",
         data={"note": "from somewhere", "csrf_token": token},
         headers=headers,
         follow_redirects=False,
     )
     assert response.status_code == (303 if accepted else 403), response.text
-    notes = [e for e in backend.store.audit_trail(item.item_id) if e.action == "note"]
+    notes = [e for e in backend.store.audit_trail(item.alert_id) if e.action == "note"]
     assert bool(notes) == accepted
 
 
@@ -104,10 +104,10 @@ def test_over_https_an_http_origin_is_refused(backend: Backend) -> None:
     settings = replace(backend.settings, review_url="https://review.example")
     client = TestClient(create_app(settings, backend.store), base_url="https://review.example")
     login(client, "rita", PASSWORDS["rita"])
-    item = backend.store.items(ItemFilter(status="new"), per_page=1).items[0]
+    item = backend.store.alerts(AlertFilter(status="new"), per_page=1).alerts[0]
     for origin, status in (("http://review.example", 403), ("https://review.example", 303)):
         response = client.post(
-            f"/items/{item.item_id}/note",
+            f"/alerts/{item.alert_id}/note",
             data={"note": "n", "csrf_token": csrf_of(client)},
             headers={"origin": origin},
             follow_redirects=False,
@@ -138,23 +138,23 @@ def refusals(backend: Backend) -> list[tuple[str, str | None]]:
 
 def test_refusals_of_logged_in_users_are_recorded(backend: Backend) -> None:
     vic = logged_in(backend, "vic")
-    item = backend.store.items(ItemFilter(status="new"), per_page=1).items[0]
+    item = backend.store.alerts(AlertFilter(status="new"), per_page=1).alerts[0]
     response = vic.post(
-        f"/items/{item.item_id}/note", data={"note": "n", "csrf_token": csrf_of(vic)}
+        f"/alerts/{item.alert_id}/note", data={"note": "n", "csrf_token": csrf_of(vic)}
     )
     assert response.status_code == 403
     rita = logged_in(backend)
     stale = rita.post(
-        f"/items/{item.item_id}/status",
+        f"/alerts/{item.alert_id}/status",
         data={"status": "triaged", "version": str(item.version + 5), "csrf_token": csrf_of(rita)},
     )
     assert stale.status_code == 409
-    forged = rita.post(f"/items/{item.item_id}/note", data={"note": "n", "csrf_token": "forged"})
+    forged = rita.post(f"/alerts/{item.alert_id}/note", data={"note": "n", "csrf_token": "forged"})
     assert forged.status_code == 403
     assert refusals(backend) == [
-        ("rita", f"403 POST /items/{item.item_id}/note"),
-        ("rita", f"409 POST /items/{item.item_id}/status"),
-        ("vic", f"403 POST /items/{item.item_id}/note"),
+        ("rita", f"403 POST /alerts/{item.alert_id}/note"),
+        ("rita", f"409 POST /alerts/{item.alert_id}/status"),
+        ("vic", f"403 POST /alerts/{item.alert_id}/note"),
     ]
     trail = [e for e in backend.store.audit_trail() if e.action == "refused"]
     assert "CSRF" in (trail[0].note or "") and "viewer" in (trail[2].note or "")
@@ -180,13 +180,13 @@ def test_exports_are_recorded_with_their_filter(backend: Backend) -> None:
 
 def test_changes_made_in_the_ui_record_the_address_they_came_from(backend: Backend) -> None:
     rita = logged_in(backend)
-    item = backend.store.items(ItemFilter(status="new"), per_page=1).items[0]
+    item = backend.store.alerts(AlertFilter(status="new"), per_page=1).alerts[0]
     response = rita.post(
-        f"/items/{item.item_id}/note", data={"note": "from the UI", "csrf_token": csrf_of(rita)}
+        f"/alerts/{item.alert_id}/note", data={"note": "from the UI", "csrf_token": csrf_of(rita)}
     )
-    assert response.status_code == 200  # followed to the item page
+    assert response.status_code == 200  # followed to the alert page
     rows = backend.sql(
-        "SELECT origin FROM review_audit WHERE item_id = :item AND action = 'note'",
-        item=item.item_id,
+        "SELECT origin FROM review_audit WHERE alert_id = :item AND action = 'note'",
+        item=item.alert_id,
     )
     assert rows == [("web testclient",)]

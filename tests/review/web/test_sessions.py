@@ -16,7 +16,7 @@ from pipeline.config import ReviewUser
 from pipeline.errors import ConfigError
 from pipeline.review.secret_strength import secret_problem
 from pipeline.review.sessions import IDLE_SECONDS, LIFETIME_SECONDS, TOUCH_SECONDS
-from pipeline.review.store import ItemFilter
+from pipeline.review.store import AlertFilter
 from pipeline.review.web.app import SESSION_COOKIE, create_app
 from pipeline.review.web.auth import hash_password
 from pipeline.review.web.session_middleware import ID_FORM
@@ -43,14 +43,14 @@ def reads(client: TestClient) -> bool:
 
 
 def writes(backend: Backend, client: TestClient, token: str) -> int:
-    """Try to change an item with a form token seen while logged in; the response status."""
-    item = backend.store.items(ItemFilter(status="new"), per_page=1).items[0]
+    """Try to change an alert with a form token seen while logged in; the response status."""
+    item = backend.store.alerts(AlertFilter(status="new"), per_page=1).alerts[0]
     response = client.post(
-        f"/items/{item.item_id}/note",
+        f"/alerts/{item.alert_id}/note",
         data={"note": "written with a copied cookie", "csrf_token": token},
         follow_redirects=False,
     )
-    notes = [e for e in backend.store.audit_trail(item.item_id) if e.action == "note"]
+    notes = [e for e in backend.store.audit_trail(item.alert_id) if e.action == "note"]
     assert (response.status_code == 303) == bool(notes), "a note is kept only when accepted"
     return response.status_code
 
