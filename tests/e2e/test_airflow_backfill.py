@@ -105,13 +105,12 @@ def test_backfill_of_three_days_writes_what_run_day_writes(
                 reference, table, day
             ), f"{table} of {day}"
         assert partition_rows(airflow.warehouse, "flags", day), f"no flags on {day}"
-    assert review_item_ids(f"sqlite:///{airflow.home / 'review.db'}") == review_item_ids(
+    assert review_alert_ids(f"sqlite:///{airflow.home / 'review.db'}") == review_alert_ids(
         settings.review_db
     )
 
 
-def review_item_ids(url: str) -> set[str]:
-    """The ids of every alert in a review store."""
+def review_alert_ids(url: str) -> set[str]:
     from pipeline.review.store import AlertFilter, ReviewStore
 
     store = ReviewStore.open(url)

@@ -25,11 +25,11 @@ from tests.review.literals import D1, D2, alert, alerts
 
 
 def day_alerts(day: date, count: int) -> Any:
-    """Rule alerts of `count` apps."""
+    """Alerts of `count` apps (each its own alert)."""
     return alerts(*(alert(day, app_id=f"app-{day}-{i}") for i in range(count)))
 
 
-def item_ids(store: ReviewStore, day: date) -> list[str]:
+def alert_ids(store: ReviewStore, day: date) -> list[str]:
     page = store.alerts(
         AlertFilter(start=day, end=day, include_suppressed=True), sort="day", per_page=500
     )
@@ -41,11 +41,13 @@ def chained(store_url: str) -> Iterator[ReviewStore]:
     """A store (SQLite and PostgreSQL) with items and a few decisions in its trail."""
     store = ReviewStore.open(store_url)
     store.upsert_day(D1, day_alerts(D1, 6))
-    f = item_ids(store, D1)
+    f = alert_ids(store, D1)
     store.set_status(f[:2], "triaged", "rita", note="looking")
     store.assign([f[2]], "vic", "rita")
     store.add_note([f[3]], "a note", "vic")
-    store.suppress(f"app-{D1}-5", "NO_SIGNIN", D2, "known", "rita")
+    app = store.alert(f[5]).app_id
+    assert app is not None
+    store.suppress(app, "NO_SIGNIN", D2, "known", "rita")
     yield store
     store.dispose()
 
@@ -79,8 +81,9 @@ def test_the_stores_own_writes_verify(chained, store_url, capsys) -> None:
         ("actor", "'mallory'"),
         ("to_value", "'false_positive'"),
         ("action", "'note'"),
+        ("item_id", "'f1'"),
         ("alert_id", "NULL"),
-        ("via", "'series'"),
+        ("via", "'series 0'"),
         ("origin", "'cli os_user=root'"),
         ("chain_hash", "'" + "0" * 64 + "'"),
     ],
@@ -117,7 +120,7 @@ def test_a_row_slipped_in_by_sql_is_not_in_the_chain(chained, store_url, capsys)
     sql(
         chained,
         "INSERT INTO review_audit (alert_id, actor, at, action) VALUES (:item, 'x', :at, 'note')",
-        item=item_ids(chained, D1)[4],
+        item=alert_ids(chained, D1)[4],
         at=datetime.now(UTC),
     )
     (slipped,) = sql(chained, "SELECT max(id) FROM review_audit")[0]
@@ -130,7 +133,7 @@ def test_concurrent_writers_chain_in_commit_order(chained, store_url, capsys) ->
     within a second and fails a writer), and every row in the chain, once."""
     before = len(ids(chained))
     chained.upsert_day(D2, day_alerts(D2, 40))
-    g = item_ids(chained, D2)
+    g = alert_ids(chained, D2)
     batches = [g[start::4] for start in range(4)]
 
     def decide(batch: list[str]) -> int:
@@ -152,7 +155,7 @@ def test_concurrent_writers_chain_in_commit_order(chained, store_url, capsys) ->
 
 
 def test_a_rolled_back_change_leaves_the_chain_whole(chained, store_url, capsys) -> None:
-    f = item_ids(chained, D1)
+    f = alert_ids(chained, D1)
     with pytest.raises(InvalidTransition):
         chained.set_status([f[4], f[0]], "new", "rita")  # f[0] is triaged: all or none
     chained.add_note([f[4]], "after the rollback", "rita")
@@ -161,7 +164,7 @@ def test_a_rolled_back_change_leaves_the_chain_whole(chained, store_url, capsys)
 
 
 def test_the_cli_records_the_os_user_beside_as(chained, store_url, capsys) -> None:
-    item = item_ids(chained, D1)[5]
+    item = alert_ids(chained, D1)[5]
     assert (
         main(["review", "note", item, "--text", "checked", "--db", store_url, "--as", "alice"]) == 0
     )
@@ -202,8 +205,6 @@ row_values = st.fixed_dictionaries(
     {
         "id": st.integers(1, 10**9),
         "item_id": st.none() | st.text(max_size=10),
-        "alert_id": st.none() | st.text(max_size=10),
-        "via": st.none() | st.text(max_size=10),
         "actor": st.text(max_size=10),
         "at": st.datetimes(timezones=st.just(UTC)),
         "action": st.sampled_from(["status", "note", "login", "refused"]),
@@ -211,6 +212,8 @@ row_values = st.fixed_dictionaries(
         "to_value": st.none() | st.text(max_size=10),
         "note": st.none() | st.text(max_size=20),
         "origin": st.none() | st.text(max_size=10),
+        "alert_id": st.none() | st.text(max_size=10),
+        "via": st.none() | st.text(max_size=10),
     }
 )
 
@@ -249,7 +252,7 @@ def test_a_removed_row_is_caught(rows, data) -> None:
 
 def test_the_stores_audit_entries_are_as_before(chained) -> None:
     # the chain is kept beside the store's own columns: AuditEntry is unchanged
-    (entry,) = [e for e in chained.audit_trail(item_ids(chained, D1)[3]) if e.action == "note"]
+    entry = chained.audit_trail(alert_ids(chained, D1)[3])[0]
     assert (entry.action, entry.note, entry.actor) == ("note", "a note", "vic")
 
 
@@ -267,7 +270,7 @@ def test_audit_rows_are_chained_last_so_writers_cannot_deadlock_on_the_chain(
     store = ReviewStore.open(postgres_url)
     try:
         store.upsert_day(D1, day_alerts(D1, 2))
-        x, y = item_ids(store, D1)
+        x, y = alert_ids(store, D1)
         engine = engine_of(store)
         has_y = threading.Event()
         errors: list[BaseException] = []
@@ -276,7 +279,6 @@ def test_audit_rows_are_chained_last_so_writers_cannot_deadlock_on_the_chain(
             return [
                 {
                     "alert_id": item,
-                    "item_id": None,
                     "actor": "t",
                     "at": datetime.now(UTC),
                     "action": "note",

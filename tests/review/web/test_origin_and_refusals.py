@@ -10,9 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 
+from pipeline.review.store import AlertFilter
 from pipeline.review.web.app import create_app
 from pipeline.review.web.csrf import same_origin_refusal
-from tests.review.web.backends import Backend, backend_fixture, first_new_alert  # noqa: F401 (fixture)
+from tests.review.web.backends import Backend, backend_fixture  # noqa: F401 (fixture)
 from tests.review.web.conftest import PASSWORDS, csrf_of, login
 
 EVIL = "evil.example"
@@ -27,7 +28,7 @@ def logged_in(backend: Backend, name: str = "rita") -> TestClient:
 def test_a_forged_host_never_reaches_a_location_header(backend: Backend) -> None:
     anonymous = backend.client()
     rita = logged_in(backend)
-    item = first_new_alert(backend)
+    item = backend.store.alerts(AlertFilter(status="new"), per_page=1).alerts[0]
     requests = [
         (anonymous, "GET", "/queue/", {}),
         (anonymous, "GET", "/queue", {}),
@@ -75,7 +76,7 @@ def test_a_post_must_come_from_this_origin(
     client = logged_in(backend)
     token = csrf_of(client)
     del client.headers["origin"]
-    item = first_new_alert(backend)
+    item = backend.store.alerts(AlertFilter(status="new"), per_page=1).alerts[0]
     response = client.post(
         f"/alerts/{item.alert_id}/note",
         data={"note": "from somewhere", "csrf_token": token},
@@ -103,7 +104,7 @@ def test_over_https_an_http_origin_is_refused(backend: Backend) -> None:
     settings = replace(backend.settings, review_url="https://review.example")
     client = TestClient(create_app(settings, backend.store), base_url="https://review.example")
     login(client, "rita", PASSWORDS["rita"])
-    item = first_new_alert(backend)
+    item = backend.store.alerts(AlertFilter(status="new"), per_page=1).alerts[0]
     for origin, status in (("http://review.example", 403), ("https://review.example", 303)):
         response = client.post(
             f"/alerts/{item.alert_id}/note",
@@ -137,7 +138,7 @@ def refusals(backend: Backend) -> list[tuple[str, str | None]]:
 
 def test_refusals_of_logged_in_users_are_recorded(backend: Backend) -> None:
     vic = logged_in(backend, "vic")
-    item = first_new_alert(backend)
+    item = backend.store.alerts(AlertFilter(status="new"), per_page=1).alerts[0]
     response = vic.post(
         f"/alerts/{item.alert_id}/note", data={"note": "n", "csrf_token": csrf_of(vic)}
     )
@@ -179,11 +180,11 @@ def test_exports_are_recorded_with_their_filter(backend: Backend) -> None:
 
 def test_changes_made_in_the_ui_record_the_address_they_came_from(backend: Backend) -> None:
     rita = logged_in(backend)
-    item = first_new_alert(backend)
+    item = backend.store.alerts(AlertFilter(status="new"), per_page=1).alerts[0]
     response = rita.post(
         f"/alerts/{item.alert_id}/note", data={"note": "from the UI", "csrf_token": csrf_of(rita)}
     )
-    assert response.status_code == 200  # followed to the item page
+    assert response.status_code == 200  # followed to the alert page
     rows = backend.sql(
         "SELECT origin FROM review_audit WHERE alert_id = :item AND action = 'note'",
         item=item.alert_id,

@@ -16,10 +16,11 @@ from pipeline.config import ReviewUser
 from pipeline.errors import ConfigError
 from pipeline.review.secret_strength import secret_problem
 from pipeline.review.sessions import IDLE_SECONDS, LIFETIME_SECONDS, TOUCH_SECONDS
+from pipeline.review.store import AlertFilter
 from pipeline.review.web.app import SESSION_COOKIE, create_app
 from pipeline.review.web.auth import hash_password
 from pipeline.review.web.session_middleware import ID_FORM
-from tests.review.web.backends import Backend, backend_fixture, first_new_alert  # noqa: F401 (fixture)
+from tests.review.web.backends import Backend, backend_fixture  # noqa: F401 (fixture)
 from tests.review.web.conftest import PASSWORDS, csrf_of, login
 
 
@@ -42,8 +43,8 @@ def reads(client: TestClient) -> bool:
 
 
 def writes(backend: Backend, client: TestClient, token: str) -> int:
-    """Try to change an item with a form token seen while logged in; the response status."""
-    item = first_new_alert(backend)
+    """Try to change an alert with a form token seen while logged in; the response status."""
+    item = backend.store.alerts(AlertFilter(status="new"), per_page=1).alerts[0]
     response = client.post(
         f"/alerts/{item.alert_id}/note",
         data={"note": "written with a copied cookie", "csrf_token": token},
