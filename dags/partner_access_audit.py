@@ -15,9 +15,10 @@ for the day's delivery.
 | `detect_shard` | mapped, one task per user shard: that shard's flags, staged (not yet visible) |
 | `detect` | the shards' flags → warehouse `flags/date=D/` (one atomic commit) |
 | `score` | behaviour of `D` → `anomalies/date=D/` with the newest model (skipped without one) |
-| `publish` | checks counts, writes `runs/date=D/`; emits asset `partner_access_audit_flags` |
+| `alerts` | flags of `D` + its alerted anomalies → `alerts/date=D/` (SPEC §5) |
+| `publish` | checks counts, alerts → review store, `runs/date=D/`; emits the flags asset |
 | `report` | writes `reports/date=D/`: `report.html`, `summary.json`, `digest.md` |
-| `alert` | sends the summary's alerts (high-severity flags, incomplete input) |
+| `alert` | sends the summary's notifications (alerts over the threshold, incomplete input) |
 
 **Alerts** go through Airflow notifiers: e-mail when the settings `alert_smtp_conn_id` and
 `alert_email_to` name an SMTP connection and recipients, Slack when `alert_slack_conn_id` names a
@@ -272,6 +273,12 @@ def partner_access_audit() -> None:
 
         return steps.score(*_day_and_settings(context))
 
+    @task
+    def alerts(**context: Any) -> dict[str, Any]:
+        from pipeline import steps
+
+        return steps.alerts(*_day_and_settings(context))
+
     @task(outlets=[FLAGS_ASSET])
     def publish(**context: Any) -> dict[str, Any]:
         from pipeline import steps
@@ -304,7 +311,7 @@ def partner_access_audit() -> None:
     units = plan_detect()
     ingested >> units
     detect_shard.expand(unit=units) >> (detected := detect(units))
-    detected >> score() >> publish() >> summary
+    detected >> score() >> alerts() >> publish() >> summary
     alert(summary)
 
 

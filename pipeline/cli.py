@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="audit one delivery day",
-        description="Ingest, detect and publish one delivery day.",
+        description="Audit one delivery day: ingest, detect, score, alerts, publish, report.",
     )
     run.add_argument("--date", type=_day, required=True, help="the delivery day, YYYY-MM-DD")
     _add_location_options(run)
@@ -148,6 +148,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=int, default=50, help="rows shown in table format (default: 50; 0 for all)"
     )
     _add_location_options(flags)
+
+    alerts = commands.add_parser(
+        "alerts",
+        help="list a day's alerts",
+        description="Read a day's alerts (one per app and rule, and the behaviour model's) from "
+        "the warehouse's alerts/date=D/, most severe first.",
+    )
+    alerts.add_argument("--date", type=_day, required=True, help="the delivery day, YYYY-MM-DD")
+    alerts.add_argument(
+        "--rule", help="only this rule (e.g. AFTER_PARTNERSHIP_END) or behaviour kind"
+    )
+    alerts.add_argument("--partner", help="only this partner_id")
+    alerts.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="output format (default: table)",
+    )
+    _add_location_options(alerts)
     add_review_parser(commands, day=_day)
     _add_review_ui_commands(commands)
     return parser
@@ -211,9 +230,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _days(args: argparse.Namespace, settings: Settings) -> list[date]:
     if getattr(args, "all", False):
         from pipeline.readers.landing import Landing
+        from pipeline.sources import delivery_days
 
         landing = Landing(settings.landing, settings)
-        days = sorted(set(landing.days("access")) | set(landing.days("consent")))
+        days = sorted(
+            {d for kind in ("access", "consent") for d in delivery_days(landing, settings, kind)}
+        )
         if not days:
             raise ConfigError(f"no delivery days found in {settings.landing}")
         return days
@@ -311,9 +333,11 @@ def _print_summary(results: dict[date, dict[str, Any]], settings: Settings) -> N
             table.add_row(key, f"{n:,}")
         table.add_row("total", f"{sum(counts.values()):,}", style="bold")
         console.print(table)
+    alerted = sum(summary["alerts"]["alerts"] for summary in results.values())
+    console.print(f"Alerts to review: {alerted:,}   e.g. {PROG} alerts --date {last}")
     from pipeline.warehouse import Warehouse
 
-    tables = "{access,consent,quarantine,flags,runs}"
+    tables = "{access,consent,quarantine,flags,alerts,runs}"
     folders = Warehouse(settings.warehouse, settings).partition_dir(tables, last)
     console.print(f"Outputs: {folders}/   e.g. {PROG} flags --date {last}")
 
@@ -361,6 +385,63 @@ def _show_flags(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _show_alerts(args: argparse.Namespace, settings: Settings) -> int:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pipeline.detect.alerts import BEHAVIOUR_SEVERITY
+    from pipeline.schema import RULES, UNKNOWN_PARTNER
+    from pipeline.warehouse import Warehouse
+
+    known = (*RULES, *BEHAVIOUR_SEVERITY)  # a behaviour alert's rule is its entity kind
+    if args.rule is not None and args.rule not in known:
+        raise ConfigError(f"--rule {args.rule!r} is not one of {', '.join(known)}")
+    warehouse = Warehouse(settings.warehouse, settings)
+    if not warehouse.has_partition("alerts", args.date):
+        raise ConfigError(
+            f"no alerts for {args.date} in {settings.warehouse} "
+            f"(run '{PROG} run --date {args.date}' first)"
+        )
+    alerts = warehouse.read_partition("alerts", args.date)
+    if args.rule:
+        alerts = alerts.filter(pc.equal(alerts["rule"], args.rule))
+    if args.partner:
+        alerts = alerts.filter(pc.equal(alerts["partner_id"], args.partner))
+    if args.format == "json":
+        import json
+
+        for row in alerts.to_pylist():
+            row["evidence"] = json.loads(row["evidence"])
+            print(json.dumps(row, default=str, ensure_ascii=False))
+    elif args.format == "csv":
+        import pyarrow.csv as pacsv
+
+        columns = {}
+        for name in alerts.column_names:  # lists as space-separated cells
+            column = alerts[name]
+            if pa.types.is_list(column.type):
+                column = pc.binary_join(pc.cast(column, pa.list_(pa.string())), " ")
+            columns[name] = column
+        pacsv.write_csv(pa.table(columns), sys.stdout.buffer)
+    else:  # a block per alert: its keys on one line, its sentence wrapped below
+        from rich.console import Console
+        from rich.markup import escape
+
+        console = Console(highlight=False)
+        console.print(f"[bold]{alerts.num_rows:,} alerts on {args.date}[/bold]")
+        for a in alerts.to_pylist():
+            partner = a["partner_id"] or UNKNOWN_PARTNER
+            where = " ".join(
+                escape(v) for v in (partner, a["app_id"] or "", a["user_id"] or "") if v
+            )
+            console.print(
+                f"\n[bold]{a['severity']}[/bold] {a['rule']} {where}: {a['flags']:,} flags, "
+                f"{a['users']:,} users  [dim]{a['alert_id']}[/dim]"
+            )
+            console.print(escape(a["explanation"]))
+    return 0
+
+
 def _report(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline import steps
 
@@ -403,7 +484,11 @@ def _model_command(args: argparse.Namespace, settings: Settings) -> int:
             raise
         print(f"{PROG}: {args.command} failed: {_reason(exc)}", file=sys.stderr)
         return 1
+    # evaluate: the model beside the baselines, per injected kind, as behaviour.evaluation prints
+    table = summary.get("detector_comparison", {}).pop("table", None)
     print(json.dumps(summary, indent=2, default=str))
+    if table:
+        print(table)
     return 0
 
 
@@ -423,6 +508,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = _settings(args)
         if args.command == "flags":
             return _show_flags(args, settings)
+        if args.command == "alerts":
+            return _show_alerts(args, settings)
         if args.command == "report":
             return _report(args, settings)
         if args.command in ("train", "score", "evaluate"):

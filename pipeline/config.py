@@ -33,6 +33,42 @@ REVIEW_ROLES = ("viewer", "reviewer")
 SEVERITIES = ("low", "medium", "high", "critical")  # lowest first; schema.py re-exports it
 
 
+SOURCE_KINDS = ("access", "consent", "both")
+# The formats a source may be in (SPEC §2); their readers live in pipeline/readers/formats/.
+FORMATS = (
+    "canonical",
+    "google_workspace_token",
+    "m365_mail_items_accessed",
+    "graph_activity",
+    "entra_audit",
+    "okta_system_log",
+    "gateway",
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One `[[sources]]` table: records of `kind` in `format`, delivered in `<folder>/<day>/`.
+
+    `mapping` is a TOML file in the landing zone (client id → app, permission → scope, and
+    for gateway JSON the field mapping); `pattern` is the gateway's line pattern (a preset
+    name or a regular expression with named groups)."""
+
+    name: str
+    kind: str
+    format: str = "canonical"
+    folder: str = ""
+    mapping: str = ""
+    pattern: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.folder:  # a source's folder is its name unless told
+            object.__setattr__(self, "folder", self.name)
+
+    def gives(self, kind: str) -> bool:
+        return self.kind in (kind, "both")
+
+
 @dataclass(frozen=True)
 class ReviewUser:
     """A standalone review UI login: the password only as an argon2 hash."""
@@ -71,25 +107,70 @@ def _default_routes() -> tuple[Route, ...]:
     )
 
 
+# Secret-like names (SPEC §4), compared percent-decoded, in any case and without `-`/`_`
+# (`api_key` covers apikey, API-Key, api%5Fkey); `name*` also covers names starting so, `*name`
+# names ending so. `secret_params_extra` in access-audit.toml adds to these.
 DEFAULT_SECRET_PARAMS = (
     "access_token",
     "refresh_token",
     "id_token",
     "token",
+    "*token",  # csrf_token, session_token, oauth_token, x-goog-security-token, ...
     "code",
+    "auth_code",
+    "authorization_code",
+    "device_code",
     "client_secret",
     "secret",
+    "*secret",
     "password",
+    "*password",
     "passwd",
+    "*passwd",
+    "pwd",
+    "passphrase",
     "api_key",
     "apikey",
+    "*apikey",  # x-api-key, subscription_apikey
     "key",
+    "access_key",
+    "secret_key",
+    "private_key",
+    "*privatekey",
+    "subscription_key",
+    "signing_key",
     "signature",
+    "*signature",  # X-Amz-Signature, X-Goog-Signature
     "sig",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+    "X-Amz-Credential",
+    "X-Goog-Signature",
+    "X-Goog-Credential",
+    "credential",
+    "*credential",
+    "credentials",
+    "oauth_token",
+    "oauth_verifier",
+    "oauth_signature",
+    "jwt",
     "session",
+    "sessionid",
+    "session_id",
+    "*sessionid",
+    "jsessionid",
+    "phpsessid",
+    "sid",
     "auth",
     "authorization",
+    "proxy_authorization",
+    "cookie",
+    "set-cookie",
     "assertion",
+    "client_assertion",
+    "saml*",  # SAMLRequest, SAMLResponse, SAMLart
+    "otp",
+    "mfa_code",
 )
 # Fields whose values may hold message content; dropped from raw text before it is stored.
 DEFAULT_BODY_FIELDS = (
@@ -119,6 +200,7 @@ class Settings:
     routes: tuple[Route, ...] = field(default_factory=_default_routes)
     method_actions: tuple[tuple[str, str], ...] = DEFAULT_METHOD_ACTIONS
     secret_params: tuple[str, ...] = DEFAULT_SECRET_PARAMS
+    secret_params_extra: tuple[str, ...] = ()  # added to secret_params (access-audit.toml)
     body_fields: tuple[str, ...] = DEFAULT_BODY_FIELDS
     read_block_bytes: int = 64 * 1024 * 1024
     raw_max_chars: int = 4096
@@ -133,6 +215,9 @@ class Settings:
     review_db: str = "sqlite:///" + str(PROJECT_ROOT / "review.db")
     review_url: str = "http://127.0.0.1:8000"  # where the review UI is reached (report links)
     review_users: tuple[ReviewUser, ...] = ()  # standalone UI logins ([[review_users]] tables)
+    # [[sources]]: where records in real formats land; none: canonical access/ and consent/
+    sources: tuple[Source, ...] = ()
+    coverage_alert_share: float = 0.2  # a partner's unjudged share of accesses that alerts
     review_session_secret: str = ""  # signs UI sessions; empty: a new one each start
     # alerts (sent through Airflow notifiers; nothing is sent unless a connection is named)
     alert_min_severity: str = "high"  # flags at or above this severity count towards an alert
@@ -141,6 +226,11 @@ class Settings:
     alert_smtp_conn_id: str = ""
     alert_email_to: tuple[str, ...] = ()
     alert_slack_conn_id: str = ""
+
+    @property
+    def secret_names(self) -> tuple[str, ...]:
+        """Every secret-like name: the list and its user additions."""
+        return tuple(dict.fromkeys(self.secret_params + self.secret_params_extra))
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as recorded in manifests: no password or secret in them."""
@@ -151,7 +241,7 @@ class Settings:
         return data
 
 
-_STRUCTURED = ("routes", "method_actions", "review_users")
+_STRUCTURED = ("routes", "method_actions", "review_users", "sources")
 _SIMPLE_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name not in _STRUCTURED}
 
 
@@ -216,6 +306,33 @@ def _review_users(raw: Any) -> tuple[ReviewUser, ...]:
     return tuple(users)
 
 
+def _sources(raw: Any) -> tuple[Source, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError("setting 'sources' must be a list of tables ([[sources]])")
+    sources: list[Source] = []
+    for i, entry in enumerate(raw, 1):
+        if not isinstance(entry, dict) or not {"name", "kind", "format"} <= entry.keys():
+            raise ConfigError(f"sources entry {i}: needs name, kind and format")
+        unknown = set(entry) - {f.name for f in dataclasses.fields(Source)}
+        if unknown:
+            raise ConfigError(f"sources entry {i}: unknown key(s) {', '.join(sorted(unknown))}")
+        if not all(isinstance(v, str) for v in entry.values()):
+            raise ConfigError(f"sources entry {i}: every value must be a string")
+        source = Source(**entry)
+        if source.kind not in SOURCE_KINDS:
+            raise ConfigError(f"sources entry {i}: kind must be one of {', '.join(SOURCE_KINDS)}")
+        if source.format not in FORMATS:
+            raise ConfigError(f"sources entry {i}: format must be one of {', '.join(FORMATS)}")
+        if source.format == "canonical" and source.kind == "both":
+            raise ConfigError(f"sources entry {i}: a canonical source is access or consent")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", source.name):
+            raise ConfigError(f"sources entry {i}: name {source.name!r} must be a plain word")
+        if any(s.name == source.name for s in sources):
+            raise ConfigError(f"sources entry {i}: name {source.name!r} is used twice")
+        sources.append(source)
+    return tuple(sources)
+
+
 def _method_actions(raw: Any) -> tuple[tuple[str, str], ...]:
     if not isinstance(raw, dict) or not all(a in ACTIONS for a in raw.values()):
         raise ConfigError(
@@ -233,6 +350,7 @@ MINIMUMS = {
     "detect_shards": 1,
     "alert_flag_threshold": 1,
     "alert_max_quarantine_share": 0,
+    "coverage_alert_share": 0,
 }
 
 
@@ -262,6 +380,8 @@ def load_settings(
                 values["method_actions"] = _method_actions(value)
             elif name == "review_users":
                 values["review_users"] = _review_users(value)
+            elif name == "sources":
+                values["sources"] = _sources(value)
             elif name in _SIMPLE_FIELDS:
                 values[name] = _coerce(name, value)
             else:
@@ -275,6 +395,13 @@ def load_settings(
     settings = Settings(**values)
     if settings.alert_min_severity not in SEVERITIES:
         raise ConfigError(f"setting 'alert_min_severity' must be one of {', '.join(SEVERITIES)}")
+    from pipeline.ingest.redact import check_names  # (light: re and urllib only)
+
+    if bad := check_names(settings.secret_names):
+        raise ConfigError(
+            f"secret names {', '.join(map(repr, bad))}: a name needs a letter or digit, "
+            "and `*` only at its start or end"
+        )
     for name, least in MINIMUMS.items():
         if getattr(settings, name) < least:
             raise ConfigError(f"setting {name!r} must be at least {least}")

@@ -156,6 +156,20 @@ DAILY_FEATURES = pa.schema(
         pa.field("revokes", pa.int64(), nullable=False),
         pa.field("distinct_ips", pa.int64(), nullable=False),
         pa.field("ips", pa.list_(pa.string())),  # partner_day only, sorted
+        # added for the significance model (issue 14): counts beside their shares, and what each
+        # entity did that its own history may not have seen
+        pa.field("night_accesses", pa.int64()),  # message accesses 00:00-05:00 UTC
+        pa.field("failed_calls", pa.int64()),  # calls with status >= 400
+        pa.field("dormant_reads", pa.int64()),  # of users the app had not called for 7 days
+        pa.field("revoked_reads", pa.int64()),  # of users whose last consent was a revoke
+        pa.field("new_users", pa.int64()),  # users whose first grant of the app was that day
+        pa.field("ip_calls", pa.list_(pa.int64())),  # calls per address, aligned with ips
+        pa.field("networks", pa.list_(pa.string())),  # partner_day only: /24 (IPv6 /48), sorted
+        pa.field("network_calls", pa.list_(pa.int64())),
+        pa.field("scopes", pa.list_(pa.string())),  # resource.action of every call, sorted
+        pa.field("scope_calls", pa.list_(pa.int64())),
+        pa.field("dormant_users", pa.int64()),  # users of the dormant reads
+        pa.field("revoked_users", pa.int64()),  # users of the revoked reads
     ]
 )
 
@@ -203,6 +217,8 @@ ALERTS = pa.schema(
         pa.field("score", pa.float64()),  # behaviour alerts: the model's score
         pa.field("model_version", pa.string()),  # behaviour alerts
         pa.field("explanation", pa.string(), nullable=False),
+        # added after the first columns: flags by severity, lowest first (SEVERITIES order)
+        pa.field("flags_by_severity", pa.list_(pa.int64())),
     ]
 )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import date, timedelta
 from importlib.metadata import PackageNotFoundError, version
@@ -43,20 +44,23 @@ def _warehouse(settings: Settings) -> Any:
 
 def missing_markers(day: date, settings: Settings) -> list[str]:
     """The delivery markers of `day` that are not there yet (empty when the day is complete)."""
-    from pipeline.readers.landing import KINDS, SUCCESS_MARKER
+    from pipeline import sources
 
     landing = _landing(settings)
     return [
-        f"{kind}/{day.isoformat()}/{SUCCESS_MARKER}"
-        for kind in KINDS
-        if not landing.is_complete(kind, day)
+        marker
+        for kind in ("access", "consent")
+        for marker in sources.missing_markers(landing, settings, kind, day)
     ]
 
 
 def _require_marker(kind: str, day: date, settings: Settings) -> None:
-    if not _landing(settings).is_complete(kind, day):
+    from pipeline import sources
+
+    missing = sources.missing_markers(_landing(settings), settings, kind, day)
+    if missing:
         raise MissingInput(
-            f"missing input: {settings.landing}/{kind}/{day.isoformat()}/_SUCCESS not found "
+            f"missing input: {settings.landing}/{missing[0]} not found "
             "(the delivery is absent or incomplete)"
         )
 
@@ -96,8 +100,12 @@ def _consent_is_current(day: date, settings: Settings) -> bool:
     done = warehouse.read_json("runs", day, "ingest-consent.json")
     if done is None or not warehouse.has_partition("consent", day):
         return False
+    from pipeline.sources import day_files
+
     seen = [(f["file"], f["size"], f.get("version", "")) for f in done["files"]]
-    return seen == [(f.name, f.size, f.version) for f in landing.files("consent", day)]
+    return seen == [
+        (f.name, f.size, f.version) for f in day_files(landing, settings, "consent", day)
+    ]
 
 
 def consent_coverage(day: date, settings: Settings) -> dict[str, list[str]]:
@@ -106,8 +114,12 @@ def consent_coverage(day: date, settings: Settings) -> dict[str, list[str]]:
     zone: their grants are unknown), `not_ingested` (delivered, but the warehouse lacks them or
     holds them from other files: the catch-up has not run)."""
     landing = _landing(settings)
+    from pipeline import sources
+
     delivered = [
-        d for d in landing.days("consent") if d <= day and landing.is_complete("consent", d)
+        d
+        for d in sources.delivery_days(landing, settings, "consent")
+        if d <= day and not sources.missing_markers(landing, settings, "consent", d)
     ]
     coverage: dict[str, list[str]] = {"ingested": [], "not_delivered": [], "not_ingested": []}
     if not delivered:
@@ -196,6 +208,8 @@ def detect_commit(day: date, settings: Settings, run: str, shards: int) -> dict[
     registry, registry_sha256 = load_registry(_landing(settings))
     by_rule = assemble_flags(day, warehouse, run, shards, settings)
     coverage = consent_coverage(day, settings)
+    consent_days = [date.fromisoformat(d) for d in coverage["ingested"]]
+    judged = _record_coverage(day, warehouse, registry, consent_days, settings)
     flags = sum(by_rule.values())
     summary = {
         "day": day.isoformat(),
@@ -206,6 +220,8 @@ def detect_commit(day: date, settings: Settings, run: str, shards: int) -> dict[
         "consent_days_not_delivered": coverage["not_delivered"],
         "registry_sha256": registry_sha256,
         "registry_rows": registry.num_rows,
+        "coverage": coverage,
+        "accesses_judged": judged,
         "seconds": round(time.perf_counter() - started, 3),
     }
     if coverage["not_delivered"]:
@@ -231,6 +247,17 @@ def detect(day: date, settings: Settings) -> dict[str, Any]:
     return summary
 
 
+def _record_coverage(
+    day: date, warehouse: Any, registry: Any, consent_days: list[date], settings: Settings
+) -> dict[str, int]:
+    """The day's coverage per partner into runs/date=D/coverage.json; returns the totals."""
+    from pipeline.detect.coverage import day_coverage, write_day_coverage
+
+    table = day_coverage(day, warehouse, registry, consent_days, settings)
+    write_day_coverage(warehouse, day, table)
+    return {name: sum(table[name].to_pylist()) for name in ("accesses", "judged", "not_judged")}
+
+
 def score(day: date, settings: Settings) -> dict[str, Any]:
     """The day's behaviour features → warehouse anomalies, with the newest model; skipped (not
     failed) while there is no model yet."""
@@ -239,6 +266,49 @@ def score(day: date, settings: Settings) -> dict[str, Any]:
     warehouse = _warehouse(settings)
     summary = score_day(day, warehouse, settings, Path(settings.models_dir))
     warehouse.write_json("runs", day, "score.json", summary)
+    return summary
+
+
+def alerts(day: date, settings: Settings) -> dict[str, Any]:
+    """The day's flags + its alerted anomalies → warehouse alerts (SPEC §5). Without scores of
+    the day (score skipped: no model yet) the alerts are the rule alerts alone."""
+    from pipeline import duck
+    from pipeline.detect.alerts import build_alerts
+    from pipeline.tables import value_counts
+
+    started = time.perf_counter()
+    warehouse = _warehouse(settings)
+    detected = warehouse.read_json("runs", day, "detect.json")
+    if detected is None or not warehouse.has_partition("flags", day):
+        raise MissingInput(f"alerts of {day}: the day has no flags yet (run detect first)")
+    scored = warehouse.read_json("runs", day, "score.json")
+    # a partition left by an earlier run is stale when this run's score was skipped
+    anomalies = None
+    if scored is not None and "skipped" not in scored:
+        anomalies = warehouse.read_partition("anomalies", day)
+    with warehouse.scratch_dir() as scratch:
+        con = duck.connect(settings, spill_dir=scratch)
+        try:  # the flags are aggregated where they lie, never loaded
+            table = build_alerts(warehouse.scan(con, "flags", [day]), anomalies)
+        finally:
+            con.close()
+    flags = sum(table["flags"].to_pylist())
+    if flags != detected["flags"]:
+        raise ReconciliationError(
+            f"alerts of {day}: they count {flags} flags, detect wrote {detected['flags']}"
+        )
+    rows = warehouse.write_table("alerts", day, table)
+    summary = {
+        "day": day.isoformat(),
+        "alerts": rows,
+        "alerts_by_kind": dict(sorted(value_counts(table["kind"]).items())),
+        "alerts_by_severity": dict(sorted(value_counts(table["severity"]).items())),
+        "flags": flags,
+        "scored": anomalies is not None,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    warehouse.write_json("runs", day, "alerts.json", summary)
+    log.info("alerts %s: %d alerts of %d flags in %.1fs", day, rows, flags, summary["seconds"])
     return summary
 
 
@@ -256,8 +326,9 @@ def evaluate(days: list[date], truth_path: str, settings: Settings, k: int = 10)
     import pandas as pd
     import pyarrow as pa
 
-    from pipeline.behaviour.model import alert_figures, load_model, ranking_figures, with_alert_rank
+    from pipeline.behaviour.metrics import alert_figures, ranking_figures, with_alert_rank
     from pipeline.behaviour.scoring import compare_detectors_on
+    from pipeline.behaviour.store import load_model
 
     warehouse = _warehouse(settings)
     scored = [warehouse.read_partition("anomalies", d) for d in days]
@@ -312,19 +383,18 @@ def _reconcile(ingest: dict[str, Any], rows_in_warehouse: int, quarantined: int)
 
 
 def publish(day: date, settings: Settings) -> dict[str, Any]:
-    """Checks the day's counts reconcile, upserts its flags and alerts into the review store and
+    """Checks the day's counts reconcile, upserts its alerts into the review store and
     writes its run manifest (inputs, counts, config, version, review counts). The report follows
     as its own step."""
     import pyarrow.compute as pc
 
     from pipeline.review.publish import publish_day
     from pipeline.schema import UNKNOWN_PARTNER
-    from pipeline.tables import value_counts
 
     warehouse = _warehouse(settings)
     parts = {
         name: warehouse.read_json("runs", day, f"{name}.json")
-        for name in ("ingest-access", "ingest-consent", "detect")
+        for name in ("ingest-access", "ingest-consent", "detect", "alerts")
     }
     missing = [name for name, part in parts.items() if part is None]
     if missing:
@@ -336,13 +406,22 @@ def publish(day: date, settings: Settings) -> dict[str, Any]:
         rows = warehouse.row_count(kind, day)
         quarantined = int(pc.sum(pc.equal(quarantine["kind"], kind)).as_py() or 0)
         _reconcile(ingest, rows, quarantined)
-    flags = warehouse.read_partition("flags", day, columns=["partner_id"])
-    if flags.num_rows != parts["detect"]["flags"]:
+    flag_rows = warehouse.row_count("flags", day)
+    if flag_rows != parts["detect"]["flags"]:
         raise ReconciliationError(
             f"flags of {day}: detect wrote {parts['detect']['flags']}, "
-            f"the warehouse holds {flags.num_rows}"
+            f"the warehouse holds {flag_rows}"
         )
-    by_partner = value_counts(pc.fill_null(flags["partner_id"], UNKNOWN_PARTNER))
+    # flags by partner from the day's alerts (a row per app and rule), not from the flags
+    alerts = warehouse.read_partition("alerts", day, columns=["partner_id", "flags"])
+    by_partner: Counter[str] = Counter()
+    for partner, n in zip(
+        pc.fill_null(alerts["partner_id"], UNKNOWN_PARTNER).to_pylist(),
+        alerts["flags"].to_pylist(),
+        strict=True,
+    ):
+        if n:
+            by_partner[partner] += n
     manifest = {
         "day": day.isoformat(),
         "version": pipeline_version(),
@@ -363,21 +442,23 @@ def publish(day: date, settings: Settings) -> dict[str, Any]:
         },
         "files": {kind: parts[f"ingest-{kind}"]["files"] for kind in ("access", "consent")},
         "anomalies": warehouse.read_json("runs", day, "score.json"),
+        "alerts": parts["alerts"],
         "flags": {
-            "total": flags.num_rows,
+            "total": flag_rows,
             "by_rule": parts["detect"]["flags_by_rule"],
             "by_partner": dict(sorted(by_partner.items())),
         },
         "review": publish_day(day, settings),
     }
     warehouse.write_json("runs", day, MANIFEST, manifest)
-    summary_keys = ("day", "counts", "quarantine_reasons", "flags", "anomalies", "review")
+    summary_keys = ("day", "counts", "quarantine_reasons", "flags", "alerts", "anomalies", "review")
     return {k: manifest[k] for k in summary_keys}
 
 
 def report(day: date, settings: Settings, end: date | None = None) -> dict[str, Any]:
     """The report of `day` (or of `day` .. `end`): report.html, summary.json and digest.md
-    under reports/date=D/ (or reports/range=D1_D2/); returns the summary with its alerts."""
+    under reports/date=D/ (or reports/range=D1_D2/) from the alerts partitions; returns the
+    summary with the notifications it calls for."""
     from pipeline.report.charts import report_charts
     from pipeline.report.digest import digest_markdown
     from pipeline.report.figures import gather
@@ -389,7 +470,7 @@ def report(day: date, settings: Settings, end: date | None = None) -> dict[str, 
     if end < day:
         raise ValueError(f"report: end {end} is before start {day}")
     summary, trend = gather(day, end, settings)
-    summary["alerts"] = [
+    summary["notifications"] = [
         {"kind": a.kind, "subject": a.subject} for a in alerts_for(summary, settings)
     ]
     warehouse = _warehouse(settings)
@@ -405,10 +486,11 @@ def report(day: date, settings: Settings, end: date | None = None) -> dict[str, 
     )
     warehouse.write_report_file(label, "summary.json", json.dumps(summary, indent=2, default=str))
     log.info(
-        "report %s: %d flags, %d alerts in %.1fs",
+        "report %s: %d flags in %d alerts, %d notifications in %.1fs",
         label,
         summary["totals"]["flags"],
-        len(summary["alerts"]),
+        summary["totals"]["alerts"],
+        len(summary["notifications"]),
         time.perf_counter() - started,
     )
     return summary
@@ -440,6 +522,7 @@ def run_day(
     catch_up_consent(day, settings)
     detect(day, settings)
     score(day, settings)
+    alerts(day, settings)
     published = publish(day, settings)
     report(day, settings)
     return published

@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 
 SAMPLE_LOGS = Path(__file__).resolve().parents[1] / "sample_logs"
-TABLES = ("access", "consent", "quarantine", "flags")
+TABLES = ("access", "consent", "quarantine", "flags", "alerts")
 NIGHTLY_TASKS = (
     "wait_for_delivery",
     "ingest_access",
@@ -18,6 +18,7 @@ NIGHTLY_TASKS = (
     "detect_shard",
     "detect",
     "score",
+    "alerts",
     "publish",
     "report",
     "alert",

@@ -11,14 +11,36 @@ from pipeline.config import load_settings
 from pipeline.report.notifications import alerts_for, run_failure_alert
 
 
-def summary(high: int = 0, quarantined: int = 0, read: int = 1000, missing: Any = ()) -> dict:
-    """A report summary with the figures the alerts look at."""
+def high_alert(n: int, name: str, flags: int | None = None) -> dict[str, Any]:
+    """A rule alert of the summary with `n` flags at or above the alert severity."""
+    return {
+        "alert_id": f"id-{name}",
+        "rule": "NO_SIGNIN",
+        "severity": "high",
+        "flags": n if flags is None else flags,
+        "flags_at_or_above": n,
+        "explanation": f"{name} made {n} message accesses.",
+        "link": f"http://review.example/alerts/id-{name}",
+    }
+
+
+def summary(
+    high: int = 0, quarantined: int = 0, read: int = 1000, missing: Any = (), alerts: Any = None
+) -> dict:
+    """A report summary with the figures the alerts look at: by default one rule alert with
+    `high` flags at or above severity high."""
     counts = {"files": 2, "read": read, "valid": read - quarantined, "quarantined": quarantined}
+    if alerts is None:
+        alerts = [high_alert(high, "Streamflix", high + 7)] if high else []
     return {
         "start": "2026-03-05",
         "end": "2026-03-05",
-        "totals": {"flags": high + 7, "anomaly_alerts": 0},
-        "high_severity": {"min_severity": "high", "flags": high},
+        "totals": {"flags": high + 7, "anomaly_alerts": 0, "alerts": 2, "rule_alerts": 2},
+        "high_severity": {
+            "min_severity": "high",
+            "flags": sum(a["flags_at_or_above"] for a in alerts),
+            "alerts": alerts,
+        },
         "flags_by_rule": {"NO_SIGNIN": high + 7},
         "flags_by_partner": {"P005": high + 7},
         "partners_after_end": [],
@@ -32,18 +54,40 @@ def summary(high: int = 0, quarantined: int = 0, read: int = 1000, missing: Any 
 
 
 @pytest.mark.parametrize(("high", "threshold", "alerted"), [(4, 5, False), (5, 5, True)])
-def test_alerts_for_high_severity_flags_at_the_threshold(high, threshold, alerted):
+def test_alerts_for_an_alert_with_high_severity_flags_at_the_threshold(high, threshold, alerted):
     settings = load_settings(env={}, alert_flag_threshold=threshold)
     alerts = alerts_for(summary(high=high), settings)
     assert [a.kind for a in alerts] == (["high_severity_flags"] if alerted else [])
     if alerted:
         (alert,) = alerts
         assert alert.subject == (
-            "[partner-access-audit] 2026-03-05: 5 flags at or above severity high "
-            "(alert threshold 5)"
+            "[partner-access-audit] 2026-03-05: 1 alert with 5 flags at or above severity high "
+            "(alert threshold 5 per alert)"
         )
+        assert (
+            "- **high** NO_SIGNIN: Streamflix made 5 message accesses. (5 at or above high) "
+            "http://review.example/alerts/id-Streamflix"
+        ) in alert.body
         assert "- Flags: 12 (5 at or above high)" in alert.body
         assert "http://review.example/queue?start=2026-03-05&end=2026-03-05" in alert.body
+
+
+def test_alerts_for_names_only_the_alerts_that_crossed_the_threshold():
+    """The threshold is per alert: flags spread over alerts below it call for nothing."""
+    settings = load_settings(env={}, alert_flag_threshold=4)
+    below = summary(alerts=[high_alert(3, "A"), high_alert(3, "B")])
+    assert alerts_for(below, settings) == []
+    (alert,) = alerts_for(summary(alerts=[high_alert(3, "A"), high_alert(4, "B")]), settings)
+    assert "1 alert with 4 flags" in alert.subject
+    assert "/alerts/id-B" in alert.body and "/alerts/id-A" not in alert.body
+
+
+def test_alerts_for_lists_ten_alerts_and_links_the_rest():
+    crossed = [high_alert(20 - n, f"P{n:02d}") for n in range(12)]
+    (alert,) = alerts_for(summary(alerts=crossed), load_settings(env={}))
+    assert "12 alerts with" in alert.subject
+    assert alert.body.count("/alerts/id-P") == 10
+    assert "- and 2 more: http://review.example/queue?start=2026-03-05&end=2026-03-05" in alert.body
 
 
 @pytest.mark.parametrize(("quarantined", "alerted"), [(50, False), (51, True)])

@@ -19,7 +19,7 @@ from pipeline.steps import run_day
 from tests.test_steps import D1, D2, FLAGS_ON_D, D, build_landing
 
 CLI = Path(sys.executable).parent / "access-audit"
-PARTITIONED = ("access", "consent", "quarantine", "flags", "runs")
+PARTITIONED = ("access", "consent", "quarantine", "flags", "alerts", "runs")
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -68,6 +68,7 @@ def test_cli_run_end_to_end_exits_0_and_writes_every_partition(tmp_path: Path):
     )
     assert manifest["flags"]["total"] == len(FLAGS_ON_D)
     assert "Flags by rule" in done.stdout
+    assert f"Alerts to review: 6   e.g. access-audit alerts --date {D}" in done.stdout
 
 
 def test_cli_run_missing_success_marker_exits_1_with_one_line(tmp_path: Path):
@@ -114,6 +115,9 @@ def test_cli_backfill_runs_every_day_and_reports_failed_days(tmp_path: Path):
         (["backfill", "--start", "2024-03-10", "--end", "2024-03-09"], "is before --start"),
         (["backfill", "--start", "2024-03-10"], "backfill needs --start and --end"),
         (["flags", "--date", "2024-03-10", "--format", "xml"], "invalid choice: 'xml'"),
+        (["alerts", "--date", "2024-03-10", "--format", "xml"], "invalid choice: 'xml'"),
+        (["alerts", "--date", "2024-03-10", "--rule", "BOGUS"], "'BOGUS' is not one of"),
+        (["alerts", "--rule", "NO_SIGNIN"], "the following arguments are required: --date"),
         (["run", "--date", "2024-03-10", "--bogus"], "unrecognized arguments: --bogus"),
         ([], "the following arguments are required: COMMAND"),
     ],
@@ -195,6 +199,55 @@ def test_cli_flags_for_a_day_not_run_exits_2(audited: Path, capsys: pytest.Captu
 
 
 # ---------------------------------------------------------------------------------------------
+# alerts
+
+
+def alerts_out(audited: Path, capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    assert main(["alerts", "--date", D.isoformat(), *locations(audited), *args]) == 0
+    return capsys.readouterr().out
+
+
+def alert_keys() -> list[tuple[str, str | None]]:
+    """(rule, partner) of D's alerts: FLAGS_ON_D's apps and rules, once each."""
+    apps = {"r2": "app1", "r4": "app1", "r5": "app2", "r6": "app3", "r7": "app9"}
+    return sorted({(apps[r], rule, p) for r, rule, p in FLAGS_ON_D})  # type: ignore[misc]
+
+
+def test_cli_alerts_json_lists_every_alert(audited: Path, capsys: pytest.CaptureFixture[str]):
+    out = alerts_out(audited, capsys, "--format", "json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert sorted((r["app_id"], r["rule"], r["partner_id"]) for r in rows) == alert_keys()
+    assert sum(r["flags"] for r in rows) == len(FLAGS_ON_D)
+    (revoked,) = [r for r in rows if r["rule"] == "SIGNIN_REVOKED"]
+    assert revoked["evidence"]["users_by_consent_state"]["revoked"] == 1  # parsed, not text
+    assert revoked["explanation"].startswith("Partner One (app app1) made 1 message access")
+
+
+def test_cli_alerts_rule_and_partner_filters(audited: Path, capsys: pytest.CaptureFixture[str]):
+    out = alerts_out(audited, capsys, "--format", "json", "--rule", "NO_SIGNIN")
+    assert sorted(json.loads(line)["app_id"] for line in out.splitlines()) == ["app1", "app2"]
+    out = alerts_out(audited, capsys, "--format", "csv", "--partner", "p2")
+    (row,) = csv.DictReader(io.StringIO(out))
+    assert (row["rule"], row["app_id"], row["flags"]) == ("SCOPE_NOT_IN_PARTNERSHIP", "app3", "1")
+    assert row["flags_by_hour"] == " ".join("1" if h == 12 else "0" for h in range(24))
+    assert alerts_out(audited, capsys, "--format", "json", "--partner", "nobody") == ""
+
+
+def test_cli_alerts_table_shows_count_and_rules(audited: Path, capsys: pytest.CaptureFixture[str]):
+    out = alerts_out(audited, capsys)
+    assert f"6 alerts on {D}" in out
+    for rule in ("SIGNIN_REVOKED", "NO_SIGNIN", "UNKNOWN_APP"):
+        assert rule in out
+
+
+def test_cli_alerts_for_a_day_not_run_exits_2(audited: Path, capsys: pytest.CaptureFixture[str]):
+    other = (D + dt.timedelta(days=1)).isoformat()
+    assert main(["alerts", "--date", other, *locations(audited)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"access-audit: error: no alerts for {other}")
+
+
+# ---------------------------------------------------------------------------------------------
 # --help
 
 
@@ -236,6 +289,20 @@ def _options(command: str) -> set[str]:
                 "--help",
             },
         ),
+        (
+            "alerts",
+            {
+                "--date",
+                "--rule",
+                "--partner",
+                "--format",
+                "--landing",
+                "--warehouse",
+                "--config",
+                "--verbose",
+                "--help",
+            },
+        ),
     ],
 )
 def test_cli_help_lists_every_option(
@@ -255,5 +322,5 @@ def test_cli_top_level_help_lists_commands(capsys: pytest.CaptureFixture[str]):
         main(["--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
-    for command in ("run", "backfill", "flags"):
+    for command in ("run", "backfill", "flags", "alerts"):
         assert command in out

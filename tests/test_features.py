@@ -178,3 +178,101 @@ def test_relative_features_are_neutral_without_history():
     assert (frame[others] == 0.0).all().all()
     assert (frame["history_days"] == 0).all()
     assert (frame["history_weight"] == 0.0).all()
+
+
+def security_access() -> pa.Table:
+    rows = [  # request_id, time, app, user, resource, action, status, thread, ip
+        ("s1", at(10), "a1", "u1", "messages", "read", 200, "t1", "10.0.0.1"),
+        ("s2", at(16), "a1", "u2", "messages", "read", 200, "t2", "10.0.0.1"),  # after revoke
+        ("s3", at(12), "a1", "u4", "messages", "read", 200, "t3", "10.0.0.2"),  # idle since Feb
+        ("s4", at(12, 5), "a1", "u4", "messages", "read", 200, "t3", "10.0.0.2"),
+        ("s5", at(13), "a1", "u5", "messages", "read", 200, "t4", "10.0.0.1"),  # new today
+        ("s6", at(14), "a1", "u1", "contacts", "read", 200, None, "192.168.7.9"),
+        ("s7", at(2), "a1", "u1", "messages", "write", 503, "t1", "10.0.0.1"),  # failed, night
+    ]
+    names = ["request_id", "event_time", "app_id", "user_id", "resource", "action", "status",
+             "thread_id", "ip"]  # fmt: skip
+    return pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in rows])
+
+
+def security_consent() -> pa.Table:
+    rows = [
+        ("u1", "a1", "grant", at(9, day=1), date(2026, 3, 1)),
+        ("u2", "a1", "grant", at(9, day=1), date(2026, 3, 1)),
+        ("u2", "a1", "revoke", at(15), DAY),
+        ("u4", "a1", "grant", datetime(2026, 2, 1, tzinfo=UTC), date(2026, 2, 1)),
+        ("u5", "a1", "grant", at(8), DAY),
+    ]
+    names = ["user_id", "app_id", "event_type", "event_time", "delivery_date"]
+    return pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in rows])
+
+
+def security_rows(recent: bool = True) -> dict[str | None, dict]:
+    recent_users = pa.table({"app_id": ["a1", "a1"], "user_id": ["u1", "u2"]}) if recent else None
+    table = daily_features(security_access(), pa.table({"request_id": pa.array([], pa.string())}),
+                           security_consent(), registry(), DAY, SETTINGS, recent_users)  # fmt: skip
+    return {r["user_id"]: r for r in table.to_pylist()}
+
+
+def test_daily_features_count_what_a_security_team_asks_for():
+    partner = security_rows()[None]
+    expected = {
+        "dormant_reads": 2, "dormant_users": 1,  # u4: granted in February, no call in a week
+        "revoked_reads": 1, "revoked_users": 1,  # u2 read an hour after revoking
+        "new_users": 1,  # u5 signed in for the first time on the day
+        "night_accesses": 0, "failed_calls": 1,  # the night call failed: no message access
+        "scopes": ["contacts.read", "messages.read", "messages.write"], "scope_calls": [1, 5, 1],
+        "networks": ["10.0.0.0/24", "192.168.7.0/24"], "network_calls": [6, 1],
+        "ips": ["10.0.0.1", "10.0.0.2", "192.168.7.9"], "ip_calls": [4, 2, 1],
+    }  # fmt: skip
+    assert {k: partner[k] for k in expected} == expected
+
+
+def test_daily_features_count_security_figures_per_user():
+    users = security_rows()
+    assert (users["u4"]["dormant_reads"], users["u4"]["dormant_users"]) == (2, 1)
+    assert (users["u2"]["revoked_reads"], users["u5"]["new_users"]) == (1, 1)
+    assert (users["u1"]["dormant_reads"], users["u1"]["scopes"]) == (
+        0, ["contacts.read", "messages.read", "messages.write"],
+    )  # fmt: skip
+    assert users["u1"]["networks"] is None  # addresses are kept per partner only
+
+
+def test_dormancy_is_unknown_without_the_week_before():
+    rows = security_rows(recent=False)
+    assert {r["dormant_reads"] for r in rows.values()} == {None}
+    assert rows[None]["revoked_reads"] == 1
+
+
+def item_row(day: int, kind: str, user: str | None, scopes: list[str], nets: list[str]) -> dict:
+    row = partner_row(day, 1, [], 0.0)
+    row |= {"entity_kind": kind, "user_id": user, "calls": 10, "scopes": scopes,
+            "scope_calls": [10] * len(scopes), "networks": nets or None,
+            "network_calls": [10] * len(nets) or None, "ips": None}  # fmt: skip
+    if kind == "app_user_day":
+        row["app_id"] = "a1"
+    return row
+
+
+def test_relative_features_find_first_scopes_and_networks_against_the_history():
+    history = [item_row(d, "partner_day", None, ["messages.read"], ["10.0.0.0/24"])
+               for d in (7, 8, 9)]  # fmt: skip
+    history.append(item_row(9, "app_user_day", "u7", ["messages.write"], []))
+    today = [
+        item_row(10, "partner_day", None, ["files.read", "messages.read"],
+                 ["10.0.0.0/24", "10.9.9.0/24"]),
+        # u7's first read is no news (its app reads); its files.read is the app's first
+        item_row(10, "app_user_day", "u7", ["files.read", "messages.read"], []),
+    ]  # fmt: skip
+    frame = relative_features(
+        pa.Table.from_pylist(today, schema=DAILY_FEATURES),
+        pa.Table.from_pylist(history, schema=DAILY_FEATURES),
+    ).set_index("entity_kind")
+    partner, user = frame.loc["partner_day"], frame.loc["app_user_day"]
+    assert (partner["new_scopes"], partner["new_scope_calls"]) == (1, 10)
+    assert (partner["new_networks"], partner["new_network_calls"]) == (1, 10)
+    assert partner["new_scope_calls_hist"] == 0  # days 8 and 9 used what day 7 did
+    assert partner["new_scope_calls_of_hist"] == 20  # the calls of days 8 and 9
+    assert (user["new_scopes"], user["new_scope_calls"]) == (1, 10)
+    assert partner["calls_app_user_median"] != partner["calls_app_user_median"]  # NaN
+    assert user["calls_app_user_median"] == 10

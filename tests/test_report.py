@@ -151,9 +151,39 @@ def test_report_top_anomalies_are_the_highest_scored_alerts(settings: Settings) 
                 shown["user_id"] or "",
             ]
         )
-        assert shown["item_id"] == hashlib.md5(key.encode()).hexdigest()
-        assert shown["link"].endswith(f"/items/{shown['item_id']}")
+        assert shown["alert_id"] == hashlib.md5(key.encode()).hexdigest()
+        assert shown["link"] == f"{settings.review_url}/alerts/{shown['alert_id']}"
         assert shown["explanation"]
+
+
+def test_report_lists_the_days_alerts_with_links(settings: Settings) -> None:
+    summary = read_summary(settings, f"date={DAY}")
+    columns = ["alert_id", "kind", "flags", "severity"]
+    stored = partition(settings, "alerts", DAY, columns)
+    flags = partition(settings, "flags", DAY, ["alert_id", "severity"])
+
+    assert summary["totals"]["alerts"] == len(stored) == len(summary["alerts"]) > 0
+    assert {a["alert_id"]: a["flags"] for a in summary["alerts"]} == {
+        a["alert_id"]: a["flags"] for a in stored
+    }
+    per_alert = Counter(f["alert_id"] for f in flags)
+    for shown in summary["alerts"]:
+        assert shown["link"] == f"{settings.review_url}/alerts/{shown['alert_id']}"
+        assert shown["flags"] == per_alert[shown["alert_id"]]  # 0 for behaviour alerts
+        assert shown["explanation"]
+    ranks = [-SEVERITIES.index(a["severity"]) for a in summary["alerts"]]
+    assert ranks == sorted(ranks), "most severe first"
+    # the alerts with flags at or above the alert severity, counted from the flags themselves
+    wanted = SEVERITIES[SEVERITIES.index(settings.alert_min_severity) :]
+    high = Counter(f["alert_id"] for f in flags if f["severity"] in wanted)
+    assert {a["alert_id"]: a["flags_at_or_above"] for a in summary["high_severity"]["alerts"]} == (
+        dict(high)
+    )
+    page = (report_folder(settings, f"date={DAY}") / "report.html").read_text()
+    for shown in summary["alerts"]:
+        assert f'<a href="{shown["link"]}" data-alert-id="{shown["alert_id"]}">' in page
+    assert html_figures(page, "alert-flags") == {a["alert_id"]: a["flags"] for a in stored}
+    assert html_figures(page, "figure")["alerts"] == len(stored)
 
 
 def html_figures(page: str, attribute: str) -> dict[str, int]:
@@ -263,7 +293,8 @@ def test_report_of_a_day_never_run_names_the_missing_manifest(settings: Settings
     assert summary["completeness"]["missing_inputs"] == [
         f"{day}: no run manifest (the day was not published)"
     ]
-    assert [a["kind"] for a in summary["alerts"]] == ["incomplete_input"]
+    assert [n["kind"] for n in summary["notifications"]] == ["incomplete_input"]
+    assert summary["alerts"] == [] and summary["totals"]["alerts"] == 0
 
 
 def test_report_digest_gives_the_headline_figures(settings: Settings) -> None:

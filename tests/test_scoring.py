@@ -70,7 +70,7 @@ def test_train_then_score_day_writes_ranked_anomalies(built, tmp_path: Path):
     settings, warehouse = built
     models = tmp_path / "models"
     trained = train_model(FIRST + timedelta(4), 5, warehouse, settings, models)
-    assert (trained["days"], trained["detector"]) == (5, "isolation_forest")
+    assert (trained["days"], trained["detector"]) == (5, "significance")
     day = FIRST + timedelta(5)
     summary = score_day(day, warehouse, settings, models)
     assert summary["version"] == trained["version"]

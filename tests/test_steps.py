@@ -18,6 +18,7 @@ import pytest
 from pipeline.config import Settings, load_settings
 from pipeline.errors import MissingInput
 from pipeline.steps import (
+    alerts,
     catch_up_consent,
     detect,
     ingest_access,
@@ -158,7 +159,7 @@ def flag_keys(table: pa.Table) -> list[tuple]:
 def test_steps_run_day_writes_every_partition(ran: Ran):
     summary = ran.summary
     warehouse = Warehouse(ran.settings.warehouse)
-    for table in ("access", "consent", "quarantine", "flags"):
+    for table in ("access", "consent", "quarantine", "flags", "alerts"):
         assert warehouse.has_partition(table, D), table
     assert (ran.warehouse_root / "runs" / f"date={D}" / MANIFEST).is_file()
     assert flag_keys(warehouse.read_partition("flags", D)) == FLAGS_ON_D
@@ -304,7 +305,7 @@ def test_steps_detect_reports_consent_days_never_delivered(landing: Path, settin
 def test_steps_rerun_gives_identical_rows(landing: Path, settings: Settings):
     run_day(D, settings)
     warehouse = Warehouse(settings.warehouse)
-    tables = ("access", "consent", "quarantine", "flags")
+    tables = ("access", "consent", "quarantine", "flags", "alerts")
     first = {t: warehouse.read_partition(t, D) for t in tables}
     run_day(D, settings)
     for table in tables:
@@ -328,6 +329,8 @@ def test_steps_nightly_run_equals_backfill(landing: Path, tmp_path: Path):
     filled = Warehouse(backfill.warehouse).read_partition("flags", D)
     assert flag_keys(alone) == FLAGS_ON_D
     assert alone.equals(filled)
+    alerted = [Warehouse(s.warehouse).read_partition("alerts", D) for s in (nightly, backfill)]
+    assert alerted[0].num_rows and alerted[0].equals(alerted[1])
 
 
 def test_steps_earlier_day_flags_ignore_later_consent(landing: Path, settings: Settings):
@@ -362,3 +365,49 @@ def test_steps_rerun_sees_earlier_consent_rewritten_with_same_size(
     run_day(D, settings)
     flags = Warehouse(settings.warehouse).read_partition("flags", D)
     assert ("r2", "SIGNIN_REVOKED", "p1") not in flag_keys(flags)
+
+
+def test_steps_alerts_group_the_days_flags_and_reconcile(ran: Ran):
+    warehouse = Warehouse(ran.settings.warehouse)
+    table = warehouse.read_partition("alerts", D)
+    flags = warehouse.read_partition("flags", D)
+    keys = sorted({(r["app_id"], r["rule"]) for r in flags.to_pylist()})
+    assert sorted((r["app_id"], r["rule"]) for r in table.to_pylist()) == keys
+    assert set(table["alert_id"].to_pylist()) == set(flags["alert_id"].to_pylist())
+    assert set(table["kind"].to_pylist()) == {"rule"}  # no model: rule alerts only
+    recorded = warehouse.read_json("runs", D, "alerts.json")
+    assert recorded is not None
+    assert (recorded["alerts"], recorded["flags"], recorded["scored"]) == (len(keys), 6, False)
+    assert ran.manifest()["alerts"]["alerts"] == len(keys)
+    assert ran.summary["alerts"] == recorded
+
+
+def test_steps_alerts_before_detect_fails(landing: Path, settings: Settings):
+    with pytest.raises(MissingInput, match="run detect first"):
+        alerts(D, settings)
+
+
+def test_steps_alerts_take_anomalies_only_from_this_runs_scores(landing: Path, settings: Settings):
+    run_day(D, settings)
+    warehouse = Warehouse(settings.warehouse)
+    anomaly = {
+        "entity_kind": "partner_day",
+        "day": D,
+        "partner_id": "p1",
+        "app_id": None,
+        "user_id": None,
+        "score": 7.0,
+        "rank": 1,
+        "alert": True,
+        "model_name": "partner_behaviour",
+        "model_version": "v1",
+        "top_features": ["night_share"],
+        "explanation": "odd",
+    }
+    warehouse.write_table("anomalies", D, pa.Table.from_pylist([anomaly]))
+    # this run's score was skipped (no model): the partition is an earlier run's, left alone
+    assert alerts(D, settings)["alerts_by_kind"] == {"rule": 6}
+    warehouse.write_json("runs", D, "score.json", {"day": D.isoformat(), "scored": 1})
+    assert alerts(D, settings)["alerts_by_kind"] == {"behaviour": 1, "rule": 6}
+    kinds = warehouse.read_partition("alerts", D)["kind"].to_pylist()
+    assert kinds == ["rule"] * 6 + ["behaviour"]

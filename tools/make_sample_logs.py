@@ -32,6 +32,8 @@ import json
 import random
 import shutil
 import statistics
+import uuid
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -1891,6 +1893,429 @@ def write_landing(world: World, out: Path) -> None:
     write_readme(out, world)
 
 
+# --------------------------------------------------------------------------------------------------
+# 5. The same world in the formats platforms really export (--formats: sample_logs_formats/)
+# --------------------------------------------------------------------------------------------------
+# Three tenants: a Google Workspace tenant (token audit: access and consent in one source), a
+# Microsoft 365 tenant (MailItemsAccessed for message reads, Graph activity for other calls, Entra
+# consent) and the platform's own API gateway (nginx combined_audit lines, Okta consent). Failed
+# calls are left out where the platform logs successes only (Google token audit, MailItemsAccessed).
+
+GOOGLE_APPS = ("tunely-ios", "tunely-android", "gamebox-chat")
+MICROSOFT_APPS = (
+    *("streamflix-tv", "quickreply-assist", "calendo-assistant"),
+    *("lingo-translate", "insightly-crawler"),
+)
+GOOGLE_SCOPES = {  # permission name → canonical scopes (written to the mapping file)
+    "https://mail.google.com/": "messages.read messages.write messages.delete",
+    "https://www.googleapis.com/auth/gmail.readonly": "messages.read",
+    "https://www.googleapis.com/auth/gmail.compose": "messages.write",
+    "https://www.googleapis.com/auth/userinfo.profile": "profile.read",
+    "https://www.googleapis.com/auth/contacts.readonly": "contacts.read",
+    "https://www.googleapis.com/auth/contacts": "contacts.write",
+    "https://www.googleapis.com/auth/calendar.readonly": "events.read",
+    "https://www.googleapis.com/auth/calendar.events": "events.write",
+}
+MICROSOFT_SCOPES = {
+    "Mail.ReadWrite": "messages.read messages.write messages.delete",
+    "Mail.Read": "messages.read",
+    "Mail.Send": "messages.write",
+    "User.Read": "profile.read",
+    "Contacts.Read": "contacts.read",
+    "Contacts.ReadWrite": "contacts.write",
+    "Calendars.Read": "events.read",
+    "Calendars.ReadWrite": "events.write",
+}
+GMAIL_METHODS = {"read": "get", "write": "send", "delete": "delete"}
+GOOGLE_APIS = {  # non-message resources: (api_name, method_name prefix)
+    "contacts": ("people", "people.connections"),
+    "profile": ("oauth2", "oauth2.userinfo"),
+    "events": ("calendar", "calendar.events"),
+    "photos": ("photoslibrary", "photoslibrary.mediaItems"),
+}
+
+
+def permissions_for(scopes: Scopes, table: dict[str, str]) -> list[str] | None:
+    """Permission names whose mapped scopes are `scopes` (None stays None: every scope)."""
+    if scopes is None:
+        return None
+    wanted, names = set(scopes), []
+    full = next(name for name, mapped in table.items() if "messages.delete" in mapped.split())
+    if "messages.delete" in wanted:
+        names.append(full)
+        wanted -= set(table[full].split())
+    for name, mapped in table.items():
+        if name != full and mapped in wanted:
+            names.append(name)
+            wanted.discard(mapped)
+    return names
+
+
+def stable_number(text: str) -> int:
+    """A number of the text that every run gives (unlike hash())."""
+    return zlib.crc32(text.encode())
+
+
+def google_client_id(app: str) -> str:
+    return f"{stable_number(app)}-{app}.apps.googleusercontent.com"
+
+
+def microsoft_app_id(app: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_DNS, app + ".apps.example"))
+
+
+def upn(user: str) -> str:
+    return f"{user}@contoso.example"
+
+
+def google_token_record(
+    qualifier: str,
+    time_text: str,
+    email: str,
+    client_id: str,
+    name: str,
+    *,
+    method_name: str = "",
+    api_name: str = "",
+    scopes: list[str] | None = None,
+    ip: str | None = None,
+) -> str:
+    """One Reports API activity of applicationName=token (activity, authorize or revoke)."""
+    parameters: list[dict[str, Any]] = [{"name": "client_id", "value": client_id}]
+    if name == "activity":
+        parameters = [
+            {"name": "api_name", "value": api_name},
+            {"name": "method_name", "value": method_name},
+            *parameters,
+            {"name": "num_response_bytes", "intValue": "2048"},
+            {"name": "client_type", "value": "NATIVE_ANDROID"},
+        ]
+    elif scopes is not None:
+        parameters.append({"name": "scope", "multiValue": scopes})
+    record: dict[str, Any] = {
+        "kind": "admin#reports#activity",
+        "id": {
+            "time": time_text,
+            "uniqueQualifier": qualifier,
+            "applicationName": "token",
+            "customerId": "C03demo",
+        },
+        "actor": {"email": email, "profileId": str(10**20 + stable_number(email))},
+        "events": [{"type": "auth", "name": name, "parameters": parameters}],
+    }
+    if ip:
+        record["ipAddress"] = ip
+    return json.dumps(record, separators=(",", ":"))
+
+
+def m365_record(
+    record_id: str,
+    creation_time: str,
+    app_id: str,
+    mailbox: str,
+    access_type: str,
+    folders: list[tuple[str, list[str]]],
+    *,
+    throttled: bool = False,
+    ip: str | None = None,
+) -> str:
+    """One MailItemsAccessed record: Bind lists messages per folder, Sync names folders."""
+    record: dict[str, Any] = {
+        "CreationTime": creation_time,
+        "Id": record_id,
+        "Operation": "MailItemsAccessed",
+        "OrganizationId": "b662313f-14fc-43a2-9a7a-d2e27f4f3478",
+        "RecordType": 50,
+        "ResultStatus": "Succeeded",
+        "UserType": 0,
+        "Workload": "Exchange",
+        "UserId": mailbox,
+        "AppId": app_id,
+        "AppAccessContext": {"ClientAppId": app_id, "UniqueTokenId": record_id[:8]},
+        "MailboxOwnerUPN": mailbox,
+        "OperationProperties": [
+            {"Name": "MailAccessType", "Value": access_type},
+            {"Name": "IsThrottled", "Value": "True" if throttled else "False"},
+        ],
+        "Folders": [
+            {
+                "Path": path,
+                **({"FolderItems": [{"InternetMessageId": m} for m in ids]} if ids else {}),
+            }
+            for path, ids in folders
+        ],
+        "OperationCount": sum(len(ids) for _, ids in folders) or len(folders),
+    }
+    if ip:
+        record["ClientIPAddress"] = ip
+    return json.dumps(record, separators=(",", ":"))
+
+
+def graph_record(
+    request_id: str,
+    time_text: str,
+    app_id: str,
+    user_id: str,
+    method: str,
+    uri: str,
+    status: int,
+    *,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> str:
+    """One MicrosoftGraphActivityLogs row as exported."""
+    record = {
+        "TimeGenerated": time_text,
+        "RequestId": request_id,
+        "AppId": app_id,
+        "UserId": user_id,
+        "RequestMethod": method,
+        "RequestUri": "https://graph.microsoft.com" + uri,
+        "ResponseStatusCode": status,
+        "IPAddress": ip,
+        "UserAgent": user_agent,
+        "AadTenantId": "b662313f-14fc-43a2-9a7a-d2e27f4f3478",
+    }
+    return json.dumps({k: v for k, v in record.items() if v is not None}, separators=(",", ":"))
+
+
+def entra_record(
+    audit_id: str, time_text: str, activity: str, user: str, app_id: str, permissions: list[str]
+) -> str:
+    """One directoryAudit entry: consent to an application, or a removed permission grant."""
+    properties = [
+        {"displayName": "ConsentContext.IsAdminConsent", "newValue": '"False"'},
+        {
+            "displayName": "ConsentAction.Permissions",
+            "newValue": f"[] => [[Id: x, ClientId: {app_id}, PrincipalId: p, ResourceId: r, "
+            f"ConsentType: Principal, Scope: {' '.join(permissions)}, CreatedDateTime: , ]]; ",
+        },
+    ]
+    record = {
+        "id": audit_id,
+        "category": "ApplicationManagement",
+        "activityDateTime": time_text,
+        "activityDisplayName": activity,
+        "loggedByService": "Core Directory",
+        "result": "success",
+        "initiatedBy": {"user": {"id": f"oid-{user}", "userPrincipalName": user}},
+        "targetResources": [
+            {"type": "ServicePrincipal", "id": f"sp-{app_id[:8]}", "modifiedProperties": properties}
+        ],
+        "additionalDetails": [
+            {"key": "User-Agent", "value": "EvoSTS"},
+            {"key": "AppId", "value": app_id},
+        ],
+    }
+    return json.dumps(record, separators=(",", ":"))
+
+
+def okta_record(
+    uuid_text: str,
+    time_text: str,
+    event_type: str,
+    login: str,
+    client_id: str,
+    scopes: list[str] | None,
+) -> str:
+    """One System Log LogEvent of a consent grant or revoke."""
+    targets: list[dict[str, Any]] = [
+        {"id": f"0oa{stable_number(client_id)}", "type": "AppInstance", "displayName": client_id}
+    ]
+    targets += [{"id": s, "type": "Scope", "displayName": s} for s in scopes or []]
+    record = {
+        "uuid": uuid_text,
+        "published": time_text,
+        "eventType": event_type,
+        "version": "0",
+        "severity": "INFO",
+        "actor": {"id": f"00u{stable_number(login)}", "type": "User", "alternateId": login},
+        "client": {"id": client_id},
+        "outcome": {"result": "SUCCESS"},
+        "target": targets,
+    }
+    return json.dumps(record, separators=(",", ":"))
+
+
+def gateway_line(
+    ip: str, when: datetime, method: str, path: str, status: int, user_agent: str,
+    request_id: str, client_id: str, user: str,
+) -> str:  # fmt: skip
+    """One nginx line of the combined_audit format (combined + request id, client id, user)."""
+    stamp = when.astimezone(UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
+    return (
+        f'{ip} - - [{stamp}] "{method} {path} HTTP/1.1" {status} 512 "-" "{user_agent}" '
+        f'{request_id} "{client_id}" "{user}"'
+    )
+
+
+def z_time(t: datetime, spec: str = "milliseconds") -> str:
+    return t.astimezone(UTC).isoformat(timespec=spec).replace("+00:00", "Z")
+
+
+def write_format_day(world: World, out: Path, day: date) -> None:
+    """One delivery day of every real-format source."""
+    rng = world.rng("formats", day)
+    lines: dict[str, list[Line]] = defaultdict(list)
+    delivered = sorted(
+        (e for e in world.accesses if e.delivery == day), key=lambda e: (e.time, e.request_id)
+    )
+    for n, ev in enumerate(delivered):
+        key = (ev.time.timestamp(), n)
+        if ev.app_id in GOOGLE_APPS:
+            if ev.status >= 400:
+                continue  # the token audit logs calls that succeeded
+            if ev.resource == "messages":
+                api, method = "gmail", f"gmail.users.messages.{GMAIL_METHODS[ev.action]}"
+            else:
+                api, prefix = GOOGLE_APIS.get(ev.resource, (ev.resource, ev.resource))
+                method = f"{prefix}.{GMAIL_METHODS[ev.action].replace('send', 'update')}"
+            text = google_token_record(
+                ev.request_id, z_time(ev.time), upn(ev.user_id), google_client_id(ev.app_id),
+                "activity", method_name=method, api_name=api, ip=ev.ip,
+            )  # fmt: skip
+            lines["gws/token-audit.jsonl.gz"].append((*key, text))
+        elif ev.app_id in MICROSOFT_APPS:
+            if ev.resource == "messages" and ev.action == "read":
+                if ev.status >= 400:
+                    continue
+                roll = rng.random()
+                access_type = "Sync" if roll < 0.03 else "Bind"
+                ids = [] if access_type == "Sync" else [f"<{ev.request_id}@contoso.example>"]
+                text = m365_record(
+                    ev.request_id, ev.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                    microsoft_app_id(ev.app_id), upn(ev.user_id), access_type,
+                    [("\\Inbox", ids)], throttled=0.03 <= roll < 0.04, ip=ev.ip,
+                )  # fmt: skip
+                lines["m365/mail-items-accessed.jsonl.gz"].append((*key, text))
+            else:
+                method, path = route_for(ev, rng)
+                path = (
+                    path.replace("/v2.1", "/v1.0").replace("/v2", "/v1.0").replace("/v1/", "/v1.0/")
+                )
+                text = graph_record(
+                    ev.request_id, z_time(ev.time), microsoft_app_id(ev.app_id), upn(ev.user_id),
+                    method, path, ev.status, ip=ev.ip, user_agent=ev.user_agent,
+                )  # fmt: skip
+                lines["graph/graph-activity.jsonl.gz"].append((*key, text))
+        else:
+            method, path = route_for(ev, rng)
+            text = gateway_line(
+                ev.ip or "198.51.100.1", ev.time, method, path, ev.status,
+                ev.user_agent or "-", ev.request_id, ev.app_id, ev.user_id,
+            )  # fmt: skip
+            lines["gateway/access.log.gz"].append((*key, text))
+    consents = sorted(
+        (e for e in world.consents if e.delivery == day), key=lambda e: (e.time, e.event_id)
+    )
+    for n, cev in enumerate(consents):
+        key = (cev.time.timestamp(), n)
+        if cev.app_id in GOOGLE_APPS:
+            text = google_token_record(
+                cev.event_id, z_time(cev.time), upn(cev.user_id), google_client_id(cev.app_id),
+                "authorize" if cev.event_type == "grant" else "revoke",
+                scopes=permissions_for(cev.scopes, GOOGLE_SCOPES),
+            )  # fmt: skip
+            lines["gws/token-audit.jsonl.gz"].append((*key, text))
+        elif cev.app_id in MICROSOFT_APPS:
+            grant = cev.event_type == "grant"
+            permissions = permissions_for(cev.scopes, MICROSOFT_SCOPES)
+            if grant and permissions is None:  # consent to everything the app asks for
+                permissions = list(MICROSOFT_SCOPES)
+            text = entra_record(
+                cev.event_id, z_time(cev.time, "seconds"),
+                "Consent to application" if grant else "Remove delegated permission grant",
+                upn(cev.user_id), microsoft_app_id(cev.app_id), permissions or [],
+            )  # fmt: skip
+            lines["entra/directory-audit.jsonl.gz"].append((*key, text))
+        else:
+            text = okta_record(
+                cev.event_id, z_time(cev.time),
+                "app.oauth2.as.consent.grant" if cev.event_type == "grant"
+                else "app.oauth2.as.consent.revoke",
+                upn(cev.user_id), cev.app_id, list(cev.scopes) if cev.scopes is not None else None,
+            )  # fmt: skip
+            lines["okta/system-log.jsonl"].append((*key, text))
+    for source in FORMAT_SOURCES:
+        folder = out / source / day.isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, found in lines.items():
+            if name.startswith(source + "/"):
+                write_file(out / source / day.isoformat() / name.split("/", 1)[1], found)
+        (folder / "_SUCCESS").write_bytes(b"")
+
+
+FORMAT_SOURCES = ("gws", "m365", "graph", "entra", "gateway", "okta")
+FORMAT_CONFIG = """\
+# The sources of sample_logs_formats/ (written by tools/make_sample_logs.py --formats).
+# access-audit run --config sample_logs_formats/access-audit.toml --landing sample_logs_formats ...
+[[sources]]
+name = "gws"
+kind = "both"
+format = "google_workspace_token"
+mapping = "mappings/google.toml"
+
+[[sources]]
+name = "m365"
+kind = "access"
+format = "m365_mail_items_accessed"
+mapping = "mappings/microsoft.toml"
+
+[[sources]]
+name = "graph"
+kind = "access"
+format = "graph_activity"
+mapping = "mappings/microsoft.toml"
+
+[[sources]]
+name = "entra"
+kind = "consent"
+format = "entra_audit"
+mapping = "mappings/microsoft.toml"
+
+[[sources]]
+name = "gateway"
+kind = "access"
+format = "gateway"
+pattern = "combined_audit"
+mapping = "mappings/gateway.toml"
+
+[[sources]]
+name = "okta"
+kind = "consent"
+format = "okta_system_log"
+mapping = "mappings/gateway.toml"
+"""
+
+
+def _toml_table(name: str, table: dict[str, str]) -> str:
+    return f"[{name}]\n" + "".join(f"{json.dumps(k)} = {json.dumps(v)}\n" for k, v in table.items())
+
+
+def write_format_landing(world: World, out: Path) -> None:
+    """Replaces what this tool owns under `out` with the world in real formats."""
+    for owned in (*FORMAT_SOURCES, "mappings"):
+        shutil.rmtree(out / owned, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    write_partners(out)
+    (out / "mappings").mkdir()
+    google_apps = {google_client_id(a): a for a in GOOGLE_APPS}
+    users = {upn(u): u for u in USERS}  # mailboxes and logins are the platform's user ids
+    (out / "mappings" / "google.toml").write_text(
+        _toml_table("apps", google_apps) + _toml_table("scopes", GOOGLE_SCOPES)
+        + _toml_table("users", users)
+    )  # fmt: skip
+    microsoft_apps = {microsoft_app_id(a): a for a in MICROSOFT_APPS}
+    (out / "mappings" / "microsoft.toml").write_text(
+        _toml_table("apps", microsoft_apps) + _toml_table("scopes", MICROSOFT_SCOPES)
+        + _toml_table("users", users)
+    )  # fmt: skip
+    (out / "mappings" / "gateway.toml").write_text(_toml_table("users", users))
+    (out / "access-audit.toml").write_text(FORMAT_CONFIG)
+    for day in days():
+        write_format_day(world, out, day)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description="Writes the demo landing zone sample_logs/.")
@@ -1901,8 +2326,19 @@ def main(argv: list[str] | None = None) -> int:
         help="landing zone folder (default: sample_logs/)",
     )
     parser.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
+    parser.add_argument(
+        "--formats",
+        type=Path,
+        metavar="DIR",
+        help="instead, write the same world in real formats (Google Workspace, Microsoft 365 + "
+        "Entra, a gateway + Okta) to DIR, e.g. sample_logs_formats/",
+    )
     args = parser.parse_args(argv)
     world = build(args.seed)
+    if args.formats:
+        write_format_landing(world, args.formats)
+        print(f"wrote {args.formats}: {len(world.accesses)} access events in real formats")
+        return 0
     write_landing(world, args.out)
     print(
         f"wrote {args.out}: {len(world.accesses)} access events, "

@@ -16,6 +16,16 @@ itself). Three choices make "changed" mean what a reviewer means:
 - Credibility: with fewer than `MIN_HISTORY_DAYS` days of history an entity's changes are shrunk
   toward "no change" in proportion (a ratio r becomes r ** w, a delta d becomes d * w, with
   w = min(history_days, MIN_HISTORY_DAYS) / MIN_HISTORY_DAYS): a median of two days is noise.
+
+What a security team asks for, per entity-day and against the entity's own history (issue 14):
+reads of dormant users (no call of the app reached them for DORMANT_DAYS days, granted before
+that) and their users; reads of users whose last consent event before the read was a revoke
+(an as-of join on consent); users signing in to the app for the first time; addresses, /24
+networks (IPv6: /48) and scopes (resource.action) with their calls, from which
+relative_features counts the never-seen ones and the history's own rate of them. A user's
+scope is new when its app never used it. The significance model (model.py) reads the counts,
+their history sums and means (`<count>_hist`, `<count>_of_hist`, `<count>_hist_mean`) and the
+app's typical user-day (`<count>_app_user_median`).
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ ENTITY_KINDS = (PARTNER_DAY, APP_USER_DAY)
 NIGHT_END_HOUR = 5  # night: [00:00, 05:00) UTC
 RECENT_DAYS = 3  # the short baseline: a change held on 2 of the last 3 days is the new level
 MIN_HISTORY_DAYS = 7  # an entity's changes count fully from a week of history
+DORMANT_DAYS = 7  # a user no call of the app reached for this many days is dormant
 
 # Compared as today - baseline (shares are already on one scale). new_ip_share is computed by
 # relative_features: the share of the day's IPs the entity had not used before.
@@ -66,22 +77,28 @@ def _day_literal(day: date) -> str:
     return f"TIMESTAMPTZ '{day.isoformat()} 00:00:00+00'"
 
 
-def _prepare_sql(day: date, settings: Settings) -> str:
-    """Views shared by both entity kinds: events with their partner and flags, live grants."""
+def _prepare_sql(day: date, settings: Settings, dormancy: bool) -> str:
+    """Views shared by both entity kinds: events with their partner and flags, live grants.
+
+    With `dormancy`, a view `recent_users` (app_id, user_id) holds the pairs that made a call on
+    the DORMANT_DAYS days before: a read of a user outside it whose first grant is older than
+    those days is a dormant read. Without it dormancy is unknown (null)."""
     day_end = f"({_day_literal(day)} + INTERVAL 1 DAY)"
+    if dormancy:
+        dormant = (
+            f"r.user_id IS NULL AND g.first_grant < {_day_literal(day)} "
+            f"- INTERVAL {DORMANT_DAYS} DAY"
+        )
+        recent_join = (
+            "\n        LEFT JOIN (SELECT DISTINCT app_id, user_id FROM recent_users) r "
+            "USING (app_id, user_id)"
+        )
+    else:
+        dormant, recent_join = "CAST(NULL AS BOOLEAN)", ""
     return f"""
     CREATE OR REPLACE TEMP VIEW apps AS
         SELECT app_id, min(partner_id) AS partner_id, max(grant_ttl_days) AS ttl_days
         FROM registry GROUP BY app_id;
-    CREATE OR REPLACE TEMP VIEW events AS
-        SELECT a.app_id, a.user_id, a.thread_id, a.ip, a.status, a.event_time, p.partner_id,
-               a.resource IN {_in_list(settings.message_resources)}
-                   AND a.status < 400 AS is_message,
-               a.action,
-               hour(a.event_time) < {NIGHT_END_HOUR} AS is_night,
-               date_trunc('minute', a.event_time) AS minute,
-               a.request_id IN (SELECT request_id FROM flags) AS is_flagged
-        FROM access a LEFT JOIN apps p USING (app_id);
     -- Live at the day's end: the last consent event (a revoke wins a tie) is an unexpired grant.
     CREATE OR REPLACE TEMP VIEW live_grants AS
         SELECT c.user_id, c.app_id, p.partner_id FROM (
@@ -97,7 +114,77 @@ def _prepare_sql(day: date, settings: Settings) -> str:
     CREATE OR REPLACE TEMP VIEW revokes AS
         SELECT c.user_id, c.app_id, p.partner_id FROM consent c LEFT JOIN apps p USING (app_id)
         WHERE c.event_type = 'revoke' AND c.delivery_date = DATE '{day.isoformat()}';
+    -- Each (user, app)'s first grant: new users signed in on the day; dormant ones long before.
+    CREATE OR REPLACE TEMP VIEW first_grants AS
+        SELECT user_id, app_id, min(event_time) AS first_grant FROM consent
+        WHERE event_type = 'grant' AND event_time < {day_end} GROUP BY ALL;
+    -- The consent state at each successful message read: the last consent event at or before it.
+    CREATE OR REPLACE TEMP VIEW consent_at_read AS
+        SELECT e.request_id, c.event_type AS state FROM
+            (SELECT request_id, app_id, user_id, event_time FROM access
+             WHERE action = 'read' AND status < 400
+               AND resource IN {_in_list(settings.message_resources)}) e
+        ASOF LEFT JOIN (SELECT app_id, user_id, event_time, event_type FROM consent) c
+            ON e.app_id = c.app_id AND e.user_id = c.user_id AND e.event_time >= c.event_time;
+    CREATE OR REPLACE TEMP VIEW events AS
+        SELECT a.app_id, a.user_id, a.thread_id, a.ip, a.status, a.event_time, p.partner_id,
+               a.resource IN {_in_list(settings.message_resources)}
+                   AND a.status < 400 AS is_message,
+               a.action,
+               hour(a.event_time) < {NIGHT_END_HOUR} AS is_night,
+               date_trunc('minute', a.event_time) AS minute,
+               a.request_id IN (SELECT request_id FROM flags) AS is_flagged,
+               a.status < 400 AS is_ok,
+               a.resource || '.' || a.action AS scope,
+               CASE WHEN a.ip LIKE '%:%'
+                    THEN array_to_string(string_split(a.ip, ':')[1:3], ':') || '::/48'
+                    ELSE regexp_replace(a.ip, '\\.[0-9]+$', '') || '.0/24' END AS network,
+               g.first_grant >= {_day_literal(day)} AS is_new_user,
+               {dormant} AS is_dormant,
+               s.state = 'revoke' AS is_revoked_read
+        FROM access a LEFT JOIN apps p USING (app_id)
+        LEFT JOIN first_grants g USING (user_id, app_id)
+        LEFT JOIN consent_at_read s USING (request_id){recent_join};
     """
+
+
+# Per entity, the values of a column it used with the calls of each, as two aligned lists sorted
+# by value: addresses and /24 networks (partner-days only: per user they would be most of the
+# table) and scopes (both kinds).
+_ITEMS = {"ip": ("ips", "ip_calls"), "network": ("networks", "network_calls"),
+          "scope": ("scopes", "scope_calls")}  # fmt: skip
+
+
+def _item_lists_sql(kind: str) -> str:
+    """CTEs `<column>_items` and `items`: each entity's item lists (see _ITEMS)."""
+    keys = "k_partner_id AS partner_id, k_app_id AS app_id, k_user_id AS user_id"
+    parts, selects = [], []
+    for column, (values, calls) in _ITEMS.items():
+        if kind == APP_USER_DAY and column != "scope":
+            selects.append(
+                f"CAST(NULL AS VARCHAR[]) AS {values}, CAST(NULL AS BIGINT[]) AS {calls}"
+            )
+            continue
+        parts.append(f"""{column}_items AS (
+        SELECT partner_id, app_id, user_id, list(v ORDER BY v) AS {values},
+               list(n ORDER BY v) AS {calls}
+        FROM (SELECT {keys}, {column} AS v, count(*) AS n FROM keyed
+              WHERE {column} IS NOT NULL GROUP BY ALL)
+        GROUP BY ALL)""")
+        selects.append(f"{column}_items.{values}, {column}_items.{calls}")
+    joins = " ".join(
+        f"LEFT JOIN {column}_items ON "
+        + " AND ".join(f"c.{k} IS NOT DISTINCT FROM {column}_items.{k}" for k in _KEYS[kind])
+        for column in _ITEMS
+        if kind == PARTNER_DAY or column == "scope"
+    )
+    entities = f"SELECT DISTINCT {keys} FROM keyed"
+    return (
+        ",\n    ".join(parts)
+        + f""",
+    items AS (SELECT c.partner_id, c.app_id, c.user_id, {", ".join(selects)}
+              FROM ({entities}) c {joins})"""
+    )
 
 
 def _entity_sql(kind: str, day: date) -> str:
@@ -106,9 +193,8 @@ def _entity_sql(kind: str, day: date) -> str:
     key_cols = ", ".join(f"{expr} AS {name}" for name, expr in keys.items())
     prefixed = ", ".join(f"{expr} AS k_{name}" for name, expr in keys.items())
     join_on = " AND ".join(f"e.{k} IS NOT DISTINCT FROM x.{k}" for k in keys)
-    ips = "list_sort(list(DISTINCT ip) FILTER (WHERE ip IS NOT NULL))"
     return f"""
-    WITH keyed AS (SELECT *, {prefixed} FROM events),
+    WITH keyed AS MATERIALIZED (SELECT *, {prefixed} FROM events),
     counts AS (
         SELECT k_partner_id AS partner_id, k_app_id AS app_id, k_user_id AS user_id,
                count(*) AS calls,
@@ -122,9 +208,18 @@ def _entity_sql(kind: str, day: date) -> str:
                count(*) FILTER (WHERE is_message AND is_night) AS night_accesses,
                count(*) FILTER (WHERE status >= 400) AS failed_calls,
                count(DISTINCT ip) AS distinct_ips,
-               {ips if kind == PARTNER_DAY else "CAST(NULL AS VARCHAR[])"} AS ips
+               count(*) FILTER (WHERE is_message AND is_night) AS night_accesses,
+               count(*) FILTER (WHERE is_message AND action = 'read' AND is_dormant)
+                   AS dormant_reads,
+               bool_or(is_dormant IS NOT NULL) AS dormancy_known,
+               count(*) FILTER (WHERE is_revoked_read) AS revoked_reads,
+               count(DISTINCT user_id) FILTER (WHERE is_message AND action = 'read'
+                                               AND is_dormant) AS dormant_users,
+               count(DISTINCT user_id) FILTER (WHERE is_revoked_read) AS revoked_users,
+               count(DISTINCT user_id) FILTER (WHERE is_new_user) AS new_users
         FROM keyed GROUP BY ALL
     ),
+    {_item_lists_sql(kind)},
     bursts AS (
         SELECT partner_id, app_id, user_id, max(n) AS max_burst_per_minute FROM (
             SELECT k_partner_id AS partner_id, k_app_id AS app_id, k_user_id AS user_id,
@@ -148,8 +243,17 @@ def _entity_sql(kind: str, day: date) -> str:
            coalesce(b.max_burst_per_minute, 0) AS max_burst_per_minute,
            coalesce(r.revokes, 0) AS revokes,
            e.distinct_ips,
-           e.ips
+           i.ips,
+           e.night_accesses,
+           e.failed_calls,
+           CASE WHEN e.dormancy_known THEN e.dormant_reads END AS dormant_reads,
+           e.revoked_reads,
+           e.new_users,
+           CASE WHEN e.dormancy_known THEN e.dormant_users END AS dormant_users,
+           e.revoked_users,
+           i.ip_calls, i.networks, i.network_calls, i.scopes, i.scope_calls
     FROM counts e
+    LEFT JOIN items i ON {join_on.replace("x.", "i.")}
     LEFT JOIN bursts b ON {join_on.replace("x.", "b.")}
     LEFT JOIN grants g ON {join_on.replace("x.", "g.")}
     LEFT JOIN revoked r ON {join_on.replace("x.", "r.")}
@@ -163,12 +267,15 @@ def daily_features(
     registry: pa.Table,
     day: date,
     settings: Settings,
+    recent_users: pa.Table | None = None,
 ) -> pa.Table:
     """The day's partner-day and app-user-day rows (schema DAILY_FEATURES), from in-memory tables.
 
     `access` and `flags` are the delivery day's; `consent` every consent event delivered on days
     <= `day`. A grant is live when it is the (user, app)'s last consent event up to the day's end
-    and has not outlived the app's grant TTL.
+    and has not outlived the app's grant TTL. `recent_users` (app_id, user_id): the pairs that
+    made a call on the DORMANT_DAYS days before; None when the history does not cover them
+    (dormant_reads is then null).
     """
     con = duck.connect(settings)
     try:
@@ -179,15 +286,20 @@ def daily_features(
             ("registry", registry),
         ):
             con.register(name, table)
-        return daily_features_in(con, day, settings)
+        if recent_users is not None:
+            con.register("recent_users", recent_users)
+        return daily_features_in(con, day, settings, dormancy=recent_users is not None)
     finally:
         con.close()
 
 
-def daily_features_in(con: duckdb.DuckDBPyConnection, day: date, settings: Settings) -> pa.Table:
+def daily_features_in(
+    con: duckdb.DuckDBPyConnection, day: date, settings: Settings, dormancy: bool = False
+) -> pa.Table:
     """As daily_features, over views `access`, `flags`, `consent` and `registry` that `con`
-    already has (Parquet-backed in the pipeline, so a large day is never held in memory)."""
-    con.execute(_prepare_sql(day, settings))
+    already has (Parquet-backed in the pipeline, so a large day is never held in memory), and
+    `recent_users` when `dormancy`."""
+    con.execute(_prepare_sql(day, settings, dormancy))
     union = " UNION ALL ".join(f"({_entity_sql(kind, day)})" for kind in ENTITY_KINDS)
     ordered = f"SELECT * FROM ({union}) ORDER BY entity_kind, partner_id, app_id, user_id"
     result = con.sql(ordered).to_arrow_table()
@@ -268,14 +380,156 @@ def _change_sql(column: str) -> str:
     return f"{long}, {recent}, {baseline} AS {column}_baseline, {change} AS {name}"
 
 
+# Shares the significance model weighs: (name, count, out of). Their history sums are
+# `<count>_hist` and `<count>_of_hist` (the denominator over the days the count is known).
+SHARES: tuple[tuple[str, str, str], ...] = (
+    ("night", "night_accesses", "message_accesses"),
+    ("deletes", "message_deletes", "message_accesses"),
+    ("failed", "failed_calls", "calls"),
+    # users, not reads: one busy user coming back is one user, however many reads it makes
+    ("dormant", "dormant_users", "distinct_users"),
+    ("revoked", "revoked_users", "distinct_users"),
+    ("flagged", "flagged_accesses", "message_accesses"),
+    ("new_ip", "new_ip_calls", "calls"),
+    ("new_network", "new_network_calls", "calls"),
+    ("new_scope", "new_scope_calls", "calls"),
+)
+# Counts weighed against their usual level (the nearer-edge baseline of RATIO_COUNTS) and rare
+# counts weighed against their history mean (`<count>_hist_mean`).
+LEVEL_COUNTS = ("calls", "message_reads", "message_writes", "message_deletes", "distinct_users")
+RARE_COUNTS = ("new_users", "revokes", "revoked_reads", "new_ips", "new_networks", "new_scopes")
+_RARE_OWN = ("new_users", "revokes", "revoked_reads")  # the others come from the new-items CTEs
+# (item kind, list of values, aligned list of calls) for the never-seen counts
+_NEW_ITEMS = (("ip", "ips", "ip_calls"), ("network", "networks", "network_calls"),
+              ("scope", "scopes", "scope_calls"))  # fmt: skip
+_EK = (
+    "concat_ws(chr(1), {p}entity_kind, coalesce({p}partner_id, chr(2)), "
+    "coalesce({p}app_id, chr(2)), coalesce({p}user_id, chr(2)))"
+)
+
+
+# An app-user-day's partner-day (a user's first use of a scope its app has used is no news: a
+# scope is new when the app never used it)
+_PK = (
+    f"concat_ws(chr(1), '{PARTNER_DAY}', coalesce(partner_id, chr(2)), "
+    "CASE WHEN partner_id IS NULL THEN coalesce(app_id, chr(2)) ELSE chr(2) END, chr(2))"
+)
+
+
+def _item_key(kind: str) -> str:
+    """Whose history an item kind is new against: the app's for scopes, else the entity's."""
+    return "tk.pk" if kind == "scope" else "tk.ek"
+
+
+def _new_items_sql() -> str:
+    """Per entity of today: its never-seen items (`new_<kind>s`, `new_<kind>_calls`) against the
+    history's, and the history's own (each history day against the days before it, from the
+    entity's second day: `hist_new_<kind>s`, `hist_new_<kind>_calls`)."""
+    parts = [
+        f"""hk AS (SELECT *, {_EK.format(p="")} AS ek,
+                   min(day) OVER (PARTITION BY {_KEY_LIST}) AS entity_first FROM history),
+    tk AS (SELECT *, {_EK.format(p="")} AS ek, CASE WHEN entity_kind = '{APP_USER_DAY}'
+                   THEN {_PK} ELSE {_EK.format(p="")} END AS pk FROM today),
+    hk_sums AS (SELECT ek, count(DISTINCT day) FILTER (WHERE day > entity_first) AS later_days,
+                       sum(calls) FILTER (WHERE day > entity_first) AS later_calls
+                FROM hk GROUP BY ek)"""
+    ]
+    for kind, values, calls in _NEW_ITEMS:
+        key = _item_key(kind)
+        parts.append(f"""{kind}_h AS (
+        SELECT ek, day, entity_first, unnest({values}) AS item, unnest({calls}) AS n
+        FROM hk WHERE {values} IS NOT NULL),
+    {kind}_hf AS (SELECT *, min(day) OVER (PARTITION BY ek, item) AS first_day FROM {kind}_h),
+    {kind}_hist AS (
+        SELECT ek, count(*) FILTER (WHERE first_day = day AND day > entity_first)
+                   AS hist_new_{kind}s,
+               sum(n) FILTER (WHERE first_day = day AND day > entity_first)
+                   AS hist_new_{kind}_calls
+        FROM {kind}_hf GROUP BY ek),
+    {kind}_t AS (SELECT ek, {key} AS hk_key, unnest({values}) AS item, unnest({calls}) AS n
+                 FROM tk WHERE {values} IS NOT NULL AND {key} IN (SELECT ek FROM hk)),
+    {kind}_new AS (
+        SELECT x.ek, count(*) AS new_{kind}s, sum(x.n) AS new_{kind}_calls FROM {kind}_t x
+        WHERE NOT EXISTS (SELECT 1 FROM {kind}_h s WHERE s.ek = x.hk_key AND s.item = x.item)
+        GROUP BY x.ek)""")
+    return ",\n    ".join(parts)
+
+
+def _sums_sql() -> str:
+    """`sums`: per entity the history sums of each share's count and denominator, and the mean
+    of each rare count; `app_users`: per app the median user-day of each level count (the prior
+    of a user with little history of its own)."""
+    sums = []
+    for _, count, total in SHARES:
+        if count.startswith("new_"):
+            continue  # from the new-items CTEs
+        sums.append(f"sum({count}) AS {count}_hist")
+        sums.append(f"sum({total}) FILTER (WHERE {count} IS NOT NULL) AS {count}_of_hist")
+    means = [f"avg({c}) AS {c}_hist_mean" for c in _RARE_OWN]
+    medians = ", ".join(f"median({c}) AS {c}_app_user_median" for c in LEVEL_COUNTS)
+    return f"""sums AS (SELECT {_EK.format(p="")} AS ek, {", ".join(sums + means)}
+                FROM history GROUP BY ALL),
+    app_users AS (SELECT partner_id, app_id, {medians} FROM history
+                  WHERE entity_kind = '{APP_USER_DAY}' GROUP BY ALL)"""
+
+
+def _evidence_columns() -> str:
+    """The select list the significance model reads beside today's counts."""
+    columns = [f"s.{count}_hist, s.{count}_of_hist" for _, count, _ in SHARES
+               if not count.startswith("new_")]  # fmt: skip
+    columns += [f"s.{c}_hist_mean" for c in _RARE_OWN]
+    columns += [f"a.{c}_app_user_median" for c in LEVEL_COUNTS]
+    for kind, _, _ in _NEW_ITEMS:
+        hs = "hp" if kind == "scope" else "hs"  # the app's history for scopes
+        has = f"{_item_key(kind)} IN (SELECT ek FROM hk)"
+        known = f"{kind}_hist.ek IS NOT NULL OR {hs}.later_days > 0"
+        if kind != "ip":  # new_ips is already today's column (the share of addresses)
+            columns.append(
+                f"CASE WHEN {has} THEN "
+                f"coalesce({kind}_new.new_{kind}s, 0) ELSE 0 END AS new_{kind}s"
+            )
+        columns.append(f"CASE WHEN {has} THEN "
+                       f"coalesce({kind}_new.new_{kind}_calls, 0) ELSE 0 END "
+                       f"AS new_{kind}_calls")  # fmt: skip
+        columns.append(f"CASE WHEN {known} THEN coalesce({kind}_hist.hist_new_{kind}_calls, 0) "
+                       f"END AS new_{kind}_calls_hist")  # fmt: skip
+        columns.append(f"{hs}.later_calls AS new_{kind}_calls_of_hist")
+        columns.append(f"CASE WHEN {hs}.later_days > 0 THEN "
+                       f"coalesce({kind}_hist.hist_new_{kind}s, 0) / {hs}.later_days END "
+                       f"AS new_{kind}s_hist_mean")  # fmt: skip
+    return ",\n           ".join(columns)
+
+
+def _evidence_sql() -> str:
+    """`evidence`: per entity of today (by `ek`), what the significance model weighs."""
+    joins = " ".join(
+        f"LEFT JOIN {kind}_new ON {kind}_new.ek = tk.ek "
+        f"LEFT JOIN {kind}_hist ON {kind}_hist.ek = {_item_key(kind)}"
+        for kind, _, _ in _NEW_ITEMS
+    )
+    return f"""{_new_items_sql()},
+    {_sums_sql()},
+    evidence AS (
+        SELECT tk.ek, {_evidence_columns()}
+        FROM tk LEFT JOIN hk_sums hs ON hs.ek = tk.ek LEFT JOIN hk_sums hp ON hp.ek = tk.pk
+        LEFT JOIN sums s ON s.ek = tk.ek
+        LEFT JOIN app_users a ON tk.entity_kind = '{APP_USER_DAY}'
+             AND a.partner_id IS NOT DISTINCT FROM tk.partner_id
+             AND a.app_id IS NOT DISTINCT FROM tk.app_id
+        {joins})"""
+
+
 def _relative_sql() -> str:
-    """Today's rows beside each entity's long and recent baselines, and their changes."""
+    """Today's rows beside each entity's long and recent baselines, their changes, and what the
+    significance model weighs."""
     return f"""
-    WITH {_history_sql()}, {_baselines_sql()}
+    WITH {_history_sql()}, {_baselines_sql()}, {_evidence_sql()}
     SELECT t.*, coalesce(l.history_days, 0) AS history_days, {_WEIGHT} AS history_weight,
-           {", ".join(_change_sql(c) for c in _COMPARED)}
+           {", ".join(_change_sql(c) for c in _COMPARED)},
+           ev.* EXCLUDE (ek)
     FROM t LEFT JOIN long l ON {_same_entity("t", "l")}
     LEFT JOIN recent r ON {_same_entity("t", "r")} AND t.day = r.day
+    LEFT JOIN evidence ev ON ev.ek = {_EK.format(p="t.")}
     ORDER BY t.entity_kind, t.partner_id, t.app_id, t.user_id
     """
 

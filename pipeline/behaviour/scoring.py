@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def write_daily_features(day: date, warehouse: Warehouse, settings: Settings) -> int:
     """The day's access + flags + consent of days <= day + registry → warehouse `features`."""
-    from pipeline.behaviour.features import daily_features_in
+    from pipeline.behaviour.features import DORMANT_DAYS, daily_features_in
     from pipeline.detect.registry import load_registry
     from pipeline.errors import MissingInput
     from pipeline.readers.landing import Landing
@@ -31,6 +31,10 @@ def write_daily_features(day: date, warehouse: Warehouse, settings: Settings) ->
         if not warehouse.has_partition(table, day):
             raise MissingInput(f"features of {day}: no {table} partition yet (run the day first)")
     consent_days = [d for d in warehouse.partition_days("consent") if d <= day]
+    # dormancy needs the access of the DORMANT_DAYS days before; known once the history has them
+    access_days = warehouse.partition_days("access")
+    recent_days = [d for d in access_days if day - timedelta(DORMANT_DAYS) <= d < day]
+    dormancy = bool(access_days) and min(access_days) <= day - timedelta(DORMANT_DAYS)
     registry, _ = load_registry(Landing(settings.landing, settings))
     with warehouse.scratch_dir() as scratch:
         con = duck.connect(settings, spill_dir=scratch)
@@ -43,7 +47,10 @@ def write_daily_features(day: date, warehouse: Warehouse, settings: Settings) ->
             ):
                 # scanned where they lie: a large day is never held in memory
                 warehouse.scan(con, name, days, columns).create_view(name)
-            table = daily_features_in(con, day, settings)
+            if dormancy:
+                recent = warehouse.scan(con, "access", recent_days, ("app_id", "user_id"))
+                recent.distinct().create_view("recent_users")
+            table = daily_features_in(con, day, settings, dormancy=dormancy)
         finally:
             con.close()
     return warehouse.write_table("features", day, table)
@@ -83,12 +90,8 @@ def train_model(
     random_state: int = 0,
 ) -> dict[str, Any]:
     """Fit the behaviour model on the window's days ending at `end` and store it."""
-    from pipeline.behaviour.model import (
-        BehaviourModel,
-        best_detector,
-        save_model,
-        synthetic_comparison,
-    )
+    from pipeline.behaviour.model import BehaviourModel
+    from pipeline.behaviour.store import save_model
     from pipeline.errors import MissingInput
 
     if window_days < 1:
@@ -104,21 +107,18 @@ def train_model(
         raise MissingInput(f"no features in the window {window[0]} .. {end}: run those days first")
     frames = [relative_for_day(d, warehouse, settings) for d in days]
     features = pd.concat(frames, ignore_index=True)
-    comparison = synthetic_comparison()
     model = BehaviourModel(
         random_state=random_state, alerts_per_day=settings.anomaly_alerts_per_day
     ).fit(features)
     extra = {
         "requested_window": {"start": window[0].isoformat(), "end": end.isoformat()},
         "days_with_features": len(days),
-        "detector_comparison": {"synthetic": comparison},
-        "comparison_winner": {"synthetic": best_detector(comparison)},
     }
     folder = save_model(model, models_dir, name, extra)
     summary = {
         "model": str(folder),
         "version": model.model_version_,
-        "detector": model.detector,
+        "detector": "significance",
         "days": len(days),
         "rows": len(features),
         "seconds": round(time.perf_counter() - started, 3),
@@ -140,17 +140,14 @@ def compare_detectors_on(
     truth: pd.DataFrame,
     warehouse: Warehouse,
     settings: Settings,
-) -> dict[str, dict[str, float]]:
-    """The detector comparison on the warehouse's partner-days: each detector trained on
-    `train_days`, judged on `test_days` against `truth` (day, partner_id)."""
-    from pipeline.behaviour.features import PARTNER_DAY
-    from pipeline.behaviour.model import compare_detectors
+) -> dict[str, Any]:
+    """The model and the baselines trained on `train_days` and judged on `test_days` against
+    `truth` (day, partner_id, kind): behaviour.evaluation's table on the warehouse's days."""
+    from pipeline.behaviour.evaluation import judge_days
 
-    frames = [relative_for_day(d, warehouse, settings) for d in [*train_days, *test_days]]
-    features = pd.concat(frames, ignore_index=True)
-    features = features[features["entity_kind"] == PARTNER_DAY].copy()
-    features["day"] = pd.to_datetime(features["day"]).dt.date
-    return compare_detectors(features, truth, train_days, test_days)
+    train = pd.concat([relative_for_day(d, warehouse, settings) for d in train_days])
+    tests = {d: relative_for_day(d, warehouse, settings) for d in test_days}
+    return judge_days(train, tests, truth)
 
 
 def score_day(
@@ -159,7 +156,8 @@ def score_day(
     """Score the day's entities with the newest model → warehouse `anomalies`. Without a usable
     model (none yet, or one this code refuses) the step is skipped with one log line: the day's
     flags never wait for a retraining."""
-    from pipeline.behaviour.model import load_model, score
+    from pipeline.behaviour.model import score
+    from pipeline.behaviour.store import load_model
     from pipeline.errors import ModelMismatch, NoModel
 
     started = time.perf_counter()

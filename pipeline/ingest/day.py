@@ -13,8 +13,9 @@ import os
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
+from typing import IO
 
 import duckdb
 import pyarrow as pa
@@ -25,12 +26,15 @@ from pipeline import duck
 from pipeline.config import Settings
 from pipeline.ingest.blocks import InOrder, prefetched, validated_blocks
 from pipeline.ingest.counts import FileCounts, IngestResult
-from pipeline.ingest.dedupe import conflict_raw_lines, resolve_duplicates
+from pipeline.ingest.dedupe import LineReader, conflict_raw_lines, resolve_duplicates
 from pipeline.ingest.row_keys import file_index_of, row_keys, unreadable_row, with_lineage
 from pipeline.ingest.staging import Staging
 from pipeline.ingest.validation import ACCESS_KIND, CONSENT_KIND, validation_sql
-from pipeline.readers.jsonl import FileStats, read_line_batches
+from pipeline.readers.formats import record_batches
+from pipeline.readers.formats.convert import with_format_reasons
+from pipeline.readers.jsonl import FileStats
 from pipeline.readers.landing import Landing, LandingFile
+from pipeline.sources import day_files
 from pipeline.tables import value_counts
 from pipeline.warehouse import Warehouse
 
@@ -43,6 +47,7 @@ KINDS = {"access": ACCESS_KIND, "consent": CONSENT_KIND}
 def _validate_file(
     con: duckdb.DuckDBPyConnection,
     sql: str,
+    kind_name: str,
     landing: Landing,
     source: LandingFile,
     file_index: int,
@@ -56,8 +61,9 @@ def _validate_file(
     reasons: Counter[str] = Counter()
     try:
         with landing.open(source.path) as fh:
-            lines = read_line_batches(fh, source.name, settings.read_block_bytes, stats)
-            for batch, result in validated_blocks(con, sql, prefetched(lines), settings):
+            lines = record_batches(fh, source, kind_name, settings, landing, stats)
+            for batch, validated in validated_blocks(con, sql, prefetched(lines), settings):
+                result = with_format_reasons(validated, batch)  # no-op for canonical files
                 reasons.update(value_counts(result["reason"]))
                 writes.put(staging.add, result, file_index, source.name)
                 counts.read += batch.num_rows
@@ -86,7 +92,7 @@ def ingest_day(
     """Landing <kind>/<day>/ → warehouse <kind>/date=<day> and its share of quarantine."""
     started = time.perf_counter()
     kind = KINDS[kind_name]
-    files = landing.files(kind_name, day)
+    files: list[LandingFile] = list(day_files(landing, settings, kind_name, day))
     sql = validation_sql(kind, settings)
     with warehouse.scratch_dir() as scratch:
         con = duck.connect(settings, spill_dir=scratch)
@@ -96,7 +102,9 @@ def ingest_day(
             writes = InOrder()
             try:
                 counts = [
-                    _validate_file(con, sql, landing, f, i, staging, writes, settings, on_lines)
+                    _validate_file(
+                        con, sql, kind_name, landing, f, i, staging, writes, settings, on_lines
+                    )
                     for i, f in enumerate(files)
                 ]
             finally:
@@ -106,7 +114,9 @@ def ingest_day(
         identical, conflicting = resolve_duplicates(con, staging, kind, records_path, names)
         if conflicting.num_rows:
             staging.add_rejected(
-                conflict_raw_lines(con, landing, files, conflicting, kind, settings)
+                conflict_raw_lines(
+                    con, landing, files, conflicting, kind, settings, _file_reader(kind_name)
+                )
             )
         staging.close_rejected()
         con.close()
@@ -123,6 +133,17 @@ def ingest_day(
         f.valid = f.read - sum(f.quarantined.values()) - f.duplicates_dropped
     log.info("ingest %s %s: %s in %.1fs", kind_name, day, result.totals(), result.seconds)
     return result
+
+
+def _file_reader(kind_name: str) -> LineReader:
+    """Canonical lines of a file, whatever its source's format (the conflict re-read)."""
+
+    def read(
+        fh: IO[bytes], f: LandingFile, landing: Landing, settings: Settings
+    ) -> Iterator[pa.Table]:
+        return record_batches(fh, f, kind_name, settings, landing, FileStats())
+
+    return read
 
 
 def _commit_without(

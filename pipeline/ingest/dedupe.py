@@ -3,6 +3,9 @@ different content the first is kept and the others are quarantined as conflictin
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import IO
+
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -60,6 +63,16 @@ def resolve_duplicates(
     return identical, conflicting
 
 
+# Reads one file's lines as validation takes them (a source in a real format: converted).
+LineReader = Callable[[IO[bytes], LandingFile, Landing, Settings], Iterator[pa.Table]]
+
+
+def _raw_lines(
+    fh: IO[bytes], f: LandingFile, landing: Landing, settings: Settings
+) -> Iterator[pa.Table]:
+    return read_line_batches(fh, f.name, settings.read_block_bytes, FileStats())
+
+
 def conflict_raw_lines(
     con: duckdb.DuckDBPyConnection,
     landing: Landing,
@@ -67,6 +80,7 @@ def conflict_raw_lines(
     conflicting: pa.Table,
     kind: RecordKind,
     settings: Settings,
+    read_lines: LineReader = _raw_lines,
 ) -> pa.Table:
     """Re-read the few lines that conflict, to quarantine their (redacted) raw text."""
     keys = conflicting["row_key"].to_numpy()
@@ -79,7 +93,7 @@ def conflict_raw_lines(
         )
         source = files[file_index]
         with landing.open(source.path) as fh:
-            for lines in read_line_batches(fh, source.name, settings.read_block_bytes, FileStats()):
+            for lines in read_lines(fh, source, landing, settings):
                 wanted_lines = lines.filter(pc.is_in(lines["source_line"], value_set=wanted))
                 if wanted_lines.num_rows:
                     result = validate_block(con, sql, wanted_lines)

@@ -265,8 +265,8 @@ def _route_sql(settings: Settings) -> tuple[str, str, str]:
     return route, resource, action
 
 
-def _redacted_raw(kind: RecordKind, settings: Settings) -> str:
-    """The raw line as quarantine stores it: no message content, no secrets, bounded length.
+def _raw_text(kind: RecordKind, settings: Settings) -> str:
+    """The raw line as quarantine stores it, before secrets are replaced: no message content.
 
     A JSON object keeps only the fields the format defines (nested objects removed) and the
     names of the others; other text has body-like members cut out by pattern.
@@ -292,32 +292,39 @@ def _redacted_raw(kind: RecordKind, settings: Settings) -> str:
         f"CASE WHEN contains({line}, '\\u') "
         f"THEN left({line}, strpos({line}, '\\u') - 1) || '…(cut at an escape)' ELSE {line} END"
     )
-    as_text = (
-        f"regexp_replace({unescaped}, "
+    no_bodies = (
+        f"regexp_replace({_unknown_values_removed(unescaped, kind)}, "
         f"{_quote(redact.json_body_pattern(settings.body_fields))}, "
         f"'\\1\"{redact.REDACTED}\"', 'g')"
     )
-    no_url_secrets = (
-        f"regexp_replace(CASE WHEN is_object THEN {as_object} ELSE {as_text} END, "
-        f"{_quote(redact.text_url_secret_pattern(settings.secret_params))}, "
-        f"'\\1{redact.REDACTED}', 'g')"
-    )
-    no_secrets = (
-        f"regexp_replace({no_url_secrets}, "
-        f"{_quote(redact.json_secret_pattern(settings.secret_params))}, "
-        f"'\\1\"{redact.REDACTED}\"', 'g')"
-    )
-    return f"left({no_secrets}, {int(settings.raw_max_chars)})"
+    return f"CASE WHEN is_object THEN {as_object} ELSE {no_bodies} END"
+
+
+# Marks a member name of the kind's own fields in text that is not a JSON object for a moment
+# (a noncharacter: taken out of the line first, so a line cannot forge it).
+_KNOWN = "\ufdd0"
+
+
+def _unknown_values_removed(text: str, kind: RecordKind) -> str:
+    """In a line that is not a JSON object, the string and scalar values of members other than
+    the kind's fields are removed, as a JSON object's are (their names stay)."""
+    fields = "|".join(f.name for f in kind.fields)
+    known, mark = _quote(rf"([\"'])({fields})([\"']\s*:)"), _quote(rf"\1{_KNOWN}\2\3")
+    value = r"(?:\"(?:[^\"\\]|\\.)*\"?|'(?:[^'\\]|\\.)*'?|[^\s\"'{\[,][^,}\]]*)"
+    unknown = _quote(rf"([\"'])([^\"'\\{_KNOWN}][^\"'\\]*)?([\"']\s*:\s*){value}")
+    removed = _quote(r'\1\2\3"(removed)"')
+    marked = f"regexp_replace(replace({text}, '{_KNOWN}', '\ufffd'), {known}, {mark}, 'g')"
+    return f"replace(regexp_replace({marked}, {unknown}, {removed}, 'g'), '{_KNOWN}', '')"
 
 
 def redact_path_sql(column: str, settings: Settings) -> str:
-    """Secret parameters of a path replaced; paths without any '=' skip the pattern."""
-    pattern = _quote(redact.url_secret_pattern(settings.secret_params))
-    return (
-        f"CASE WHEN contains({column}, '=') "
-        f"THEN regexp_replace({column}, {pattern}, '\\1{redact.REDACTED}', 'g') "
-        f"ELSE {column} END"
-    )
+    """Secret parameters and credentials of a path replaced (cheap for paths without any)."""
+    return redact.path_sql(column, settings.secret_names)
+
+
+def redact_text_sql(column: str, settings: Settings) -> str:
+    """Secrets in a free-text column replaced (cheap for text without any)."""
+    return redact.text_sql(column, settings.secret_names)
 
 
 def _routing(settings: Settings) -> tuple[list[tuple[str, str]], tuple[str, str, str]]:
@@ -402,18 +409,30 @@ def validation_sql(
     # the ordered checks run only on lines that are not plainly clean
     judged = f"CASE WHEN {' AND '.join(clean)} THEN NULL ELSE {reason} END"
     steps.append(("judged", f"SELECT *, {judged} AS reason FROM {steps[-1][0]}"))
+    # the texts to redact, each a column of its own so the redaction names it, not its formula
+    steps.append(
+        (
+            "texts",
+            f"SELECT *, CASE WHEN reason IS NOT NULL THEN left({detail}, 300) END AS detail_text,"
+            f" CASE WHEN reason IS NOT NULL OR {redact_all} THEN {_raw_text(kind, settings)} END"
+            " AS raw_text FROM judged",
+        )
+    )
     ctes = ",\n".join(f"{name} AS (\n    {body}\n)" for name, body in steps)
+    # A huge line is cut before its redaction too (far past what is kept, so that a secret cut
+    # there could only move into what is kept behind a longer one that was replaced).
+    reach = max(1 << 16, 16 * int(settings.raw_max_chars))
+    no_secrets = redact.text_sql(f"left(raw_text, {reach})", settings.secret_names, prefilter=False)
     return f"""
 WITH {ctes}
 SELECT source_line, reason,
-       CASE WHEN reason IS NOT NULL THEN left({detail}, 300) END AS detail,
+       {redact_text_sql("detail_text", settings)} AS detail,
        v_{kind.id_field} AS record_id,
        hash(v_{kind.id_field}) AS id_hash,
-       CASE WHEN reason IS NOT NULL OR {redact_all} THEN {_redacted_raw(kind, settings)} END
-           AS raw_redacted,
+       left({no_secrets}, {int(settings.raw_max_chars)}) AS raw_redacted,
        {_content_hash(kind)} AS content_hash,
        {_typed_columns(kind, settings)}
-FROM judged
+FROM texts
 """
 
 
@@ -426,9 +445,12 @@ def _typed_columns(kind: RecordKind, settings: Settings) -> str:
     if kind is ACCESS_KIND:
         return (
             "v_request_id AS request_id, v_event_time AS event_time, v_app_id AS app_id, "
-            "v_user_id AS user_id, resource, action, v_method AS method, "
+            "v_user_id AS user_id, resource, action, "
+            f"{redact_text_sql('v_method', settings)} AS method, "
             f"{redact_path_sql('v_path', settings)} AS path, v_status AS status, "
-            "v_thread_id AS thread_id, v_ip AS ip, v_user_agent AS user_agent"
+            f"{redact_text_sql('v_thread_id', settings)} AS thread_id, "
+            f"{redact_text_sql('v_ip', settings)} AS ip, "
+            f"{redact_text_sql('v_user_agent', settings)} AS user_agent"
         )
     return (
         "v_event_id AS event_id, v_event_time AS event_time, v_user_id AS user_id, "

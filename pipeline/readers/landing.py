@@ -46,8 +46,11 @@ class Landing:
     def is_complete(self, kind: str, day: date) -> bool:
         return bool(self.fs.exists(posixpath.join(self.day_folder(kind, day), SUCCESS_MARKER)))
 
-    def files(self, kind: str, day: date) -> list[LandingFile]:
-        """The day's record files in name order (the order the spec reads them in)."""
+    def files(
+        self, kind: str, day: date, suffixes: tuple[str, ...] | None = None
+    ) -> list[LandingFile]:
+        """The day's record files (ending in one of `suffixes`, canonical JSON Lines unless
+        told) in name order (the order the spec reads them in). `kind` is the folder."""
         folder = self.day_folder(kind, day)
         if not self.fs.isdir(folder):
             return []
@@ -60,7 +63,7 @@ class Landing:
                 str(e.get("ETag") or e.get("mtime") or e.get("LastModified") or ""),
             )
             for e in entries
-            if e.get("type") == "file" and e["name"].endswith(RECORD_SUFFIXES)
+            if e.get("type") == "file" and e["name"].endswith(suffixes or RECORD_SUFFIXES)
         ]
         return sorted(found, key=lambda f: f.name)
 

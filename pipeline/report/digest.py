@@ -17,7 +17,8 @@ def _counts(counts: dict[str, int]) -> str:
 
 
 def digest_markdown(summary: dict[str, Any], report_path: str | None = None) -> str:
-    """The headline numbers of a report summary as Markdown, with a link into the review UI."""
+    """The headline numbers of a report summary as Markdown, with a link to its alerts in the
+    review UI."""
     totals, completeness = summary["totals"], summary["completeness"]
     severity = summary["high_severity"]
     lines = [
@@ -41,7 +42,10 @@ def digest_markdown(summary: dict[str, Any], report_path: str | None = None) -> 
         )
     lines.append(f"- Quarantined share: {completeness['quarantined_share']:.2%}")
     lines.extend(f"- Missing: {missing}" for missing in completeness["missing_inputs"])
-    lines.append(f"- Review: {summary['links']['queue']}")
+    lines.append(
+        f"- Alerts to review: {totals['alerts']:,} ({totals['rule_alerts']:,} by rule, "
+        f"{totals['anomaly_alerts']:,} behaviour): {summary['links']['queue']}"
+    )
     if report_path:
         lines.append(f"- Report: {report_path}")
     return "\n".join(lines) + "\n"

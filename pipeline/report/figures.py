@@ -1,14 +1,17 @@
-"""The report's figures: a day's (or a range's) flags, anomalies and input completeness, and the
+"""The report's figures: a day's (or a range's) alerts, anomalies and input completeness, and the
 30-day trend, gathered from the warehouse into a JSON-able summary.
 
-Flags and anomalies are aggregated by DuckDB over the partitions' Parquet files (only the columns
-a query names are read); the completeness figures come from the runs' manifests.
+Everything about flags comes from the alerts partitions (SPEC §5: a row per day, app and rule with
+its flag counts), never from the flags one by one: a day of millions of flags costs the report
+what a day of a few costs. Anomaly scores are counted by DuckDB over their Parquet files; the
+completeness figures come from the runs' manifests.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -20,7 +23,7 @@ from pipeline.warehouse import MANIFEST, Warehouse, report_label
 
 TREND_DAYS = 30
 TOP_ANOMALIES = 10
-TOP_FLAGS = 10
+TOP_ALERTS = 50  # alerts listed in a report; the queue link has them all
 TOP_REASONS = 5
 KINDS = ("access", "consent")
 
@@ -39,83 +42,104 @@ class ReviewLinks:
     def queue(self, **filters: str) -> str:
         return f"{self.base}/queue?{urlencode({**self.window, **filters})}"
 
-    def item(self, item_id: str) -> str:
-        return f"{self.base}/items/{quote(item_id, safe='')}"
+    def alert(self, alert_id: str) -> str:
+        return f"{self.base}/alerts/{quote(alert_id, safe='')}"
 
     def partner(self, partner_id: str) -> str:
         return f"{self.base}/partners/{quote(partner_id, safe='')}"
 
 
-def _flag_counts(con: Any, files: list[str]) -> list[tuple[date, str, str, str, str | None, int]]:
-    """(delivery day, rule, severity, partner, partner name, flags) over the given parts."""
-    if not files:
-        return []
-    return con.execute(
-        """
-        SELECT delivery_date, rule, severity, coalesce(partner_id, ?), any_value(partner_name),
-               count(*)
-        FROM read_parquet(?)
-        GROUP BY ALL
-        """,
-        [UNKNOWN_PARTNER, files],
-    ).fetchall()
+ALERT_COLUMNS = (
+    "alert_id", "kind", "day", "rule", "severity", "partner_id", "partner_name", "app_id",
+    "user_id", "flags", "users", "flags_by_severity", "first_event_time", "last_event_time",
+    "evidence", "score", "explanation",
+)  # fmt: skip
 
 
-def _partners_after_end(con: Any, files: list[str], links: ReviewLinks) -> list[dict[str, Any]]:
+def _alert_rows(warehouse: Warehouse, days: list[date]) -> list[dict[str, Any]]:
+    """The days' alerts (a few hundred a day at most, whatever the flags), oldest day first."""
+    rows = []
+    for day in days:
+        rows.extend(
+            warehouse.read_partition("alerts", day, columns=list(ALERT_COLUMNS)).to_pylist()
+        )
+    for row in rows:
+        row["partner"] = row["partner_id"] or UNKNOWN_PARTNER
+        row["by_severity"] = dict(zip(SEVERITIES, row["flags_by_severity"] or [], strict=False))
+    return rows
+
+
+def _at_or_above(alert: dict[str, Any], level: str) -> int:
+    """The alert's flags of severity `level` or higher."""
+    wanted = SEVERITIES[SEVERITIES.index(level) :]
+    return sum(n for severity, n in alert["by_severity"].items() if severity in wanted)
+
+
+def _alert_entry(alert: dict[str, Any], links: ReviewLinks) -> dict[str, Any]:
+    """An alert as the report, digest and notifications list it."""
+    keys = ("alert_id", "kind", "rule", "severity", "partner_id", "partner_name", "app_id")
+    return {
+        **{key: alert[key] for key in keys},
+        "day": alert["day"].isoformat(),
+        "user_id": alert["user_id"],
+        "flags": alert["flags"],
+        "users": alert["users"],
+        "explanation": alert["explanation"],
+        "link": links.alert(alert["alert_id"]),
+    }
+
+
+def _most_severe_first(alert: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        -SEVERITIES.index(alert["severity"]),
+        -alert["flags"],
+        -(alert["score"] or 0.0),
+        alert["day"],
+        alert["alert_id"],
+    )
+
+
+def _partners_after_end(alerts: list[dict[str, Any]], links: ReviewLinks) -> list[dict[str, Any]]:
     """Apps still reaching message content after their partnership ended, most flags first."""
-    if not files:
-        return []
-    rows = con.execute(
-        """
-        SELECT partner_id, any_value(partner_name), app_id, count(*), min(event_time),
-               max(event_time), max(partnership_end)
-        FROM read_parquet(?)
-        WHERE rule = 'AFTER_PARTNERSHIP_END'
-        GROUP BY partner_id, app_id
-        ORDER BY count(*) DESC, partner_id, app_id
-        """,
-        [files],
-    ).fetchall()
+    apps: dict[tuple[str, str], dict[str, Any]] = {}
+    for alert in alerts:
+        if alert["rule"] != "AFTER_PARTNERSHIP_END":
+            continue
+        ends = [p["end"] for p in json.loads(alert["evidence"])["partnerships"] if p["end"]]
+        row = apps.setdefault(
+            (alert["partner"], alert["app_id"]),
+            {
+                "partner_id": alert["partner_id"],
+                "partner_name": alert["partner_name"],
+                "app_id": alert["app_id"],
+                "flags": 0,
+                "first": alert["first_event_time"],
+                "last": alert["last_event_time"],
+                "ends": set(),
+                "alerts": [],
+            },
+        )
+        row["flags"] += alert["flags"]
+        row["first"] = min(row["first"], alert["first_event_time"])
+        row["last"] = max(row["last"], alert["last_event_time"])
+        row["ends"].update(datetime.fromisoformat(end) for end in ends)
+        row["alerts"].append(
+            {"day": alert["day"].isoformat(), "link": links.alert(alert["alert_id"])}
+        )
+    rows = sorted(apps.values(), key=lambda r: (-r["flags"], r["partner_id"] or "", r["app_id"]))
     return [
         {
-            "partner_id": partner,
-            "partner_name": name,
-            "app_id": app,
-            "flags": n,
-            "first_access": first.isoformat(),
-            "last_access": last.isoformat(),
-            "partnership_end": ended.isoformat() if ended else None,
-            "link": links.queue(rule="AFTER_PARTNERSHIP_END", partner=partner),
+            "partner_id": r["partner_id"],
+            "partner_name": r["partner_name"],
+            "app_id": r["app_id"],
+            "flags": r["flags"],
+            "first_access": r["first"].isoformat(),
+            "last_access": r["last"].isoformat(),
+            "partnership_end": max(r["ends"]).isoformat() if r["ends"] else None,
+            "link": links.queue(rule="AFTER_PARTNERSHIP_END", partner=r["partner_id"] or ""),
+            "alerts": r["alerts"],
         }
-        for partner, name, app, n, first, last, ended in rows
-    ]
-
-
-def _top_flags(con: Any, files: list[str], links: ReviewLinks) -> list[dict[str, Any]]:
-    """The most severe flags (then the earliest), with their explanations."""
-    if not files:
-        return []
-    rows = con.execute(
-        """
-        SELECT flag_id, rule, severity, partner_id, app_id, event_time, explanation
-        FROM read_parquet(?)
-        ORDER BY list_position(?, severity) DESC, event_time, flag_id
-        LIMIT ?
-        """,
-        [files, list(SEVERITIES), TOP_FLAGS],
-    ).fetchall()
-    return [
-        {
-            "flag_id": flag_id,
-            "rule": rule,
-            "severity": severity,
-            "partner_id": partner,
-            "app_id": app,
-            "event_time": when.isoformat(),
-            "explanation": explanation,
-            "link": links.item(flag_id),
-        }
-        for flag_id, rule, severity, partner, app, when, explanation in rows
+        for r in rows
     ]
 
 
@@ -140,10 +164,10 @@ def _anomalies(con: Any, files: list[str], links: ReviewLinks) -> dict[str, Any]
     ).fetchall()
     top = []
     for kind, day, partner, app, user, score, rank, features, explanation in rows:
-        item_id = behaviour_alert_id(kind, day, partner, app, user)
+        alert_id = behaviour_alert_id(kind, day, partner, app, user)
         top.append(
             {
-                "item_id": item_id,
+                "alert_id": alert_id,
                 "entity_kind": kind,
                 "day": day.isoformat(),
                 "partner_id": partner,
@@ -153,7 +177,7 @@ def _anomalies(con: Any, files: list[str], links: ReviewLinks) -> dict[str, Any]
                 "rank": rank,
                 "top_features": list(features),
                 "explanation": explanation,
-                "link": links.item(item_id),
+                "link": links.alert(alert_id),
             }
         )
     return {"days_scored": days, "scored": scored, "alerts": alerts, "top": top}
@@ -196,18 +220,17 @@ def _completeness(warehouse: Warehouse, days: list[date]) -> dict[str, Any]:
 
 
 def _trend(
-    counts: list[tuple[date, str, str, str, str | None, int]],
-    window: list[date],
-    with_data: set[date],
+    alerts: list[dict[str, Any]], window: list[date], with_data: set[date]
 ) -> dict[str, Any]:
     """Flags per day of the window, per partner and per rule (zeros on days without data)."""
     position = {day: i for i, day in enumerate(window)}
     by_partner: dict[str, list[int]] = {}
     by_rule: dict[str, list[int]] = {}
-    for day, rule, _, partner, _, n in counts:
-        if day in position:
-            by_partner.setdefault(partner, [0] * len(window))[position[day]] += n
-            by_rule.setdefault(rule, [0] * len(window))[position[day]] += n
+    for alert in alerts:
+        if alert["day"] in position and alert["flags"]:
+            at = position[alert["day"]]
+            by_partner.setdefault(alert["partner"], [0] * len(window))[at] += alert["flags"]
+            by_rule.setdefault(alert["rule"], [0] * len(window))[at] += alert["flags"]
     return {
         "days": [d.isoformat() for d in window],
         "has_data": [d in with_data for d in window],
@@ -222,34 +245,43 @@ def gather(start: date, end: date, settings: Settings) -> tuple[dict[str, Any], 
     warehouse = Warehouse(settings.warehouse, settings)
     days = days_between(start, end)
     window = days_between(min(start, end - timedelta(TREND_DAYS - 1)), end)
-    flagged_days = set(warehouse.partition_days("flags"))
+    alerted_days = set(warehouse.partition_days("alerts"))
     links = ReviewLinks(settings.review_url, start, end)
+    window_alerts = _alert_rows(warehouse, [d for d in window if d in alerted_days])
+    alerts = [a for a in window_alerts if start <= a["day"] <= end]
+    rule_alerts = [a for a in alerts if a["flags"]]
     with warehouse.scratch_dir() as scratch:
         con = duck.connect(settings, spill_dir=scratch)
         try:
-            range_files = warehouse.duckdb_files(con, "flags", days)
-            counts = _flag_counts(con, warehouse.duckdb_files(con, "flags", window))
-            after_end = _partners_after_end(con, range_files, links)
-            top_flags = _top_flags(con, range_files, links)
             anomalies = _anomalies(con, warehouse.duckdb_files(con, "anomalies", days), links)
         finally:
             con.close()
-    in_range = [row for row in counts if start <= row[0] <= end]
     by_rule: Counter[str] = Counter()
     by_severity: Counter[str] = Counter()
     by_partner: Counter[str] = Counter()
     by_partner_severity: dict[str, Counter[str]] = {}
     names: dict[str, str] = {}
-    for _, rule, severity, partner, name, n in in_range:
-        by_rule[rule] += n
-        by_severity[severity] += n
-        by_partner[partner] += n
-        by_partner_severity.setdefault(partner, Counter())[severity] += n
-        if name:
-            names[partner] = name
-    at_or_above = SEVERITIES[SEVERITIES.index(settings.alert_min_severity) :]
-    high = sum(by_severity[s] for s in at_or_above)
-    trend = _trend(counts, window, flagged_days)
+    for alert in rule_alerts:
+        by_rule[alert["rule"]] += alert["flags"]
+        by_partner[alert["partner"]] += alert["flags"]
+        by_severity.update(alert["by_severity"])
+        by_partner_severity.setdefault(alert["partner"], Counter()).update(alert["by_severity"])
+        if alert["partner_name"]:
+            names[alert["partner"]] = alert["partner_name"]
+    level = settings.alert_min_severity
+    # the rule alerts with flags at or above the alert severity, most of those flags first
+    high_alerts = sorted(
+        (
+            {**_alert_entry(a, links), "flags_at_or_above": _at_or_above(a, level)}
+            for a in rule_alerts
+            if _at_or_above(a, level)
+        ),
+        key=lambda a: (-a["flags_at_or_above"], a["day"], a["alert_id"]),
+    )
+    high = sum(a["flags_at_or_above"] for a in high_alerts)
+    after_end = _partners_after_end(rule_alerts, links)
+    listed = sorted(alerts, key=_most_severe_first)
+    trend = _trend(window_alerts, window, alerted_days)
     summary = {
         "report": report_label(start, end),
         "start": start.isoformat(),
@@ -258,11 +290,19 @@ def gather(start: date, end: date, settings: Settings) -> tuple[dict[str, Any], 
         "totals": {
             "flags": sum(by_rule.values()),
             "high_severity_flags": high,
+            "alerts": len(alerts),
+            "rule_alerts": sum(1 for a in alerts if a["kind"] == "rule"),
             "partners_flagged": sum(1 for p in by_partner if p != UNKNOWN_PARTNER),
             "partners_after_end": len({row["partner_id"] for row in after_end}),
-            "anomaly_alerts": anomalies["alerts"],
+            "anomaly_alerts": sum(1 for a in alerts if a["kind"] == "behaviour"),
         },
-        "high_severity": {"min_severity": settings.alert_min_severity, "flags": high},
+        "high_severity": {"min_severity": level, "flags": high, "alerts": high_alerts},
+        "alerts": [_alert_entry(a, links) for a in listed[:TOP_ALERTS]],
+        "alerts_by_severity": {
+            s: n
+            for s in reversed(SEVERITIES)
+            if (n := sum(1 for a in alerts if a["severity"] == s))
+        },
         "flags_by_rule": {rule: by_rule[rule] for rule in RULES if by_rule[rule]},
         "flags_by_severity": {s: by_severity[s] for s in reversed(SEVERITIES) if by_severity[s]},
         "flags_by_partner": dict(sorted(by_partner.items(), key=lambda kv: (-kv[1], kv[0]))),
@@ -276,7 +316,6 @@ def gather(start: date, end: date, settings: Settings) -> tuple[dict[str, Any], 
         },
         "partner_names": dict(sorted(names.items())),
         "partners_after_end": after_end,
-        "top_flags": top_flags,
         "anomalies": anomalies,
         "completeness": _completeness(warehouse, days),
         "trend": {

@@ -24,19 +24,37 @@ class Alert:
         return asdict(self)
 
 
+LISTED = 10  # alerts named in a notification's body; the subject counts them all
+
+
 def _high_severity(summary: dict[str, Any], settings: Settings) -> Alert | None:
-    flags = summary["high_severity"]["flags"]
-    if flags < settings.alert_flag_threshold:
-        return None
+    """Names the rule alerts with at least the threshold's flags at or above the severity."""
+    threshold = settings.alert_flag_threshold
     level = summary["high_severity"]["min_severity"]
+    crossed = [a for a in summary["high_severity"]["alerts"] if a["flags_at_or_above"] >= threshold]
+    if not crossed:
+        return None
+    flags = sum(a["flags_at_or_above"] for a in crossed)
     reason = (
-        f"{flags:,} flags at or above severity {level} "
-        f"(alert threshold {settings.alert_flag_threshold:,})"
+        f"{len(crossed):,} alert{'s' if len(crossed) != 1 else ''} with {flags:,} flags at or "
+        f"above severity {level} (alert threshold {threshold:,} per alert)"
     )
+    lines = [
+        f"- **{a['severity']}** {a['rule']}: {a['explanation']}"
+        + (
+            f" ({a['flags_at_or_above']:,} at or above {level})"
+            if a["flags_at_or_above"] != a["flags"]
+            else ""
+        )
+        + f" {a['link']}"
+        for a in crossed[:LISTED]
+    ]
+    if len(crossed) > LISTED:
+        lines.append(f"- and {len(crossed) - LISTED:,} more: {summary['links']['queue']}")
     return Alert(
         "high_severity_flags",
         f"{SUBJECT_PREFIX} {period(summary)}: {reason}",
-        f"{reason}.\n\n{digest_markdown(summary)}",
+        f"{reason}:\n" + "\n".join(lines) + f"\n\n{digest_markdown(summary)}",
     )
 
 

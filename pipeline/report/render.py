@@ -46,6 +46,6 @@ def render_html(
         trend=trend,
         period=period(summary),
         charts={name: Markup(svg) for name, svg in charts.items()},  # our own SVG, not input
-        alerts=summary.get("alerts", []),
+        notifications=summary.get("notifications", []),
         version=version,
     )

@@ -5,7 +5,7 @@ The one module of `pipeline` that imports Airflow. Airflow does not authenticate
 every request is checked here against Airflow's own JWT (the UI's `_token` cookie or an
 `Authorization: Bearer` header), validated by Airflow's auth manager. Roles:
 
-- simple auth manager: `admin`, `op` and `user` review (change items); `viewer` reads;
+- simple auth manager: `admin`, `op` and `user` review (change alerts); `viewer` reads;
 - any other auth manager: reviewers may `PUT` the custom view `access-audit`, viewers `GET` it
   (`is_authorized_custom_view`); someone with neither is refused (403).
 

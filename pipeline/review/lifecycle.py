@@ -6,19 +6,20 @@ STATUSES = ("new", "triaged", "confirmed", "false_positive", "resolved")
 TRANSITIONS = {
     "new": ("triaged", "confirmed", "false_positive", "resolved"),
     "triaged": ("confirmed", "false_positive", "resolved"),
-    "confirmed": ("triaged",),  # closed items can only be reopened
+    "confirmed": ("triaged",),  # closed alerts can only be reopened
     "false_positive": ("triaged",),
     "resolved": ("triaged",),
 }
 OPEN_STATUSES = ("new", "triaged")
-KINDS = ("flag", "anomaly")
+KINDS = ("rule", "behaviour")  # SPEC §5
 SORTS = (
     "-day",
     "day",
     "-severity",
     "severity",
-    "-event_time",
-    "event_time",
+    "-flags",
+    "flags",
+    "-users",
     "partner_id",
     "-score",
 )

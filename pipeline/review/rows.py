@@ -1,87 +1,73 @@
-"""A day's flags and anomaly alerts as review-item rows (plain dicts for bulk inserts)."""
+"""A day's alerts (schema.ALERTS) as review-store rows: plain dicts for one executemany.
+
+A day holds few alerts (one per app and rule, plus what the behaviour model alerted on), so one
+dict per alert is cheap; nothing here ever sees a flag.
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import json
+from datetime import date
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline.config import SEVERITIES
-from pipeline.detect.alert_ids import ANOMALY_RULE, behaviour_alert_id
-from pipeline.schema import ANOMALY_EVIDENCE, FLAG_EVIDENCE
+from pipeline.review.lifecycle import KINDS
+from pipeline.schema import ALERTS
 
-# A whole partner behaving oddly weighs more than one app-user pair doing so.
-ANOMALY_SEVERITY = {"partner_day": "high", "app_user_day": "medium"}
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+# The facts of an alert: what a publish writes and a re-publish refreshes (never the decision).
+FACTS = (
+    "kind",
+    "day",
+    "partner_id",
+    "partner_name",
+    "app_id",
+    "user_id",
+    "rule",
+    "severity",
+    "severity_rank",
+    "flags",
+    "users",
+    "first_event_time",
+    "last_event_time",
+    "reads",
+    "writes",
+    "deletes",
+    "flags_by_hour",
+    "evidence",
+    "sample_request_ids",
+    "score",
+    "model_version",
+    "explanation",
+)
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
+def _evidence(text: str | None) -> dict[str, Any]:
+    """The alert's evidence object; text that is not one is kept whole under `text`."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"text": text}
+    return value if isinstance(value, dict) else {"value": value}
 
 
-def flag_rows(day: date, flags: pa.Table) -> list[dict[str, Any]]:
-    """One item per flag; facts only (status and assignee are the store's)."""
+def alert_rows(day: date, alerts: pa.Table) -> list[dict[str, Any]]:
+    """One row per alert of `day`; a row of another day, kind or severity is refused."""
+    table = alerts.select(ALERTS.names).cast(ALERTS)
     rows = []
-    for flag in flags.to_pylist():
-        rows.append(
-            {
-                "item_id": flag["flag_id"],
-                "kind": "flag",
-                "day": day,
-                "event_time": flag["event_time"],
-                "rule": flag["rule"],
-                "severity": flag["severity"],
-                "severity_rank": SEVERITY_RANK[flag["severity"]],
-                "partner_id": flag["partner_id"],
-                "app_id": flag["app_id"],
-                "user_id": flag["user_id"],
-                "request_id": flag["request_id"],
-                "resource": flag["resource"],
-                "action": flag["action"],
-                "status_code": flag["status"],
-                "explanation": flag["explanation"],
-                "evidence": {key: _json_safe(flag.get(key)) for key in FLAG_EVIDENCE},
-                "score": None,
-            }
-        )
-    return rows
-
-
-def anomaly_rows(day: date, anomalies: pa.Table) -> list[dict[str, Any]]:
-    """One item per alerting anomaly row (alert == True); the others are not for review."""
-    if anomalies.num_rows:
-        anomalies = anomalies.filter(pc.equal(anomalies["alert"], True))
-    rows = []
-    for anomaly in anomalies.to_pylist():
-        kind = anomaly["entity_kind"]
-        severity = ANOMALY_SEVERITY.get(kind, "medium")
-        rows.append(
-            {
-                "item_id": behaviour_alert_id(
-                    kind, day, anomaly["partner_id"], anomaly["app_id"], anomaly["user_id"]
-                ),
-                "kind": "anomaly",
-                "day": day,
-                "event_time": None,
-                "rule": ANOMALY_RULE,
-                "severity": severity,
-                "severity_rank": SEVERITY_RANK[severity],
-                "partner_id": anomaly["partner_id"],
-                "app_id": anomaly["app_id"],
-                "user_id": anomaly["user_id"],
-                "request_id": None,
-                "resource": None,
-                "action": None,
-                "status_code": None,
-                "explanation": anomaly["explanation"],
-                "evidence": {key: _json_safe(anomaly.get(key)) for key in ANOMALY_EVIDENCE},
-                "score": anomaly["score"],
-            }
-        )
+    for alert in table.to_pylist():
+        if alert["day"] != day:
+            raise ValueError(f"alert {alert['alert_id']} is of {alert['day']}, not {day}")
+        if alert["kind"] not in KINDS:
+            raise ValueError(f"alert {alert['alert_id']}: unknown kind {alert['kind']!r}")
+        if alert["severity"] not in SEVERITY_RANK:
+            raise ValueError(f"alert {alert['alert_id']}: unknown severity {alert['severity']!r}")
+        alert["severity_rank"] = SEVERITY_RANK[alert["severity"]]
+        alert["evidence"] = _evidence(alert["evidence"])
+        alert["sample_request_ids"] = list(alert["sample_request_ids"] or [])
+        rows.append({"alert_id": alert["alert_id"], **{name: alert[name] for name in FACTS}})
     return rows

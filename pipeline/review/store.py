@@ -1,9 +1,8 @@
-"""The review store: flags and anomaly alerts with their review decisions, an append-only audit
-trail and suppressions, in SQLite (default) or PostgreSQL through SQLAlchemy Core."""
+"""The review store: alerts (SPEC §5) with their review decisions, series of rule alerts, an
+append-only audit trail and suppressions, in SQLite (default) or PostgreSQL (SQLAlchemy Core)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,25 +18,41 @@ from sqlalchemy.engine import Connection, Engine
 
 from pipeline.config import SEVERITIES
 from pipeline.errors import InvalidTransition, StaleItem, UnknownItem
+from pipeline.review.audit_chain import chain_entries
 from pipeline.review.lifecycle import KINDS, OPEN_STATUSES, SORTS, STATUSES, TRANSITIONS
-from pipeline.review.rows import anomaly_rows, flag_rows
-from pipeline.review.tables import review_audit, review_items, review_suppressions
+from pipeline.review.rows import FACTS, alert_rows
+from pipeline.review.series import refresh_series
+from pipeline.review.tables import review_alerts, review_audit, review_suppressions
 
 log = logging.getLogger(__name__)
 
-SORT_COLUMNS = {
-    "day": review_items.c.day,
-    "severity": review_items.c.severity_rank,
-    "event_time": review_items.c.event_time,
-    "partner_id": review_items.c.partner_id,
-    "score": review_items.c.score,
-}
+__all__ = [
+    "KINDS",
+    "SORTS",
+    "STATUSES",
+    "TRANSITIONS",
+    "Alert",
+    "AlertFilter",
+    "AuditEntry",
+    "InvalidTransition",
+    "Page",
+    "QueuePage",
+    "QueueRow",
+    "ReviewStore",
+    "Series",
+    "StaleItem",
+    "Suppression",
+    "UnknownItem",
+]
+
 MAX_PER_PAGE = 500
-# the version a caller saw: one for every item, each item's own, or None (no check)
+# The version a caller saw: one for every alert (and series), each one's own, or None (no check).
+# A series' version is the sum of its alerts' versions: it grows whenever one of them changes.
 ExpectedVersion = int | Mapping[str, int] | None
 INGEST_ACTOR = "pipeline"
-CHUNK_ROWS = 1000  # rows per executemany of the upsert
+CHUNK_ROWS = 1000  # rows per executemany
 CHUNK_IDS = 500  # ids per IN (...) list
+A = review_alerts.c
 
 
 def _check_text(name: str, value: Any) -> None:
@@ -48,8 +63,8 @@ def _check_text(name: str, value: Any) -> None:
 
 
 @dataclass(frozen=True)
-class ItemFilter:
-    """Which items the queue shows; every value is checked so that bad input fails clearly."""
+class AlertFilter:
+    """Which alerts the queue shows; every value is checked so that bad input fails clearly."""
 
     start: date | None = None
     end: date | None = None
@@ -59,7 +74,8 @@ class ItemFilter:
     severity: str | None = None
     status: str | None = None
     assignee: str | None = None
-    kind: str | None = None  # flag | anomaly
+    kind: str | None = None  # rule | behaviour
+    series_id: str | None = None
     include_suppressed: bool = False
 
     def __post_init__(self) -> None:
@@ -78,25 +94,32 @@ class ItemFilter:
 
 
 @dataclass(frozen=True)
-class Item:
-    """One flag or anomaly alert and its review state."""
+class Alert:
+    """One alert: its facts (schema.ALERTS), its series and its review state."""
 
-    item_id: str
+    alert_id: str
     kind: str
     day: date
-    event_time: datetime | None
-    rule: str
-    severity: str
     partner_id: str | None
+    partner_name: str | None
     app_id: str | None
     user_id: str | None
-    request_id: str | None
-    resource: str | None
-    action: str | None
-    status_code: int | None
-    explanation: str
+    rule: str
+    severity: str
+    flags: int
+    users: int
+    first_event_time: datetime | None
+    last_event_time: datetime | None
+    reads: int
+    writes: int
+    deletes: int
+    flags_by_hour: list[int] | None
     evidence: dict[str, Any]
+    sample_request_ids: list[str]
     score: float | None
+    model_version: str | None
+    explanation: str
+    series_id: str | None
     status: str
     assignee: str | None
     version: int
@@ -105,33 +128,124 @@ class Item:
     updated_at: datetime
 
 
+ALERT_FIELDS = tuple(f.name for f in fields(Alert))
+
+
 @dataclass(frozen=True)
 class Page:
-    """One page of the queue and the number of items matching the filter."""
+    """One page of alerts and the number matching the filter."""
 
-    items: list[Item]
+    alerts: list[Alert]
     total: int
     page: int
     per_page: int
 
 
 @dataclass(frozen=True)
+class QueueRow:
+    """One row of the queue: a series (its alerts that match the filter, by day) or a lone alert
+    (a behaviour alert)."""
+
+    series_id: str | None
+    alerts: list[Alert]
+    series_days: int = 1  # days of the whole series (its alerts shown here may be fewer)
+    series_version: int | None = None  # the whole series' version, as a series decision checks
+
+    @property
+    def key(self) -> str:
+        return self.series_id or self.alerts[0].alert_id
+
+    @property
+    def first(self) -> Alert:
+        return self.alerts[0]
+
+    @property
+    def last(self) -> Alert:
+        return self.alerts[-1]
+
+    @property
+    def severity(self) -> str:
+        return max((a.severity for a in self.alerts), key=SEVERITIES.index)
+
+    @property
+    def flags(self) -> int:
+        return sum(a.flags for a in self.alerts)
+
+    @property
+    def users(self) -> int:
+        """The most users of one day (users of several days are not additive)."""
+        return max(a.users for a in self.alerts)
+
+    @property
+    def statuses(self) -> list[str]:
+        return sorted({a.status for a in self.alerts}, key=STATUSES.index)
+
+    @property
+    def assignees(self) -> list[str]:
+        return sorted({a.assignee for a in self.alerts if a.assignee})
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    """One page of queue rows and the number of rows matching the filter."""
+
+    rows: list[QueueRow]
+    total: int
+    page: int
+    per_page: int
+
+
+@dataclass(frozen=True)
+class Series:
+    """Rule alerts of one app and rule on consecutive days (pipeline.detect.series)."""
+
+    series_id: str
+    alerts: list[Alert]  # by day
+
+    @property
+    def app_id(self) -> str | None:
+        return self.alerts[0].app_id
+
+    @property
+    def rule(self) -> str:
+        return self.alerts[0].rule
+
+    @property
+    def start(self) -> date:
+        return self.alerts[0].day
+
+    @property
+    def end(self) -> date:
+        return self.alerts[-1].day
+
+    @property
+    def version(self) -> int:
+        return sum(a.version for a in self.alerts)
+
+    @property
+    def flags(self) -> int:
+        return sum(a.flags for a in self.alerts)
+
+
+@dataclass(frozen=True)
 class AuditEntry:
-    """One change: who did what when (item_id None: a store-wide entry such as an ingest)."""
+    """One change: who did what when (alert_id None: a store-wide entry such as an ingest)."""
 
     id: int
-    item_id: str | None
+    alert_id: str | None
+    item_id: str | None  # the per-flag item an entry from before alerts was made on
     actor: str
     at: datetime
-    action: str  # status | assign | note | suppress | ingest
+    action: str  # status | assign | note | suppress | ingest | migrate
     from_value: str | None
     to_value: str | None
     note: str | None
+    via: str | None  # "series <id>", "selection of N"; None: the alert alone
 
 
 @dataclass(frozen=True)
 class Suppression:
-    """Items of `app_id` and `rule` delivered on or before `until` stay out of the queue."""
+    """Alerts of `app_id` and `rule` of days up to `until` stay out of the queue."""
 
     id: int
     app_id: str
@@ -140,9 +254,6 @@ class Suppression:
     reason: str
     created_by: str
     created_at: datetime
-
-
-ITEM_FIELDS = tuple(f.name for f in fields(Item))
 
 
 def engine_url(url: str) -> str:
@@ -181,6 +292,13 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     return engine
 
 
+def _server_engine(url: sa.URL) -> Engine:
+    # psycopg prepares a statement after five runs, and PostgreSQL may then keep a generic plan
+    # that scans where an IN list of ids wants the primary key
+    connect_args = {"prepare_threshold": None} if url.get_driver_name() == "psycopg" else {}
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
 def _chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
@@ -190,24 +308,68 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _item(row: sa.Row[Any]) -> Item:
+def _alert(row: sa.Row[Any]) -> Alert:
     values = row._mapping
-    return Item(**{name: values[name] for name in ITEM_FIELDS})
+    return Alert(**{name: values[name] for name in ALERT_FIELDS})
 
 
 def _suppression(row: sa.Row[Any]) -> Suppression:
     return Suppression(**dict(row._mapping))
 
 
-def _server_engine(url: sa.URL) -> Engine:
-    # psycopg prepares a statement after five runs, and PostgreSQL may then keep a generic plan:
-    # for the upsert's 500-id IN lists that plan is a table scan (seconds a day at 100k items)
-    connect_args = {"prepare_threshold": None} if url.get_driver_name() == "psycopg" else {}
-    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+def _checked_id(value: Any) -> str:
+    if not isinstance(value, str) or "\x00" in value:
+        raise UnknownItem(value)
+    return value
+
+
+def _entry(
+    alert_id: str | None,
+    actor: str,
+    at: datetime,
+    action: str,
+    from_value: str | None = None,
+    to_value: str | None = None,
+    note: str | None = None,
+    via: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "alert_id": alert_id,
+        "item_id": None,
+        "actor": actor,
+        "at": at,
+        "action": action,
+        "from_value": from_value,
+        "to_value": to_value,
+        "note": note,
+        "via": via,
+    }
+
+
+# What each sort orders queue rows by: an aggregate over the row's alerts.
+SORT_AGGREGATES: dict[str, Callable[[], sa.ColumnElement[Any]]] = {
+    "day": lambda: sa.func.max(A.day),
+    "severity": lambda: sa.func.max(A.severity_rank),
+    "flags": lambda: sa.func.sum(A.flags),
+    "users": lambda: sa.func.max(A.users),
+    "partner_id": lambda: sa.func.min(A.partner_id),
+    "score": lambda: sa.func.max(A.score),
+}
+SORT_COLUMNS: dict[str, sa.ColumnElement[Any]] = {
+    "day": A.day,
+    "severity": A.severity_rank,
+    "flags": A.flags,
+    "users": A.users,
+    "partner_id": A.partner_id,
+    "score": A.score,
+}
+NULLABLE_SORTS = ("partner_id", "score")
+# A queue row: a rule alert's series, or a lone (behaviour) alert.
+ROW_KEY = sa.func.coalesce(A.series_id, A.alert_id)
 
 
 class ReviewStore:
-    """Review items and decisions in one SQL database; safe for concurrent reviewers."""
+    """Alerts and decisions in one SQL database; safe for concurrent reviewers."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -245,86 +407,46 @@ class ReviewStore:
                 yield connection
 
     def _audit(self, connection: Connection, entries: list[dict[str, Any]]) -> None:
-        for chunk in _chunks(entries, CHUNK_ROWS):
-            connection.execute(sa.insert(review_audit), list(chunk))
+        chain_entries(connection, entries)  # inserted now, hash-chained at commit
 
     # ingest
 
-    def upsert_day(self, day: date, flags: pa.Table, anomalies: pa.Table) -> dict[str, int]:
-        """Insert or refresh the day's items by id; review decisions are never touched.
+    def upsert_day(self, day: date, alerts: pa.Table) -> dict[str, int]:
+        """Insert or refresh the day's alerts by id; review decisions are never touched.
 
-        Returns how many items were inserted, updated (already there) and newly suppressed.
-        Items of the day that are no longer produced are kept; the ingest audit entry counts them.
+        Returns how many alerts were inserted, updated (already there) and newly suppressed.
+        Alerts of the day that are no longer produced are kept; the ingest audit entry counts
+        them. The series of the day's rule alerts are brought up to date.
         """
-        rows = flag_rows(day, flags) + anomaly_rows(day, anomalies)
-        ids = [row["item_id"] for row in rows]
+        rows = alert_rows(day, alerts)
+        ids = [row["alert_id"] for row in rows]
         now = _now()
         with self._writing() as connection:
-            existing: set[str] = set()
-            for chunk in _chunks(ids, CHUNK_IDS):
-                existing.update(
-                    connection.execute(
-                        sa.select(review_items.c.item_id).where(review_items.c.item_id.in_(chunk))
-                    ).scalars()
-                )
-            before = set(
-                connection.execute(
-                    sa.select(review_items.c.item_id).where(review_items.c.day == day)
-                ).scalars()
-            )
+            before = set(connection.execute(sa.select(A.alert_id).where(A.day == day)).scalars())
             fresh = {"status": "new", "version": 1, "created_at": now, "updated_at": now}
-            self._upsert_rows(connection, [{**row, **fresh} for row in rows])
+            statement = _on_conflict(self._insert())
+            for chunk in _chunks([{**row, **fresh} for row in rows], CHUNK_ROWS):
+                connection.execute(statement, list(chunk))
+            pairs = {(r["app_id"], r["rule"]) for r in rows if r["kind"] == "rule" and r["app_id"]}
+            refresh_series(connection, pairs)
             suppressed = self._apply_suppressions(
                 connection, self._active_suppressions(connection, day), day, INGEST_ACTOR, now
             )
             counts = {
-                "inserted": len(set(ids) - existing),
-                "updated": len(existing),
+                "inserted": len(set(ids) - before),
+                "updated": len(set(ids) & before),
                 "suppressed": suppressed,
             }
             gone = len(before - set(ids))
             note = ", ".join(f"{key} {n}" for key, n in counts.items())
-            self._audit(
-                connection,
-                [
-                    {
-                        "item_id": None,
-                        "actor": INGEST_ACTOR,
-                        "at": now,
-                        "action": "ingest",
-                        "from_value": None,
-                        "to_value": day.isoformat(),
-                        "note": f"{note}, no longer produced {gone}",
-                    }
-                ],
-            )
+            entry = _entry(None, INGEST_ACTOR, now, "ingest", to_value=day.isoformat())
+            entry["note"] = f"{note}, no longer produced {gone}"
+            self._audit(connection, [entry])
         log.info("review store: %s %s", day, counts)
         return counts
 
-    def _upsert_rows(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
-        """Insert or refresh items: on PostgreSQL by COPY into a temporary table and one
-        INSERT … SELECT (a round trip per row costs 5x the server's work), elsewhere by
-        executemany in chunks."""
-        if not rows:
-            return
-        if self._dialect != "postgresql":
-            statement = _on_conflict(sqlite.insert(review_items))
-            for chunk in _chunks(rows, CHUNK_ROWS):
-                connection.execute(statement, list(chunk))
-            return
-        columns = list(rows[0])
-        connection.exec_driver_sql(
-            "CREATE TEMPORARY TABLE review_incoming (LIKE review_items) ON COMMIT DROP"
-        )
-        with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-            names = ", ".join(columns)
-            with cursor.copy(f"COPY review_incoming ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row([_copy_value(row[name]) for name in columns])
-        incoming = sa.table("review_incoming", *(sa.column(name) for name in columns))
-        select = sa.select(*(incoming.c[name] for name in columns))
-        upsert = postgresql.insert(review_items).from_select(columns, select)
-        connection.execute(_on_conflict(upsert))
+    def _insert(self) -> Any:
+        return (postgresql if self._dialect == "postgresql" else sqlite).insert(review_alerts)
 
     # suppressions
 
@@ -344,49 +466,41 @@ class ReviewStore:
         actor: str,
         now: datetime,
     ) -> int:
-        """Suppress unsuppressed new items matching each suppression (of `day`, or any day)."""
-        items = review_items.c
+        """Suppress unsuppressed new alerts matching each suppression (of `day`, or any day)."""
         total = 0
         for suppression in suppressions:
             match = [
-                items.app_id == suppression.app_id,
-                items.rule == suppression.rule,
-                items.day <= suppression.until,
-                items.status == "new",
-                items.suppressed_by.is_(None),
+                A.app_id == suppression.app_id,
+                A.rule == suppression.rule,
+                A.day <= suppression.until,
+                A.status == "new",
+                A.suppressed_by.is_(None),
             ]
             if day is not None:
-                match.append(items.day == day)
-            # one UPDATE … RETURNING: an item a reviewer touches meanwhile is either already
+                match.append(A.day == day)
+            # one UPDATE … RETURNING: an alert a reviewer touches meanwhile is either already
             # changed (and left alone) or changed after; the trail names exactly those hidden
             ids = list(
                 connection.execute(
-                    sa.update(review_items)
+                    sa.update(review_alerts)
                     .where(*match)
-                    .values(suppressed_by=suppression.id, version=items.version + 1, updated_at=now)
-                    .returning(items.item_id)
+                    .values(suppressed_by=suppression.id, version=A.version + 1, updated_at=now)
+                    .returning(A.alert_id)
                 ).scalars()
             )
             self._audit(
                 connection,
                 [
-                    {
-                        "item_id": item_id,
-                        "actor": actor,
-                        "at": now,
-                        "action": "suppress",
-                        "from_value": None,
-                        "to_value": str(suppression.id),
-                        "note": suppression.reason,
-                    }
-                    for item_id in ids
+                    _entry(alert_id, actor, now, "suppress", None, str(suppression.id))
+                    | {"note": suppression.reason}
+                    for alert_id in ids
                 ],
             )
             total += len(ids)
         return total
 
     def suppress(self, app_id: str, rule: str, until: date, reason: str, actor: str) -> Suppression:
-        """Keep matching items up to `until` out of the queue (never out of the warehouse)."""
+        """Keep matching alerts up to `until` out of the queue (never out of the warehouse)."""
         for name, value in (("app", app_id), ("rule", rule), ("reason", reason), ("actor", actor)):
             if not isinstance(value, str) or not value.strip() or "\x00" in value:
                 raise ValueError(f"suppression {name} must be non-empty text")
@@ -408,20 +522,10 @@ class ReviewStore:
             ).scalar_one()
             suppression = Suppression(new_id, app_id, rule, until, reason, actor, now)
             hidden = self._apply_suppressions(connection, [suppression], None, actor, now)
-            self._audit(
-                connection,
-                [
-                    {
-                        "item_id": None,
-                        "actor": actor,
-                        "at": now,
-                        "action": "suppress",
-                        "from_value": None,
-                        "to_value": f"#{new_id}: app {app_id}, rule {rule}, until {until}",
-                        "note": f"{reason} ({hidden} items hidden)",
-                    }
-                ],
-            )
+            what = f"#{new_id}: app {app_id}, rule {rule}, until {until}"
+            entry = _entry(None, actor, now, "suppress", to_value=what)
+            entry["note"] = f"{reason} ({hidden} alerts hidden)"
+            self._audit(connection, [entry])
         return suppression
 
     def suppressions(self, active_on: date | None = None) -> list[Suppression]:
@@ -434,273 +538,377 @@ class ReviewStore:
 
     # queue
 
-    def _conditions(self, filt: ItemFilter) -> list[sa.ColumnElement[bool]]:
-        items = review_items.c
+    def _conditions(self, filt: AlertFilter) -> list[sa.ColumnElement[bool]]:
         conditions: list[sa.ColumnElement[bool]] = []
         if filt.start is not None:
-            conditions.append(items.day >= filt.start)
+            conditions.append(A.day >= filt.start)
         if filt.end is not None:
-            conditions.append(items.day <= filt.end)
-        for name, column in (
-            ("partner_id", items.partner_id),
-            ("app_id", items.app_id),
-            ("rule", items.rule),
-            ("severity", items.severity),
-            ("status", items.status),
-            ("assignee", items.assignee),
-            ("kind", items.kind),
+            conditions.append(A.day <= filt.end)
+        for name in (
+            "partner_id",
+            "app_id",
+            "rule",
+            "severity",
+            "status",
+            "assignee",
+            "kind",
+            "series_id",
         ):
             value = getattr(filt, name)
             if value is not None:
-                conditions.append(column == value)
+                conditions.append(A[name] == value)
         if not filt.include_suppressed:
-            conditions.append(items.suppressed_by.is_(None))
+            conditions.append(A.suppressed_by.is_(None))
         return conditions
 
-    def _order(self, sort: str, reverse: bool = False) -> list[sa.ColumnElement[Any]]:
-        """ORDER BY of a sort (or of its exact reverse), item_id breaking ties."""
+    def _ordered(
+        self, sort: str, column: sa.ColumnElement[Any], nullable: bool
+    ) -> sa.ColumnElement[Any]:
+        first = column.desc() if sort.startswith("-") else column.asc()
+        # nulls sort as the smallest values on both databases (SQLite's own order)
+        if nullable and self._dialect == "postgresql":
+            first = first.nulls_last() if sort.startswith("-") else first.nulls_first()
+        return first
+
+    @staticmethod
+    def _check_page(sort: str, page: int, per_page: int) -> None:
         if sort not in SORTS:
             raise ValueError(f"unknown sort {sort!r} (one of {', '.join(SORTS)})")
-        column = SORT_COLUMNS[sort.lstrip("-")]
-        tie = review_items.c.item_id
-        descending = sort.startswith("-") != reverse
-        first = column.desc() if descending else column.asc()
-        # nulls sort as the smallest values on both databases (SQLite's own order; PostgreSQL's
-        # indexes on these columns are built NULLS FIRST to match)
-        if column.nullable and self._dialect == "postgresql":
-            first = first.nulls_last() if descending else first.nulls_first()
-        return [first, tie.desc() if descending else tie.asc()]
-
-    def items(
-        self, filt: ItemFilter, sort: str = "-day", page: int = 1, per_page: int = 50
-    ) -> Page:
-        """One page of the items matching `filt`; a page past the end is empty."""
-        order = self._order(sort)
         if not isinstance(page, int) or page < 1:
             raise ValueError(f"page must be a whole number from 1, not {page!r}")
         if not isinstance(per_page, int) or not 1 <= per_page <= MAX_PER_PAGE:
             raise ValueError(f"per_page must be from 1 to {MAX_PER_PAGE}, not {per_page!r}")
+
+    def _alert_order(self, sort: str) -> list[sa.ColumnElement[Any]]:
+        name = sort.lstrip("-")
+        first = self._ordered(sort, SORT_COLUMNS[name], name in NULLABLE_SORTS)
+        tie = A.alert_id.desc() if sort.startswith("-") else A.alert_id.asc()
+        return [first, tie]
+
+    def alerts(
+        self, filt: AlertFilter, sort: str = "-day", page: int = 1, per_page: int = 50
+    ) -> Page:
+        """One page of the alerts matching `filt` (one row per alert); past the end: empty."""
+        self._check_page(sort, page, per_page)
         conditions = self._conditions(filt)
         with self._engine.connect() as connection:
             total = connection.execute(
-                sa.select(sa.func.count()).select_from(review_items).where(*conditions)
+                sa.select(sa.func.count()).select_from(review_alerts).where(*conditions)
             ).scalar_one()
-            start = (page - 1) * per_page
-            if start >= total:
-                return Page([], total, page, per_page)
-            end = min(start + per_page, total)
-            # an OFFSET walks the index up to the page: pages in the back half walk it from the
-            # other end, so the last page costs what the first does
-            from_end = start > total - end
-            ids = (
-                sa.select(review_items.c.item_id)
+            query = (
+                sa.select(review_alerts)
                 .where(*conditions)
-                .order_by(*self._order(sort, reverse=from_end))
-                .limit(end - start)
-                .offset(total - end if from_end else start)
+                .order_by(*self._alert_order(sort))
+                .limit(per_page)
+                .offset((page - 1) * per_page)
             )
-            # the page's ids come from the narrow index; only those rows are read whole
-            rows = connection.execute(
-                sa.select(review_items).where(review_items.c.item_id.in_(ids)).order_by(*order)
-            )
-            return Page([_item(row) for row in rows], total, page, per_page)
+            return Page([_alert(r) for r in connection.execute(query)], total, page, per_page)
 
-    def iter_items(self, filt: ItemFilter, sort: str = "-day") -> Iterator[Item]:
-        """Every item matching `filt`, streamed (for exports)."""
-        query = sa.select(review_items).where(*self._conditions(filt)).order_by(*self._order(sort))
+    def iter_alerts(self, filt: AlertFilter, sort: str = "-day") -> Iterator[Alert]:
+        """Every alert matching `filt`, streamed (for exports)."""
+        self._check_page(sort, 1, 1)
+        query = sa.select(review_alerts).where(*self._conditions(filt))
+        query = query.order_by(*self._alert_order(sort))
         with self._engine.connect() as connection:
             result = connection.execution_options(yield_per=CHUNK_ROWS).execute(query)
             for row in result:
-                yield _item(row)
+                yield _alert(row)
 
-    def item(self, item_id: str) -> Item:
-        """The item with this id, or UnknownItem."""
-        if not isinstance(item_id, str) or "\x00" in item_id:
-            raise UnknownItem(item_id)
+    def queue(
+        self, filt: AlertFilter, sort: str = "-day", page: int = 1, per_page: int = 50
+    ) -> QueuePage:
+        """One page of queue rows: each series (of the alerts matching `filt`) is one row, each
+        behaviour alert another; rows sort by what their alerts have (the newest day, the
+        highest severity, the most flags ...)."""
+        self._check_page(sort, page, per_page)
+        conditions = self._conditions(filt)
+        name = sort.lstrip("-")
+        aggregate = SORT_AGGREGATES[name]()
+        key = ROW_KEY.label("row_key")
         with self._engine.connect() as connection:
-            row = connection.execute(
-                sa.select(review_items).where(review_items.c.item_id == item_id)
-            ).first()
-        if row is None:
-            raise UnknownItem(item_id)
-        return _item(row)
+            total = connection.execute(
+                sa.select(sa.func.count(sa.distinct(ROW_KEY))).where(*conditions)
+            ).scalar_one()
+            tie: sa.ColumnElement[Any] = sa.literal_column("row_key")
+            keys = list(
+                connection.execute(
+                    sa.select(key)
+                    .where(*conditions)
+                    .group_by(ROW_KEY)
+                    .order_by(
+                        self._ordered(sort, aggregate, name in NULLABLE_SORTS),
+                        tie.desc() if sort.startswith("-") else tie.asc(),
+                    )
+                    .limit(per_page)
+                    .offset((page - 1) * per_page)
+                ).scalars()
+            )
+            if not keys:
+                return QueuePage([], total, page, per_page)
+            rows = connection.execute(
+                sa.select(review_alerts)
+                .where(*conditions, ROW_KEY.in_(keys))
+                .order_by(A.day, A.alert_id)
+            )
+            grouped: dict[str, list[Alert]] = {k: [] for k in keys}
+            for row in rows:
+                alert = _alert(row)
+                grouped[alert.series_id or alert.alert_id].append(alert)
+            # each series whole (filters may show fewer of its days): what deciding it covers
+            wholes = {
+                sid: (int(n), int(version))
+                for sid, n, version in connection.execute(
+                    sa.select(A.series_id, sa.func.count(), sa.func.sum(A.version))
+                    .where(A.series_id.in_(keys))
+                    .group_by(A.series_id)
+                )
+            }
+        return QueuePage(
+            [
+                QueueRow(alerts[0].series_id, alerts, *wholes.get(key, (1, None)))
+                for key, alerts in grouped.items()
+                if alerts
+            ],
+            total,
+            page,
+            per_page,
+        )
 
-    def audit_trail(self, item_id: str | None = None, limit: int = 200) -> list[AuditEntry]:
-        """The newest `limit` audit entries (of one item, or of the whole store), newest first."""
+    def alert(self, alert_id: str) -> Alert:
+        """The alert with this id, or UnknownItem."""
+        checked = _checked_id(alert_id)
+        with self._engine.connect() as connection:
+            row = connection.execute(sa.select(review_alerts).where(A.alert_id == checked)).first()
+        if row is None:
+            raise UnknownItem(alert_id)
+        return _alert(row)
+
+    def series(self, series_id: str) -> Series:
+        """The series with this id (every alert of it, suppressed ones too), or UnknownItem."""
+        checked = _checked_id(series_id)
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(review_alerts).where(A.series_id == checked).order_by(A.day)
+            )
+            alerts = [_alert(row) for row in rows]
+        if not alerts:
+            raise UnknownItem(series_id)
+        return Series(checked, alerts)
+
+    def audit_trail(
+        self, alert_id: str | None = None, limit: int = 200, *, series_id: str | None = None
+    ) -> list[AuditEntry]:
+        """The newest `limit` audit entries (of one alert, of a series' alerts, or of the whole
+        store), newest first."""
         query = sa.select(review_audit).order_by(review_audit.c.id.desc()).limit(max(limit, 0))
-        if item_id is not None:
-            query = query.where(review_audit.c.item_id == item_id)
+        if alert_id is not None:
+            query = query.where(review_audit.c.alert_id == alert_id)
+        if series_id is not None:
+            members = sa.select(A.alert_id).where(A.series_id == series_id)
+            query = query.where(review_audit.c.alert_id.in_(members))
         with self._engine.connect() as connection:
             return [AuditEntry(**dict(row._mapping)) for row in connection.execute(query)]
 
     # decisions
 
-    def _lock(self, connection: Connection, item_id: str) -> sa.Row[str, str, str | None, int]:
-        if not isinstance(item_id, str) or "\x00" in item_id:
-            raise UnknownItem(item_id)
-        query = sa.select(
-            review_items.c.item_id,
-            review_items.c.status,
-            review_items.c.assignee,
-            review_items.c.version,
-        ).where(review_items.c.item_id == item_id)
-        row = connection.execute(query.with_for_update()).first()
-        if row is None:
-            raise UnknownItem(item_id)
-        return row
+    def _targets(
+        self,
+        connection: Connection,
+        alert_ids: Sequence[str],
+        series_ids: Sequence[str],
+        expected: ExpectedVersion,
+    ) -> list[tuple[sa.Row[Any], str | None]]:
+        """Lock the alerts named, directly or by series, and check the versions the caller saw;
+        returns each alert's (id, status, assignee, version) row and how it was named.
+
+        Every alert is locked in one order (by id: concurrent batches do not deadlock), FOR
+        UPDATE on PostgreSQL; SQLite writers already hold the database lock since BEGIN.
+        """
+        series_ids = sorted({_checked_id(s) for s in series_ids})
+        via: dict[str, str | None] = {}
+        members: dict[str, set[str]] = {}
+        for sid in series_ids:
+            found = set(
+                connection.execute(sa.select(A.alert_id).where(A.series_id == sid)).scalars()
+            )
+            if not found:
+                raise UnknownItem(sid)
+            members[sid] = found
+            via.update(dict.fromkeys(found, f"series {sid}"))
+        direct = {_checked_id(a) for a in alert_ids} - set(via)
+        many = len(direct) > 1 or (direct and series_ids)
+        via.update(
+            dict.fromkeys(direct, f"selection of {len(via) + len(direct)}" if many else None)
+        )
+        locked: dict[str, Any] = {}
+        for chunk in _chunks(sorted(via), CHUNK_IDS):
+            query = (
+                sa.select(A.alert_id, A.status, A.assignee, A.version, A.series_id)
+                .where(A.alert_id.in_(chunk))
+                .order_by(A.alert_id)
+            )
+            for row in connection.execute(query.with_for_update()):
+                locked[row.alert_id] = row
+        missing = sorted(set(via) - set(locked))
+        if missing:
+            raise UnknownItem(missing[0])
+        for sid, found in members.items():
+            now_in = {a for a, row in locked.items() if row.series_id == sid}
+            if now_in != found:
+                raise StaleItem(f"series {sid} changed meanwhile; reload it")
+            seen = expected.get(sid) if isinstance(expected, Mapping) else expected
+            version = sum(locked[a].version for a in found)
+            if seen is not None and version != seen:
+                raise StaleItem(
+                    f"series {sid} changed (version {version}, you saw {seen}); reload it"
+                )
+        for alert_id in sorted(direct):
+            seen = expected.get(alert_id) if isinstance(expected, Mapping) else expected
+            current = locked[alert_id].version
+            if seen is not None and current != seen:
+                raise StaleItem(
+                    f"alert {alert_id} changed (version {current}, you saw {seen}); reload it"
+                )
+        return [(locked[a], via[a]) for a in sorted(via)]
 
     def _change(
         self,
-        item_ids: Sequence[str],
+        alert_ids: Sequence[str],
+        series_ids: Sequence[str],
         column: str,
         decide: Callable[[str, Any], Any],
         actor: str,
         expected_version: ExpectedVersion,
         note: str | None,
     ) -> int:
-        """Apply `decide(item_id, current value) -> new value` to each item in one transaction
-        (all or none); returns how many changed. `expected_version` is one version for every
-        item, or each item's own (as a queue page showed them), or None (no check).
+        """Apply `decide(alert_id, current value) -> new value` to each alert named (directly,
+        or by a series) in one transaction (all or none); returns how many changed.
 
-        Each item is locked before it is read (FOR UPDATE; SQLite writers take the database lock
-        at BEGIN), and the UPDATE is guarded by the version read: a concurrent change is never
+        The UPDATE is guarded by the version read under the lock: a concurrent change is never
         overwritten, and each audit entry's from-value is the value it replaced.
         """
+        if isinstance(alert_ids, str) or isinstance(series_ids, str):
+            raise TypeError("alert_ids and series_ids are sequences of ids, not one id")
         changed = 0
         with self._writing() as connection:
-            # sorted: concurrent batches lock their items in one order (no deadlock)
-            for item_id in sorted(set(item_ids)):
-                current = self._lock(connection, item_id)
-                seen = (
-                    expected_version.get(item_id)
-                    if isinstance(expected_version, Mapping)
-                    else expected_version
-                )
-                if seen is not None and current.version != seen:
-                    raise StaleItem(
-                        f"item {item_id} changed (version {current.version}, "
-                        f"you saw {seen}); reload it"
-                    )
+            entries = []
+            for current, via in self._targets(connection, alert_ids, series_ids, expected_version):
                 old = getattr(current, column)
-                new = decide(item_id, old)
+                new = decide(current.alert_id, old)
                 if new == old:
                     continue
                 now = _now()
                 updated = connection.execute(
-                    sa.update(review_items)
-                    .where(
-                        review_items.c.item_id == item_id,
-                        review_items.c.version == current.version,
-                    )
+                    sa.update(review_alerts)
+                    .where(A.alert_id == current.alert_id, A.version == current.version)
                     .values({column: new, "version": current.version + 1, "updated_at": now})
                 ).rowcount
                 if updated != 1:
-                    raise StaleItem(f"item {item_id} changed meanwhile; reload it")
-                self._audit(
-                    connection,
-                    [
-                        {
-                            "item_id": item_id,
-                            "actor": actor,
-                            "at": now,
-                            "action": "status" if column == "status" else "assign",
-                            "from_value": old,
-                            "to_value": new,
-                            "note": note,
-                        }
-                    ],
-                )
+                    raise StaleItem(f"alert {current.alert_id} changed meanwhile; reload it")
+                action = "status" if column == "status" else "assign"
+                entries.append(_entry(current.alert_id, actor, now, action, old, new, note, via))
                 changed += 1
+            self._audit(connection, entries)
         return changed
 
     def set_status(
         self,
-        item_ids: Sequence[str],
+        alert_ids: Sequence[str],
         status: str,
         actor: str,
         note: str | None = None,
         expected_version: ExpectedVersion = None,
+        *,
+        series_ids: Sequence[str] = (),
     ) -> int:
-        """Move items to `status`, all or none (InvalidTransition if one may not); returns how
-        many changed."""
+        """Move alerts (and every alert of each series named) to `status`, all or none
+        (InvalidTransition if one may not); returns how many changed."""
         if status not in STATUSES:
             raise InvalidTransition(f"unknown status {status!r} (one of {', '.join(STATUSES)})")
 
-        def decide(item_id: str, old: str) -> str:
-            if status not in TRANSITIONS[old]:
+        def decide(alert_id: str, old: str) -> str:
+            if status != old and status not in TRANSITIONS[old]:
                 allowed = ", ".join(TRANSITIONS[old])
                 raise InvalidTransition(
-                    f"item {item_id} cannot move from {old} to {status} (allowed: {allowed})"
+                    f"alert {alert_id} cannot move from {old} to {status} (allowed: {allowed})"
                 )
             return status
 
-        return self._change(item_ids, "status", decide, actor, expected_version, note)
+        return self._change(alert_ids, series_ids, "status", decide, actor, expected_version, note)
 
     def assign(
         self,
-        item_ids: Sequence[str],
+        alert_ids: Sequence[str],
         assignee: str | None,
         actor: str,
         expected_version: ExpectedVersion = None,
+        *,
+        series_ids: Sequence[str] = (),
     ) -> int:
-        """Give items to `assignee` (None: nobody); returns how many changed."""
+        """Give alerts (and every alert of each series named) to `assignee` (None: nobody);
+        returns how many changed."""
         if assignee is not None and (not assignee.strip() or "\x00" in assignee):
             raise ValueError("assignee must be non-empty text (or None for nobody)")
         return self._change(
-            item_ids, "assignee", lambda _id, _old: assignee, actor, expected_version, None
+            alert_ids,
+            series_ids,
+            "assignee",
+            lambda _id, _old: assignee,
+            actor,
+            expected_version,
+            None,
         )
 
-    def add_note(self, item_id: str, note: str, actor: str) -> None:
-        """Append a note to the item's audit trail."""
+    def add_note(
+        self, alert_ids: Sequence[str], note: str, actor: str, *, series_ids: Sequence[str] = ()
+    ) -> int:
+        """Append a note to the audit trail of each alert named (directly, or by a series)."""
         if not isinstance(note, str) or not note.strip() or "\x00" in note:
             raise ValueError("a note must be non-empty text")
+        if isinstance(alert_ids, str) or isinstance(series_ids, str):
+            raise TypeError("alert_ids and series_ids are sequences of ids, not one id")
         with self._writing() as connection:
-            self._lock(connection, item_id)
+            targets = self._targets(connection, alert_ids, series_ids, None)
+            now = _now()
             self._audit(
                 connection,
                 [
-                    {
-                        "item_id": item_id,
-                        "actor": actor,
-                        "at": _now(),
-                        "action": "note",
-                        "from_value": None,
-                        "to_value": None,
-                        "note": note,
-                    }
+                    _entry(row.alert_id, actor, now, "note", note=note, via=via)
+                    for row, via in targets
                 ],
             )
+        return len(targets)
 
     # overviews
 
     def partner_counts(
         self, partner_id: str, start: date | None = None, end: date | None = None
     ) -> list[tuple[date, str, int]]:
-        """Items per day and rule of one partner (suppressed ones included)."""
-        items = review_items.c
+        """Flags per day and rule of one partner's alerts (suppressed ones included; a
+        behaviour alert counts once)."""
+        weight = sa.func.sum(sa.case((A.kind == "rule", A.flags), else_=1))
         query = (
-            sa.select(items.day, items.rule, sa.func.count())
-            .where(items.partner_id == partner_id)
-            .group_by(items.day, items.rule)
-            .order_by(items.day, items.rule)
+            sa.select(A.day, A.rule, weight)
+            .where(A.partner_id == partner_id)
+            .group_by(A.day, A.rule)
+            .order_by(A.day, A.rule)
         )
         if start is not None:
-            query = query.where(items.day >= start)
+            query = query.where(A.day >= start)
         if end is not None:
-            query = query.where(items.day <= end)
+            query = query.where(A.day <= end)
         with self._engine.connect() as connection:
-            return [(day, rule, n) for day, rule, n in connection.execute(query)]
+            return [(day, rule, int(n)) for day, rule, n in connection.execute(query)]
 
     def partners(self) -> list[tuple[str, int, int]]:
-        """Each partner with its open (new or triaged, not suppressed) and all items."""
-        items = review_items.c
-        is_open = sa.and_(items.status.in_(OPEN_STATUSES), items.suppressed_by.is_(None))
+        """Each partner with its open (new or triaged, not suppressed) and all alerts."""
+        is_open = sa.and_(A.status.in_(OPEN_STATUSES), A.suppressed_by.is_(None))
         open_count = sa.func.sum(sa.case((is_open, 1), else_=0))
         query = (
-            sa.select(items.partner_id, open_count, sa.func.count())
-            .where(items.partner_id.is_not(None))
-            .group_by(items.partner_id)
-            .order_by(open_count.desc(), items.partner_id)
+            sa.select(A.partner_id, open_count, sa.func.count())
+            .where(A.partner_id.is_not(None))
+            .group_by(A.partner_id)
+            .order_by(open_count.desc(), A.partner_id)
         )
         with self._engine.connect() as connection:
             return [(partner, int(n_open), n) for partner, n_open, n in connection.execute(query)]
@@ -711,7 +919,7 @@ class ReviewStore:
         facets: dict[str, list[str]] = {}
         with self._engine.connect() as connection:
             for name in ("partner_id", "app_id", "rule", "severity", "status", "assignee"):
-                column = review_items.c[name]
+                column = A[name]
                 values = connection.execute(
                     sa.select(column).where(column.is_not(None)).distinct()
                 ).scalars()
@@ -722,34 +930,7 @@ class ReviewStore:
         return facets
 
 
-def _copy_value(value: Any) -> Any:
-    """A row value as COPY takes it: JSON as text, the rest as psycopg adapts it."""
-    return json.dumps(value) if isinstance(value, dict) else value
-
-
 def _on_conflict(insert: Any) -> Any:
-    """The upsert: an existing item's facts are refreshed, never its review decision."""
-    facts = (
-        "event_time",
-        "rule",
-        "severity",
-        "severity_rank",
-        "partner_id",
-        "app_id",
-        "user_id",
-        "request_id",
-        "resource",
-        "action",
-        "status_code",
-        "explanation",
-        "evidence",
-        "score",
-        "updated_at",
-    )
-    changes: dict[str, Any] = {name: insert.excluded[name] for name in facts}
-    # an item redelivered on another day belongs to the earliest day that produced it
-    changes["day"] = sa.case(
-        (insert.excluded.day < review_items.c.day, insert.excluded.day),
-        else_=review_items.c.day,
-    )
-    return insert.on_conflict_do_update(index_elements=["item_id"], set_=changes)
+    """The upsert: an existing alert's facts are refreshed, never its review decision."""
+    changes: dict[str, Any] = {name: insert.excluded[name] for name in (*FACTS, "updated_at")}
+    return insert.on_conflict_do_update(index_elements=["alert_id"], set_=changes)

@@ -45,27 +45,37 @@ review_suppressions = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
-review_items = sa.Table(
-    "review_items",
+# One row per alert (SPEC §5): its facts (refreshed by every publish of its day) and its review
+# decision (status, assignee, version: never touched by a publish).
+review_alerts = sa.Table(
+    "review_alerts",
     metadata,
-    sa.Column("item_id", sa.String(64), primary_key=True),
+    sa.Column("alert_id", sa.String(64), primary_key=True),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("day", sa.Date, nullable=False),
-    sa.Column("event_time", UTCDateTime),
+    # identifiers come from partners' logs, which bound no length: text, never VARCHAR(n)
+    sa.Column("partner_id", sa.Text),
+    sa.Column("partner_name", sa.Text),
+    sa.Column("app_id", sa.Text),
+    sa.Column("user_id", sa.Text),
     sa.Column("rule", sa.String(64), nullable=False),
     sa.Column("severity", sa.String(16), nullable=False),
     sa.Column("severity_rank", sa.SmallInteger, nullable=False),
-    # identifiers come from partners' logs, which bound no length: text, never VARCHAR(n)
-    sa.Column("partner_id", sa.Text),
-    sa.Column("app_id", sa.Text),
-    sa.Column("user_id", sa.Text),
-    sa.Column("request_id", sa.Text),
-    sa.Column("resource", sa.Text),
-    sa.Column("action", sa.String(32)),
-    sa.Column("status_code", sa.Integer),
-    sa.Column("explanation", sa.Text, nullable=False),
+    sa.Column("flags", sa.BigInteger, nullable=False),
+    sa.Column("users", sa.BigInteger, nullable=False),
+    sa.Column("first_event_time", UTCDateTime),
+    sa.Column("last_event_time", UTCDateTime),
+    sa.Column("reads", sa.BigInteger, nullable=False),
+    sa.Column("writes", sa.BigInteger, nullable=False),
+    sa.Column("deletes", sa.BigInteger, nullable=False),
+    sa.Column("flags_by_hour", sa.JSON),
     sa.Column("evidence", sa.JSON, nullable=False),
+    sa.Column("sample_request_ids", sa.JSON, nullable=False),
     sa.Column("score", sa.Float),
+    sa.Column("model_version", sa.Text),
+    sa.Column("explanation", sa.Text, nullable=False),
+    # pipeline.detect.series of (app_id, rule, day) over the store's rule alerts; null otherwise
+    sa.Column("series_id", sa.String(64)),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("assignee", sa.Text),
     sa.Column("version", sa.Integer, nullable=False),
@@ -74,16 +84,19 @@ review_items = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
-# Append-only: the store inserts rows here and never updates or deletes them.
+# Append-only: the store inserts rows here and never updates or deletes them (the one exception:
+# migration 0002 named each per-flag item's entries after the alert that took the item in).
 review_audit = sa.Table(
     "review_audit",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("item_id", sa.String(64)),  # null: a store-wide entry (a day's ingest)
+    sa.Column("item_id", sa.String(64)),  # the per-flag item of an entry made before alerts
     sa.Column("actor", sa.Text, nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("action", sa.String(16), nullable=False),
     sa.Column("from_value", sa.Text),
     sa.Column("to_value", sa.Text),
     sa.Column("note", sa.Text),
+    sa.Column("alert_id", sa.String(64)),  # null: a store-wide entry (a day's ingest)
+    sa.Column("via", sa.Text),  # how the change was asked for: a series, a selection; null: alone
 )

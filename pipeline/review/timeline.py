@@ -3,6 +3,7 @@ revocations, TTL expiries) and the app's partnership periods, from the warehouse
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -44,11 +45,12 @@ class Grant:
 
 @dataclass(frozen=True)
 class Timeline:
-    """The consent history of a user and app (delivered up to the item's day) and its periods."""
+    """The consent history of a user and app (delivered up to the alert's day), its partnership
+    periods and the user's flagged accesses of the alert."""
 
     user_id: str
     app_id: str
-    access_time: datetime | None
+    access_times: tuple[datetime, ...]
     grants: tuple[Grant, ...]
     revocations: tuple[datetime, ...]
     periods: tuple[Period, ...]
@@ -59,9 +61,7 @@ class Timeline:
         """Every instant the chart must show."""
         points = [g.start for g in self.grants] + list(self.revocations)
         points += [g.expires_at for g in self.grants if g.expired_first and g.expires_at]
-        if self.access_time:
-            points.append(self.access_time)
-        return points
+        return points + list(self.access_times)
 
 
 def grants_from_events(
@@ -143,15 +143,16 @@ def _periods(settings: Settings, app_id: str) -> tuple[tuple[Period, ...], float
 
 
 def timeline_for(
-    settings: Settings, day: date, user_id: str, app_id: str, access_time: datetime | None
+    settings: Settings, day: date, user_id: str, app_id: str, access_times: Sequence[datetime]
 ) -> Timeline:
-    """The timeline of `user_id` and `app_id` as the run of `day` saw it."""
+    """The timeline of `user_id` and `app_id` as the run of `day` saw it, with the flagged
+    accesses marked."""
     periods, ttl, registered = _periods(settings, app_id)
     grants, revocations = grants_from_events(_consent_events(settings, day, user_id, app_id), ttl)
     return Timeline(
         user_id=user_id,
         app_id=app_id,
-        access_time=access_time.astimezone(UTC) if access_time else None,
+        access_times=tuple(sorted(t.astimezone(UTC) for t in access_times)),
         grants=grants,
         revocations=revocations,
         periods=periods,

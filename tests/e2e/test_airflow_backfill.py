@@ -111,11 +111,12 @@ def test_backfill_of_three_days_writes_what_run_day_writes(
 
 
 def review_item_ids(url: str) -> set[str]:
-    from pipeline.review.store import ItemFilter, ReviewStore
+    """The ids of every alert in a review store."""
+    from pipeline.review.store import AlertFilter, ReviewStore
 
     store = ReviewStore.open(url)
     try:
-        return {item.item_id for item in store.iter_items(ItemFilter(include_suppressed=True))}
+        return {a.alert_id for a in store.iter_alerts(AlertFilter(include_suppressed=True))}
     finally:
         store.dispose()
 

@@ -1,4 +1,5 @@
-"""Publishing a day upserts its flags into the review store: re-runs keep decisions."""
+"""Publishing a day upserts its alerts (alerts/date=D/, never flags) into the review store: re-runs
+keep decisions, suppressions apply."""
 
 from __future__ import annotations
 
@@ -7,46 +8,50 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import Settings, load_settings
-from pipeline.review.store import ItemFilter, ReviewStore
-from pipeline.steps import run_day
-from pipeline.warehouse import MANIFEST, Warehouse
-from tests.test_steps import FLAGS_ON_D, D, build_landing
+from pipeline.detect.alert_ids import rule_alert_id
+from pipeline.review.publish import publish_day
+from pipeline.review.store import AlertFilter, ReviewStore
+from pipeline.warehouse import Warehouse
+from tests.review.literals import D1, alert, alerts, behaviour_alert, flag, flags
 
 
 @pytest.fixture
 def settings(tmp_path: Path, store_url: str) -> Settings:
-    build_landing(tmp_path / "landing")
-    return load_settings(
-        env={},
-        landing=str(tmp_path / "landing"),
-        warehouse=str(tmp_path / "warehouse"),
-        review_db=store_url,
+    return load_settings(env={}, warehouse=str(tmp_path / "warehouse"), review_db=store_url)
+
+
+def test_publish_upserts_the_days_alerts_and_a_rerun_keeps_decisions(settings: Settings):
+    warehouse = Warehouse(settings.warehouse)
+    warehouse.write_table(
+        "alerts", D1, alerts(alert(), alert(rule="SIGNIN_REVOKED"), behaviour_alert())
+    )
+    assert publish_day(D1, settings) == {"inserted": 3, "updated": 0, "suppressed": 0}
+    store = ReviewStore.open(settings.review_db)
+    first = rule_alert_id(D1, "app-chat", "NO_SIGNIN")
+    store.set_status([first], "confirmed", "alice")
+    warehouse.write_table(
+        "alerts", D1, alerts(alert(flags=7), alert(rule="SIGNIN_REVOKED"), behaviour_alert())
     )
 
-
-def test_publish_upserts_the_day_and_a_rerun_keeps_decisions(settings: Settings):
-    first = run_day(D, settings)
-    assert first["review"] == {"inserted": len(FLAGS_ON_D), "updated": 0, "suppressed": 0}
-    store = ReviewStore.open(settings.review_db)
-    flag_ids = Warehouse(settings.warehouse).read_partition("flags", D)["flag_id"].to_pylist()
-    queued = [i.item_id for i in store.iter_items(ItemFilter())]
-    assert sorted(queued) == sorted(flag_ids)
-    store.set_status(flag_ids[:1], "confirmed", "alice")
-
-    again = run_day(D, settings)
-
-    assert again["review"] == {"inserted": 0, "updated": len(FLAGS_ON_D), "suppressed": 0}
-    assert store.item(flag_ids[0]).status == "confirmed"
-    assert store.items(ItemFilter()).total == len(FLAGS_ON_D)
-    manifest = Warehouse(settings.warehouse).read_json("runs", D, MANIFEST)
-    assert manifest is not None and manifest["review"] == again["review"]
+    assert publish_day(D1, settings) == {"inserted": 0, "updated": 3, "suppressed": 0}
+    assert (store.alert(first).status, store.alert(first).flags) == ("confirmed", 7)
+    assert store.alerts(AlertFilter()).total == 3
     store.dispose()
+
+
+def test_publish_reads_alerts_never_flags(settings: Settings):
+    """A day's flags alone publish nothing: the review store takes alerts only."""
+    Warehouse(settings.warehouse).write_table("flags", D1, flags(flag("f1"), flag("f2")))
+    assert publish_day(D1, settings) == {"inserted": 0, "updated": 0, "suppressed": 0}
 
 
 def test_publish_applies_suppressions_to_the_day(settings: Settings):
     store = ReviewStore.open(settings.review_db)
-    store.suppress("app3", "SCOPE_NOT_IN_PARTNERSHIP", D, "p2 scope being renewed", "alice")
-    assert run_day(D, settings)["review"]["suppressed"] == 1
-    assert store.items(ItemFilter()).total == len(FLAGS_ON_D) - 1
-    assert store.items(ItemFilter(include_suppressed=True)).total == len(FLAGS_ON_D)
+    store.suppress("app-chat", "SIGNIN_REVOKED", D1, "p-chat scope being renewed", "alice")
+    Warehouse(settings.warehouse).write_table(
+        "alerts", D1, alerts(alert(), alert(rule="SIGNIN_REVOKED"))
+    )
+    assert publish_day(D1, settings)["suppressed"] == 1
+    assert store.alerts(AlertFilter()).total == 1
+    assert store.alerts(AlertFilter(include_suppressed=True)).total == 2
     store.dispose()

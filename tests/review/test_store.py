@@ -1,172 +1,199 @@
-"""Review store on SQLite and PostgreSQL: upserts, decisions, concurrency, queue, suppressions."""
+"""Review store on SQLite and PostgreSQL: alert upserts, series, decisions (on an alert, a series
+or a selection), concurrency, the queue, suppressions."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import threading
-from datetime import UTC, date
+from datetime import UTC, date, timedelta
 
 import pytest
 
+from pipeline.detect.alert_ids import behaviour_alert_id, rule_alert_id
+from pipeline.detect.series import series_of
 from pipeline.errors import InvalidTransition, StaleItem, UnknownItem
-from pipeline.review.store import SORTS, ItemFilter, ReviewStore
-from tests.review.literals import D1, D2, NO_ANOMALIES, anomalies, anomaly, at, flag, flags
+from pipeline.review.store import SORTS, AlertFilter, ReviewStore
+from tests.review.literals import D1, D2, NO_ALERTS, alert, alerts, at, behaviour_alert
+
+D3 = D2 + timedelta(days=1)
+D5 = D2 + timedelta(days=3)
+A1 = rule_alert_id(D1, "app-chat", "NO_SIGNIN")
 
 
-def status_chain(store: ReviewStore, item_id: str) -> list[tuple[str | None, str | None]]:
-    entries = [e for e in reversed(store.audit_trail(item_id)) if e.action == "status"]
+def status_chain(store: ReviewStore, alert_id: str) -> list[tuple[str | None, str | None]]:
+    entries = [e for e in reversed(store.audit_trail(alert_id)) if e.action == "status"]
     return [(e.from_value, e.to_value) for e in entries]
 
 
-def test_store_upsert_day_inserts_flags_and_alerting_anomalies(store: ReviewStore):
-    counts = store.upsert_day(
-        D1,
-        flags(flag("f1", last_grant_time=at(D1, 9), last_grant_scopes=["messages.read"])),
-        anomalies(anomaly(), anomaly(entity_kind="app_user_day", alert=False, app_id="a")),
-    )
+def test_store_upsert_day_inserts_rule_and_behaviour_alerts(store: ReviewStore):
+    counts = store.upsert_day(D1, alerts(alert(flags=120_344, users=35_120), behaviour_alert()))
     assert counts == {"inserted": 2, "updated": 0, "suppressed": 0}
-    item = store.item("f1")
-    assert (item.kind, item.day, item.rule, item.severity, item.status) == (
-        "flag",
+    rule = store.alert(A1)
+    assert (rule.kind, rule.day, rule.rule, rule.severity, rule.status, rule.version) == (
+        "rule",
         D1,
         "NO_SIGNIN",
         "high",
         "new",
+        1,
     )
-    assert item.event_time == at(D1) and item.event_time.tzinfo == UTC
-    assert item.evidence["last_grant_time"] == "2026-03-10T09:00:00+00:00"
-    assert item.evidence["last_grant_scopes"] == ["messages.read"]
-    assert (item.status_code, item.version, item.assignee, item.score) == (200, 1, None, None)
-    anomaly_id = hashlib.md5(b"ANOMALY|partner_day|2026-03-10|p-chat||").hexdigest()
-    alert = store.item(anomaly_id)
-    assert (alert.kind, alert.rule, alert.score, alert.event_time) == (
-        "anomaly",
-        "ANOMALY",
+    assert (rule.flags, rule.users, rule.reads, rule.assignee) == (120_344, 35_120, 120_344, None)
+    assert rule.first_event_time == at(D1, 8) and rule.first_event_time.tzinfo == UTC
+    assert rule.evidence == {"partnership_end": None, "users_by_consent": {"none": 2}}
+    assert rule.sample_request_ids == ["req-1", "req-2"]
+    assert rule.flags_by_hour is not None and sum(rule.flags_by_hour) == 120_344
+    assert rule.series_id == series_of(alerts(alert()))["series_id"][0].as_py()
+    behaviour = store.alert(behaviour_alert_id("partner_day", D1, "p-chat", None, None))
+    assert (behaviour.kind, behaviour.rule, behaviour.score, behaviour.series_id) == (
+        "behaviour",
+        "partner_day",
         0.9,
         None,
     )
-    assert alert.evidence["top_features"] == ["message_reads", "night_share"]
-    assert store.items(ItemFilter()).total == 2
+    assert store.alerts(AlertFilter()).total == 2
 
 
-def test_store_republish_keeps_decisions_and_duplicates_nothing(store: ReviewStore):
-    day = flags(flag("f1"), flag("f2"), flag("f3"))
-    store.upsert_day(D1, day, anomalies(anomaly()))
-    store.set_status(["f1"], "triaged", "alice", note="looking")
-    store.set_status(["f1"], "confirmed", "alice")
-    store.assign(["f2"], "bob", "alice")
-    store.add_note("f3", "same user as last week", "bob")
-    decided = {i: store.item(i) for i in ("f1", "f2", "f3")}
+def test_store_republish_refreshes_facts_and_keeps_decisions(store: ReviewStore):
+    other = rule_alert_id(D1, "app-chat", "SIGNIN_REVOKED")
+    day = alerts(alert(), alert(rule="SIGNIN_REVOKED"), behaviour_alert())
+    store.upsert_day(D1, day)
+    store.set_status([A1], "triaged", "alice", note="looking")
+    store.set_status([A1], "confirmed", "alice")
+    store.assign([other], "bob", "alice")
+    store.add_note([other], "same partner as last week", "bob")
+    version = store.alert(A1).version
 
-    again = flags(flag("f1", severity="critical", explanation="new words"), flag("f2"), flag("f3"))
-    counts = store.upsert_day(D1, again, anomalies(anomaly()))
-
-    assert counts == {"inserted": 0, "updated": 4, "suppressed": 0}
-    assert store.items(ItemFilter()).total == 4
-    f1 = store.item("f1")
-    assert (f1.status, f1.version, f1.severity, f1.explanation) == (
-        "confirmed",
-        decided["f1"].version,
-        "critical",
-        "new words",
+    again = alerts(
+        alert(severity="critical", flags=9, explanation="new words"),
+        alert(rule="SIGNIN_REVOKED"),
+        behaviour_alert(),
     )
-    assert store.item("f2").assignee == "bob"
-    assert [e.note for e in store.audit_trail("f3") if e.action == "note"] == [
-        "same user as last week"
+    counts = store.upsert_day(D1, again)
+
+    assert counts == {"inserted": 0, "updated": 3, "suppressed": 0}
+    assert store.alerts(AlertFilter()).total == 3
+    refreshed = store.alert(A1)
+    assert (refreshed.status, refreshed.version, refreshed.severity, refreshed.flags) == (
+        "confirmed",
+        version,
+        "critical",
+        9,
+    )
+    assert refreshed.explanation == "new words"
+    assert store.alert(other).assignee == "bob"
+    assert [e.note for e in store.audit_trail(other) if e.action == "note"] == [
+        "same partner as last week"
     ]
-    assert status_chain(store, "f1") == [("new", "triaged"), ("triaged", "confirmed")]
+    assert status_chain(store, A1) == [("new", "triaged"), ("triaged", "confirmed")]
     ingests = [e for e in store.audit_trail() if e.action == "ingest"]
     assert [e.to_value for e in ingests] == ["2026-03-10", "2026-03-10"]
-    assert ingests[0].note == "inserted 0, updated 4, suppressed 0, no longer produced 0"
+    assert ingests[0].note == "inserted 0, updated 3, suppressed 0, no longer produced 0"
 
 
-def test_store_republish_keeps_items_no_longer_produced(store: ReviewStore):
-    store.upsert_day(D1, flags(flag("f1"), flag("f2")), NO_ANOMALIES)
-    store.set_status(["f2"], "false_positive", "alice")
-    counts = store.upsert_day(D1, flags(flag("f1")), NO_ANOMALIES)
+def test_store_republish_keeps_alerts_no_longer_produced(store: ReviewStore):
+    store.upsert_day(D1, alerts(alert(), alert(rule="SIGNIN_REVOKED")))
+    gone = rule_alert_id(D1, "app-chat", "SIGNIN_REVOKED")
+    store.set_status([gone], "false_positive", "alice")
+    counts = store.upsert_day(D1, alerts(alert()))
     assert counts == {"inserted": 0, "updated": 1, "suppressed": 0}
-    assert store.item("f2").status == "false_positive"
+    assert store.alert(gone).status == "false_positive"
     assert store.audit_trail(limit=1)[0].note.endswith("no longer produced 1")
 
 
-def test_store_redelivered_flag_keeps_its_earliest_day(store: ReviewStore):
-    store.upsert_day(D2, flags(flag("f1", day=D2)), NO_ANOMALIES)
-    store.upsert_day(D1, flags(flag("f1", day=D1)), NO_ANOMALIES)
-    store.upsert_day(D2, flags(flag("f1", day=D2)), NO_ANOMALIES)
-    assert store.item("f1").day == D1
-    assert store.items(ItemFilter()).total == 1
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (alert(day=D2), "is of 2026-03-11, not 2026-03-10"),
+        (alert(kind="flag"), "unknown kind 'flag'"),
+        (alert(severity="HIGH"), "unknown severity 'HIGH'"),
+    ],
+)
+def test_store_upsert_refuses_rows_that_are_not_the_days_alerts(store, row, message):
+    with pytest.raises(ValueError, match=message):
+        store.upsert_day(D1, alerts(row))
+    assert store.alerts(AlertFilter(include_suppressed=True)).total == 0
+
+
+def test_store_evidence_that_is_not_a_json_object_is_kept_as_text(store: ReviewStore):
+    store.upsert_day(D1, alerts(alert(evidence="not json {")))
+    assert store.alert(A1).evidence == {"text": "not json {"}
 
 
 @pytest.mark.parametrize(
     ("path", "target"),
     [
-        (["triaged"], "triaged"),
-        ([], "new"),
         (["confirmed"], "resolved"),
         (["resolved"], "false_positive"),
-        (["triaged", "confirmed"], "confirmed"),
+        (["triaged", "confirmed"], "new"),
     ],
 )
 def test_store_set_status_refuses_transitions_outside_the_lifecycle(
     store: ReviewStore, path: list[str], target: str
 ):
-    store.upsert_day(D1, flags(flag("f1")), NO_ANOMALIES)
+    store.upsert_day(D1, alerts(alert()))
     for status in path:
-        store.set_status(["f1"], status, "alice")
+        store.set_status([A1], status, "alice")
     with pytest.raises(InvalidTransition, match=f"to {target}"):
-        store.set_status(["f1"], target, "alice")
-    assert store.item("f1").version == 1 + len(path)
+        store.set_status([A1], target, "alice")
+    assert store.alert(A1).version == 1 + len(path)
 
 
 def test_store_set_status_follows_the_lifecycle_and_reopens(store: ReviewStore):
-    store.upsert_day(D1, flags(flag("f1"), flag("f2")), NO_ANOMALIES)
-    assert store.set_status(["f1", "f2"], "triaged", "alice") == 2
-    assert store.set_status(["f1"], "resolved", "bob", note="partner fixed it") == 1
-    assert store.set_status(["f1"], "triaged", "carol") == 1
-    assert store.item("f1").version == 4
-    trail = store.audit_trail("f1")
-    assert [(e.actor, e.from_value, e.to_value, e.note) for e in reversed(trail)] == [
-        ("alice", "new", "triaged", None),
-        ("bob", "triaged", "resolved", "partner fixed it"),
-        ("carol", "resolved", "triaged", None),
+    other = rule_alert_id(D1, "app-chat", "SIGNIN_REVOKED")
+    store.upsert_day(D1, alerts(alert(), alert(rule="SIGNIN_REVOKED")))
+    assert store.set_status([A1, other], "triaged", "alice") == 2
+    assert store.set_status([A1], "triaged", "alice") == 0  # already there: nothing to record
+    assert store.set_status([A1], "resolved", "bob", note="partner fixed it") == 1
+    assert store.set_status([A1], "triaged", "carol") == 1
+    assert store.alert(A1).version == 4
+    trail = store.audit_trail(A1)
+    assert [(e.actor, e.from_value, e.to_value, e.note, e.via) for e in reversed(trail)] == [
+        ("alice", "new", "triaged", None, "selection of 2"),
+        ("bob", "triaged", "resolved", "partner fixed it", None),
+        ("carol", "resolved", "triaged", None, None),
     ]
     with pytest.raises(InvalidTransition, match="unknown status"):
-        store.set_status(["f1"], "closed", "alice")
+        store.set_status([A1], "closed", "alice")
 
 
-def test_store_unknown_item(store: ReviewStore):
+def test_store_unknown_alert_or_series(store: ReviewStore):
     with pytest.raises(UnknownItem, match="nope"):
-        store.item("nope")
+        store.alert("nope")
     with pytest.raises(UnknownItem):
         store.set_status(["nope"], "triaged", "alice")
     with pytest.raises(UnknownItem):
-        store.add_note("bad\x00id", "text", "alice")
+        store.add_note(["bad\x00id"], "text", "alice")
+    with pytest.raises(UnknownItem):
+        store.series("nope")
+    with pytest.raises(UnknownItem):
+        store.set_status([], "triaged", "alice", series_ids=["nope"])
+    with pytest.raises(TypeError):
+        store.set_status(A1, "triaged", "alice")  # type: ignore[arg-type]
 
 
 def test_store_expected_version_refuses_a_stale_change(store: ReviewStore):
-    store.upsert_day(D1, flags(flag("f1")), NO_ANOMALIES)
-    seen = store.item("f1").version
-    store.assign(["f1"], "bob", "alice")
+    store.upsert_day(D1, alerts(alert()))
+    seen = store.alert(A1).version
+    store.assign([A1], "bob", "alice")
     with pytest.raises(StaleItem, match="reload"):
-        store.set_status(["f1"], "triaged", "carol", expected_version=seen)
-    assert store.item("f1").status == "new"
-    store.set_status(["f1"], "triaged", "carol", expected_version=seen + 1)
-    assert store.item("f1").status == "triaged"
+        store.set_status([A1], "triaged", "carol", expected_version=seen)
+    assert store.alert(A1).status == "new"
+    store.set_status([A1], "triaged", "carol", expected_version=seen + 1)
+    assert store.alert(A1).status == "triaged"
 
 
 def test_store_two_reviewers_with_the_same_version_one_wins(store_url: str):
     first, second = ReviewStore.open(store_url), ReviewStore.open(store_url)
-    first.upsert_day(D1, flags(flag("f1")), NO_ANOMALIES)
-    version = first.item("f1").version
+    first.upsert_day(D1, alerts(alert()))
+    version = first.alert(A1).version
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 
     def review(store: ReviewStore, status: str) -> None:
         barrier.wait()
         try:
-            store.set_status(["f1"], status, status, expected_version=version)
+            store.set_status([A1], status, status, expected_version=version)
             outcomes.append("ok")
         except StaleItem:
             outcomes.append("stale")
@@ -180,15 +207,18 @@ def test_store_two_reviewers_with_the_same_version_one_wins(store_url: str):
     for thread in threads:
         thread.join()
     assert sorted(outcomes) == ["ok", "stale"]
-    assert len(status_chain(first, "f1")) == 1
-    assert first.item("f1").version == version + 1
+    assert len(status_chain(first, A1)) == 1
+    assert first.alert(A1).version == version + 1
     first.dispose()
     second.dispose()
 
 
-def test_store_concurrent_reviewers_lose_no_update(store_url: str):
+def test_store_concurrent_reviewers_of_a_series_lose_no_update(store_url: str):
     stores = [ReviewStore.open(store_url), ReviewStore.open(store_url)]
-    stores[0].upsert_day(D1, flags(flag("f1")), NO_ANOMALIES)
+    for day in (D1, D2):
+        stores[0].upsert_day(day, alerts(alert(day)))
+    series_id = stores[0].alert(A1).series_id
+    assert series_id is not None
     barrier = threading.Barrier(2)
     applied = [0, 0]
 
@@ -196,173 +226,302 @@ def test_store_concurrent_reviewers_lose_no_update(store_url: str):
         store = stores[n]
         closing = ("confirmed", "false_positive")[n]
         barrier.wait()
-        for _ in range(15):
-            current = store.item("f1").status
+        for _ in range(12):
+            current = store.alert(A1).status
             target = (
                 "triaged" if current in ("confirmed", "false_positive", "resolved") else closing
             )
             # InvalidTransition: the other reviewer moved it first and the check saw that
             with contextlib.suppress(InvalidTransition):
-                applied[n] += store.set_status(["f1"], target, f"reviewer{n}")
+                applied[n] += store.set_status([], target, f"r{n}", series_ids=[series_id])
 
     threads = [threading.Thread(target=review, args=(n,)) for n in (0, 1)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    chain = status_chain(stores[0], "f1")
-    assert len(chain) == sum(applied) >= 15
-    assert chain[0][0] == "new"
-    assert all(prev[1] == nxt[0] for prev, nxt in itertools.pairwise(chain))
-    final = stores[1].item("f1")
-    assert (final.status, final.version) == (chain[-1][1], 1 + len(chain))
+    for alert_id in (A1, rule_alert_id(D2, "app-chat", "NO_SIGNIN")):
+        chain = status_chain(stores[0], alert_id)
+        assert chain[0][0] == "new"
+        assert all(prev[1] == nxt[0] for prev, nxt in itertools.pairwise(chain))
+        final = stores[1].alert(alert_id)
+        assert (final.status, final.version) == (chain[-1][1], 1 + len(chain))
+    # both days moved together every time: the series was decided whole
+    assert sum(applied) == 2 * len(status_chain(stores[0], A1)) >= 24
     for store in stores:
         store.dispose()
 
 
 def test_store_assign_and_unassign(store: ReviewStore):
-    store.upsert_day(D1, flags(flag("f1"), flag("f2")), NO_ANOMALIES)
-    assert store.assign(["f1", "f2"], "bob", "alice") == 2
-    assert store.assign(["f1"], "bob", "alice") == 0
-    assert store.assign(["f1"], None, "alice") == 1
-    assert store.item("f1").assignee is None
-    trail = [(e.action, e.from_value, e.to_value) for e in reversed(store.audit_trail("f1"))]
+    other = rule_alert_id(D1, "app-chat", "SIGNIN_REVOKED")
+    store.upsert_day(D1, alerts(alert(), alert(rule="SIGNIN_REVOKED")))
+    assert store.assign([A1, other], "bob", "alice") == 2
+    assert store.assign([A1], "bob", "alice") == 0
+    assert store.assign([A1], None, "alice") == 1
+    assert store.alert(A1).assignee is None
+    trail = [(e.action, e.from_value, e.to_value) for e in reversed(store.audit_trail(A1))]
     assert trail == [("assign", None, "bob"), ("assign", "bob", None)]
-    assert store.items(ItemFilter(assignee="bob")).total == 1
+    assert store.alerts(AlertFilter(assignee="bob")).total == 1
 
 
-def items_of(store: ReviewStore, filt: ItemFilter, sort: str = "-day") -> list[str]:
-    return [item.item_id for item in store.items(filt, sort, per_page=500).items]
+@pytest.fixture
+def serial(store: ReviewStore) -> ReviewStore:
+    """app-chat NO_SIGNIN on D1, D2, D3 and again on D5 (a gap: a second series)."""
+    for day in (D1, D2, D3, D5):
+        store.upsert_day(day, alerts(alert(day), alert(day, app_id="app-video", rule="NO_SIGNIN")))
+    return store
+
+
+def series_ids(store: ReviewStore, app_id: str = "app-chat") -> list[str | None]:
+    listed = store.alerts(AlertFilter(app_id=app_id), sort="day", per_page=500).alerts
+    return [a.series_id for a in listed]
+
+
+def test_store_series_group_consecutive_days_of_one_app_and_rule(serial: ReviewStore):
+    ids = series_ids(serial)
+    assert ids[0] == ids[1] == ids[2] != ids[3]
+    series = serial.series(ids[0])  # type: ignore[arg-type]
+    assert ([a.day for a in series.alerts], series.start, series.end) == ([D1, D2, D3], D1, D3)
+    assert (series.app_id, series.rule, series.version, series.flags) == (
+        "app-chat",
+        "NO_SIGNIN",
+        3,
+        9,
+    )
+    assert set(series_ids(serial, "app-video")).isdisjoint(ids)
+    # filling the gap joins the two series; the later days take the earlier series' id
+    serial.upsert_day(D5 - timedelta(days=1), alerts(alert(D5 - timedelta(days=1))))
+    assert set(series_ids(serial)) == {ids[0]}
+
+
+def test_store_a_backfilled_earlier_day_renames_the_series_and_keeps_decisions(
+    serial: ReviewStore,
+):
+    first = series_ids(serial)[0]
+    assert first is not None
+    serial.set_status([], "confirmed", "alice", series_ids=[first])
+    serial.upsert_day(D1 - timedelta(days=1), alerts(alert(D1 - timedelta(days=1))))
+    renamed = series_ids(serial)
+    assert renamed[0] == renamed[3] != first
+    assert [
+        serial.alert(rule_alert_id(d, "app-chat", "NO_SIGNIN")).status for d in (D1, D2, D3)
+    ] == ["confirmed"] * 3
+
+
+def test_store_series_decisions_apply_to_every_day_and_check_the_series_version(
+    serial: ReviewStore,
+):
+    sid = series_ids(serial)[0]
+    assert sid is not None
+    seen = serial.series(sid).version
+    serial.assign([A1], "bob", "bob")  # one day changes: the series' version moves
+    with pytest.raises(StaleItem, match=f"series {sid} changed"):
+        serial.set_status([], "triaged", "alice", expected_version={sid: seen}, series_ids=[sid])
+    assert (
+        serial.set_status(
+            [], "triaged", "alice", expected_version={sid: seen + 1}, series_ids=[sid]
+        )
+        == 3
+    )
+    assert {a.status for a in serial.series(sid).alerts} == {"triaged"}
+    assert serial.add_note([], "partner says it is a test app", "alice", series_ids=[sid]) == 3
+    trail = serial.audit_trail(series_id=sid)
+    assert {(e.action, e.via) for e in trail} == {
+        ("status", f"series {sid}"),
+        ("note", f"series {sid}"),
+        ("assign", None),
+        ("ingest", None),
+    } - {("ingest", None)}
+    assert serial.assign([], "carol", "alice", series_ids=[sid]) == 3
+    # the other series and app were not touched
+    assert serial.alerts(AlertFilter(status="new")).total == 5
+
+
+def test_store_a_selection_of_alerts_and_series_is_decided_all_or_none(serial: ReviewStore):
+    sid = series_ids(serial)[0]
+    assert sid is not None
+    lone = rule_alert_id(D5, "app-chat", "NO_SIGNIN")
+    video = rule_alert_id(D1, "app-video", "NO_SIGNIN")
+    serial.set_status([video], "confirmed", "bob")
+    with pytest.raises(InvalidTransition, match=f"alert {video} cannot move from confirmed"):
+        serial.set_status([lone, video], "resolved", "alice", series_ids=[sid])
+    assert serial.alerts(AlertFilter(status="resolved")).total == 0
+    assert serial.set_status([lone, A1], "false_positive", "alice", series_ids=[sid]) == 4
+    assert {e.via for e in serial.audit_trail(lone) if e.action == "status"} == {"selection of 4"}
+    assert {e.via for e in serial.audit_trail(A1) if e.action == "status"} == {f"series {sid}"}
+
+
+def test_store_queue_shows_a_series_as_one_row(serial: ReviewStore):
+    serial.upsert_day(D1, alerts(alert(), alert(app_id="app-video"), behaviour_alert()))
+    page = serial.queue(AlertFilter(), sort="-day")
+    assert page.total == 5  # app-chat D1-D3, app-chat D5, app-video D1-D3, app-video D5, behaviour
+    keys = [(row.first.app_id, row.first.day, row.last.day, len(row.alerts)) for row in page.rows]
+    assert keys[:2] == [("app-chat", D5, D5, 1), ("app-video", D5, D5, 1)] or keys[:2] == [
+        ("app-video", D5, D5, 1),
+        ("app-chat", D5, D5, 1),
+    ]
+    assert sorted(keys[2:4]) == [("app-chat", D1, D3, 3), ("app-video", D1, D3, 3)]
+    assert keys[4] == (None, D1, D1, 1)
+    chat = next(r for r in page.rows if r.first.app_id == "app-chat" and len(r.alerts) == 3)
+    summary = (chat.flags, chat.users, chat.severity, chat.statuses, chat.series_days)
+    assert summary == (9, 2, "high", ["new"], 3)
+    assert chat.series_version == serial.series(chat.key).version == 3
+    # a filter keeps the days it matches; the row stays one row of the series, which it names
+    # whole (a decision on the row covers every day of the series)
+    serial.set_status([A1], "triaged", "alice")
+    triaged = serial.queue(AlertFilter(status="new", app_id="app-chat"))
+    assert [(len(r.alerts), r.series_days, r.series_version) for r in triaged.rows] == [
+        (1, 1, 1),
+        (2, 3, 4),
+    ]
+    assert [r.series_id for r in serial.queue(AlertFilter(kind="behaviour")).rows] == [None]
+    paged = [r.key for n in (1, 2, 3) for r in serial.queue(AlertFilter(), "-day", n, 2).rows]
+    assert paged == [r.key for r in page.rows]
 
 
 @pytest.fixture
 def queue(store: ReviewStore) -> ReviewStore:
     store.upsert_day(
         D1,
-        flags(
-            flag("a1", severity="medium", event_time=at(D1, 8)),
-            flag("a2", rule="SIGNIN_REVOKED", severity="critical", event_time=at(D1, 9)),
-            flag("a3", app_id="app-x", partner_id=None, rule="UNKNOWN_APP", event_time=at(D1, 7)),
+        alerts(
+            alert(severity="medium", flags=5, users=5),
+            alert(rule="SIGNIN_REVOKED", severity="critical", flags=1, users=1),
+            alert(app_id="app-x", partner_id=None, partner_name=None, rule="UNKNOWN_APP"),
+            behaviour_alert(score=0.7),
         ),
-        anomalies(anomaly(score=0.7)),
     )
     store.upsert_day(
         D2,
-        flags(flag("b1", day=D2, partner_id="p-video", app_id="app-video", severity="low")),
-        anomalies(anomaly(day=D2, score=0.95, partner_id="p-video")),
+        alerts(
+            alert(D2, app_id="app-video", partner_id="p-video", severity="low", flags=40),
+            behaviour_alert(D2, partner_id="p-video", score=0.95),
+        ),
     )
-    store.set_status(["a1"], "triaged", "alice")
-    store.assign(["a2"], "bob", "alice")
+    store.set_status([A1], "triaged", "alice")
+    store.assign([rule_alert_id(D1, "app-chat", "SIGNIN_REVOKED")], "bob", "alice")
     return store
 
 
-def test_store_items_filters(queue: ReviewStore):
-    anomaly_d1 = hashlib.md5(b"ANOMALY|partner_day|2026-03-10|p-chat||").hexdigest()
-    assert set(items_of(queue, ItemFilter(start=D1, end=D1))) == {"a1", "a2", "a3", anomaly_d1}
-    assert (
-        items_of(queue, ItemFilter(start=D2)) == sorted(items_of(queue, ItemFilter(start=D2)))[::-1]
-    )
-    assert set(items_of(queue, ItemFilter(partner_id="p-video", kind="flag"))) == {"b1"}
-    assert items_of(queue, ItemFilter(app_id="app-x")) == ["a3"]
-    assert items_of(queue, ItemFilter(rule="SIGNIN_REVOKED")) == ["a2"]
-    assert items_of(queue, ItemFilter(severity="critical")) == ["a2"]
-    assert items_of(queue, ItemFilter(status="triaged")) == ["a1"]
-    assert items_of(queue, ItemFilter(assignee="bob")) == ["a2"]
-    assert len(items_of(queue, ItemFilter(kind="anomaly"))) == 2
-    assert items_of(queue, ItemFilter(app_id="' OR 1=1 --")) == []
+def listed(store: ReviewStore, filt: AlertFilter, sort: str = "-day") -> list[str]:
+    return [a.alert_id for a in store.alerts(filt, sort, per_page=500).alerts]
+
+
+def test_store_alerts_filters(queue: ReviewStore):
+    revoked = rule_alert_id(D1, "app-chat", "SIGNIN_REVOKED")
+    assert len(listed(queue, AlertFilter(start=D1, end=D1))) == 4
+    assert listed(queue, AlertFilter(partner_id="p-video", kind="rule")) == [
+        rule_alert_id(D2, "app-video", "NO_SIGNIN")
+    ]
+    assert listed(queue, AlertFilter(app_id="app-x")) == [rule_alert_id(D1, "app-x", "UNKNOWN_APP")]
+    assert listed(queue, AlertFilter(rule="SIGNIN_REVOKED")) == [revoked]
+    assert listed(queue, AlertFilter(severity="critical")) == [revoked]
+    assert listed(queue, AlertFilter(status="triaged")) == [A1]
+    assert listed(queue, AlertFilter(assignee="bob")) == [revoked]
+    assert len(listed(queue, AlertFilter(kind="behaviour"))) == 2
+    assert len(listed(queue, AlertFilter(rule="partner_day"))) == 2
+    assert listed(queue, AlertFilter(app_id="' OR 1=1 --")) == []
+    sid = queue.alert(A1).series_id
+    assert listed(queue, AlertFilter(series_id=sid)) == [A1]
 
 
 @pytest.mark.parametrize("sort", SORTS)
-def test_store_items_sorts_with_item_id_tie_break(queue: ReviewStore, sort: str):
-    every = queue.items(ItemFilter(), sort, per_page=500).items
+def test_store_alerts_and_queue_sort_with_an_id_tie_break(queue: ReviewStore, sort: str):
+    every = queue.alerts(AlertFilter(), sort, per_page=500).alerts
     keys = {
-        "day": lambda i: (i.day.toordinal(),),
-        "severity": lambda i: (["low", "medium", "high", "critical"].index(i.severity),),
+        "day": lambda a: (a.day.toordinal(),),
+        "severity": lambda a: (["low", "medium", "high", "critical"].index(a.severity),),
+        "flags": lambda a: (a.flags,),
+        "users": lambda a: (a.users,),
         # nulls sort as the smallest values
-        "event_time": lambda i: (i.event_time is not None, i.event_time or at(D1)),
-        "partner_id": lambda i: (i.partner_id is not None, i.partner_id or ""),
-        "score": lambda i: (i.score is not None, i.score or 0.0),
+        "partner_id": lambda a: (a.partner_id is not None, a.partner_id or ""),
+        "score": lambda a: (a.score is not None, a.score or 0.0),
     }
     key = keys[sort.lstrip("-")]
-    expected = sorted(every, key=lambda i: (*key(i), i.item_id), reverse=sort.startswith("-"))
-    assert [i.item_id for i in every] == [i.item_id for i in expected]
-    for per_page in (1, 2, 4, 5):  # back-half pages are read from the other end
+    expected = sorted(every, key=lambda a: (*key(a), a.alert_id), reverse=sort.startswith("-"))
+    assert [a.alert_id for a in every] == [a.alert_id for a in expected]
+    # no series of two days here: a queue row is one alert, its ties broken by the row's key
+    rows = sorted(
+        every,
+        key=lambda a: (*key(a), a.series_id or a.alert_id),
+        reverse=sort.startswith("-"),
+    )
+    for per_page in (1, 2, 4, 5):
         paged = [
-            i.item_id
-            for page in range(1, 7)
-            for i in queue.items(ItemFilter(), sort, page=page, per_page=per_page).items
+            row.first.alert_id
+            for page in range(1, 8)
+            for row in queue.queue(AlertFilter(), sort, page=page, per_page=per_page).rows
         ]
-        assert paged == [i.item_id for i in expected], per_page
+        assert paged == [a.alert_id for a in rows], per_page
 
 
-def test_store_items_pages_past_the_end_are_empty(queue: ReviewStore):
-    page = queue.items(ItemFilter(), page=4, per_page=2)
-    assert (page.items, page.total, page.page) == ([], 6, 4)
-    assert queue.items(ItemFilter(), page=10**18, per_page=500).items == []
+def test_store_pages_past_the_end_are_empty(queue: ReviewStore):
+    page = queue.alerts(AlertFilter(), page=4, per_page=2)
+    assert (page.alerts, page.total, page.page) == ([], 6, 4)
+    assert queue.queue(AlertFilter(), page=10**9, per_page=500).rows == []
 
 
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda s: s.items(ItemFilter(), sort="-item_id; drop table x"), "unknown sort"),
-        (lambda s: s.items(ItemFilter(), page=0), "page must be"),
-        (lambda s: s.items(ItemFilter(), per_page=501), "per_page must be"),
-        (lambda s: ItemFilter(status="open"), "unknown status 'open'"),
-        (lambda s: ItemFilter(severity="HIGH"), "unknown severity"),
-        (lambda s: ItemFilter(kind="flags"), "unknown kind"),
-        (lambda s: ItemFilter(partner_id="p\x00"), "NUL"),
-        (lambda s: ItemFilter(start="2026-03-10"), "not a date"),  # type: ignore[arg-type]
+        (lambda s: s.alerts(AlertFilter(), sort="-alert_id; drop table x"), "unknown sort"),
+        (lambda s: s.queue(AlertFilter(), sort="-event_time"), "unknown sort"),
+        (lambda s: s.alerts(AlertFilter(), page=0), "page must be"),
+        (lambda s: s.queue(AlertFilter(), per_page=501), "per_page must be"),
+        (lambda s: AlertFilter(status="open"), "unknown status 'open'"),
+        (lambda s: AlertFilter(severity="HIGH"), "unknown severity"),
+        (lambda s: AlertFilter(kind="flag"), "unknown kind"),
+        (lambda s: AlertFilter(partner_id="p\x00"), "NUL"),
+        (lambda s: AlertFilter(start="2026-03-10"), "not a date"),  # type: ignore[arg-type]
     ],
 )
-def test_store_items_refuse_hostile_values_clearly(store: ReviewStore, call, message: str):
+def test_store_refuses_hostile_values_clearly(store: ReviewStore, call, message: str):
     with pytest.raises(ValueError, match=message):
         call(store)
 
 
-def test_store_iter_items_streams_every_match(queue: ReviewStore):
-    streamed = [i.item_id for i in queue.iter_items(ItemFilter(kind="flag"), "event_time")]
-    assert streamed == items_of(queue, ItemFilter(kind="flag"), "event_time")
+def test_store_iter_alerts_streams_every_match(queue: ReviewStore):
+    streamed = [a.alert_id for a in queue.iter_alerts(AlertFilter(kind="rule"), "flags")]
+    assert streamed == listed(queue, AlertFilter(kind="rule"), "flags")
     assert len(streamed) == 4
 
 
-def test_store_suppress_hides_new_matching_items_now_and_later(store: ReviewStore):
-    store.upsert_day(
-        D1,
-        flags(
-            flag("old", app_id="app-x", rule="SIGNIN_EXPIRED"),
-            flag("seen", app_id="app-x", rule="SIGNIN_EXPIRED"),
-            flag("other", app_id="app-x", rule="NO_SIGNIN"),
-        ),
-        NO_ANOMALIES,
+def test_store_suppress_hides_new_matching_alerts_now_and_later(store: ReviewStore):
+    old, seen = (
+        rule_alert_id(D1, "app-x", "SIGNIN_EXPIRED"),
+        rule_alert_id(D2, "app-x", "SIGNIN_EXPIRED"),
     )
-    store.set_status(["seen"], "triaged", "alice")
-    suppression = store.suppress("app-x", "SIGNIN_EXPIRED", D2, "known TTL bug", "alice")
-    assert (suppression.app_id, suppression.until, suppression.created_by) == ("app-x", D2, "alice")
-    assert store.item("old").suppressed_by == suppression.id
-    assert store.item("seen").suppressed_by is None
-    assert set(items_of(store, ItemFilter())) == {"seen", "other"}
+    other = rule_alert_id(D1, "app-x", "NO_SIGNIN")
+    store.upsert_day(
+        D1, alerts(alert(app_id="app-x", rule="SIGNIN_EXPIRED"), alert(app_id="app-x"))
+    )
+    store.upsert_day(D2, alerts(alert(D2, app_id="app-x", rule="SIGNIN_EXPIRED")))
+    store.set_status([seen], "triaged", "alice")
+    suppression = store.suppress("app-x", "SIGNIN_EXPIRED", D3, "known TTL bug", "alice")
+    assert (suppression.app_id, suppression.until, suppression.created_by) == ("app-x", D3, "alice")
+    assert store.alert(old).suppressed_by == suppression.id
+    assert store.alert(seen).suppressed_by is None
+    assert set(listed(store, AlertFilter())) == {seen, other}
 
-    counts = store.upsert_day(
-        D2, flags(flag("next", day=D2, app_id="app-x", rule="SIGNIN_EXPIRED")), NO_ANOMALIES
-    )
-    later = date(2026, 3, 12)
-    store.upsert_day(
-        later, flags(flag("after", day=later, app_id="app-x", rule="SIGNIN_EXPIRED")), NO_ANOMALIES
-    )
+    counts = store.upsert_day(D3, alerts(alert(D3, app_id="app-x", rule="SIGNIN_EXPIRED")))
+    later = D3 + timedelta(days=1)
+    store.upsert_day(later, alerts(alert(later, app_id="app-x", rule="SIGNIN_EXPIRED")))
     assert counts["suppressed"] == 1
-    assert set(items_of(store, ItemFilter())) == {"seen", "other", "after"}
-    assert set(items_of(store, ItemFilter(include_suppressed=True))) == {
-        "old",
-        "seen",
-        "other",
-        "next",
-        "after",
+    nxt, after = (rule_alert_id(d, "app-x", "SIGNIN_EXPIRED") for d in (D3, later))
+    assert set(listed(store, AlertFilter())) == {seen, other, after}
+    assert set(listed(store, AlertFilter(include_suppressed=True))) == {
+        old,
+        seen,
+        other,
+        nxt,
+        after,
     }
-    trail = store.audit_trail("next")
+    trail = store.audit_trail(nxt)
     assert [(e.action, e.to_value, e.note) for e in trail] == [
         ("suppress", str(suppression.id), "known TTL bug")
     ]
-    assert store.suppressions(active_on=D2) == [suppression]
+    store_wide = [e for e in store.audit_trail() if e.action == "suppress" and not e.alert_id]
+    assert [e.note for e in store_wide] == ["known TTL bug (1 alerts hidden)"]
+    assert store.suppressions(active_on=D3) == [suppression]
     assert store.suppressions(active_on=later) == []
     with pytest.raises(ValueError, match="reason"):
         store.suppress("app-x", "NO_SIGNIN", D2, " ", "alice")
@@ -370,16 +529,16 @@ def test_store_suppress_hides_new_matching_items_now_and_later(store: ReviewStor
 
 def test_store_overviews(queue: ReviewStore):
     assert queue.partner_counts("p-chat") == [
-        (D1, "ANOMALY", 1),
-        (D1, "NO_SIGNIN", 1),
+        (D1, "NO_SIGNIN", 5),
         (D1, "SIGNIN_REVOKED", 1),
+        (D1, "partner_day", 1),
     ]
     assert queue.partner_counts("p-video", start=D2, end=D2) == [
-        (D2, "ANOMALY", 1),
-        (D2, "NO_SIGNIN", 1),
+        (D2, "NO_SIGNIN", 40),
+        (D2, "partner_day", 1),
     ]
     assert queue.partners() == [("p-chat", 3, 3), ("p-video", 2, 2)]
-    queue.set_status(["a2"], "confirmed", "bob")
+    queue.set_status([rule_alert_id(D1, "app-chat", "SIGNIN_REVOKED")], "confirmed", "bob")
     assert queue.partners()[0] == ("p-chat", 2, 3)
     facets = queue.facets()
     assert facets["severity"] == ["low", "medium", "high", "critical"]
@@ -390,42 +549,67 @@ def test_store_overviews(queue: ReviewStore):
 
 
 def test_store_open_again_keeps_the_data(store_url: str, store: ReviewStore):
-    store.upsert_day(D1, flags(flag("f1")), NO_ANOMALIES)
+    store.upsert_day(D1, alerts(alert()))
     reopened = ReviewStore.open(store_url)
-    assert reopened.item("f1").item_id == "f1"
+    assert reopened.alert(A1).alert_id == A1
     reopened.dispose()
 
 
 def test_store_set_status_of_a_batch_is_all_or_none(store: ReviewStore):
-    store.upsert_day(D1, flags(flag("f1"), flag("f2"), flag("f3")), NO_ANOMALIES)
-    store.set_status(["f2"], "confirmed", "alice")
-    with pytest.raises(InvalidTransition, match="item f2 cannot move from confirmed to resolved"):
-        store.set_status(["f1", "f2", "f3"], "resolved", "bob")
+    ids = [rule_alert_id(D1, "app-chat", r) for r in ("NO_SIGNIN", "SIGNIN_REVOKED", "UNKNOWN_APP")]
+    store.upsert_day(
+        D1, alerts(*(alert(rule=r) for r in ("NO_SIGNIN", "SIGNIN_REVOKED", "UNKNOWN_APP")))
+    )
+    store.set_status([ids[1]], "confirmed", "alice")
+    with pytest.raises(InvalidTransition, match=f"alert {ids[1]} cannot move from confirmed"):
+        store.set_status(ids, "resolved", "bob")
     with pytest.raises(UnknownItem):
-        store.set_status(["f1", "zzz"], "triaged", "bob")
-    assert [store.item(i).status for i in ("f1", "f2", "f3")] == ["new", "confirmed", "new"]
+        store.set_status([ids[0], "zzz"], "triaged", "bob")
+    assert [store.alert(i).status for i in ids] == ["new", "confirmed", "new"]
 
 
 def test_store_keeps_identifiers_of_any_length(store: ReviewStore):
     """Partners' logs bound no identifier's length: a long one must not fail the day."""
-    long = {name: name[0] * 5000 for name in ("user_id", "app_id", "request_id", "resource")}
-    store.upsert_day(D1, flags(flag("f1", partner_id="p" * 5000, **long)), NO_ANOMALIES)
-    item = store.item("f1")
-    assert (item.partner_id, item.user_id, item.request_id) == (
-        "p" * 5000,
-        long["user_id"],
-        long["request_id"],
-    )
-    store.assign(["f1"], "a" * 5000, "reviewer-" + "r" * 5000)
-    assert store.item("f1").assignee == "a" * 5000
+    long_app = "a" * 5000
+    store.upsert_day(D1, alerts(alert(app_id=long_app, partner_id="p" * 5000)))
+    stored = store.alert(rule_alert_id(D1, long_app, "NO_SIGNIN"))
+    assert (stored.partner_id, stored.app_id) == ("p" * 5000, long_app)
+    store.assign([stored.alert_id], "a" * 5000, "reviewer-" + "r" * 5000)
+    assert store.alert(stored.alert_id).assignee == "a" * 5000
 
 
-def test_store_per_item_versions_are_checked_all_or_none(store: ReviewStore):
-    store.upsert_day(D1, flags(flag("f1"), flag("f2")), NO_ANOMALIES)
-    store.set_status(["f2"], "triaged", "bob")  # f2 is now at version 2
-    shown = {"f1": 1, "f2": 1}  # a queue page from before bob's change
-    with pytest.raises(StaleItem, match="item f2 changed"):
+def test_store_per_alert_versions_are_checked_all_or_none(store: ReviewStore):
+    other = rule_alert_id(D1, "app-chat", "SIGNIN_REVOKED")
+    store.upsert_day(D1, alerts(alert(), alert(rule="SIGNIN_REVOKED")))
+    store.set_status([other], "triaged", "bob")  # now at version 2
+    shown = {A1: 1, other: 1}  # a queue page from before bob's change
+    with pytest.raises(StaleItem, match=f"alert {other} changed"):
         store.set_status(list(shown), "confirmed", "rita", expected_version=shown)
-    assert [store.item(i).status for i in ("f1", "f2")] == ["new", "triaged"]
-    current = {"f1": 1, "f2": 2}
+    assert [store.alert(i).status for i in (A1, other)] == ["new", "triaged"]
+    current = {A1: 1, other: 2}
     assert store.assign(list(current), "rita", "rita", expected_version=current) == 2
+
+
+def test_store_empty_day_publishes_nothing(store: ReviewStore):
+    assert store.upsert_day(D1, NO_ALERTS) == {"inserted": 0, "updated": 0, "suppressed": 0}
+    assert store.queue(AlertFilter()).total == 0
+
+
+def test_store_growth_per_day_is_small_on_sqlite(tmp_path):
+    """Thirty days of 400 alerts each (40 apps x 8 rules + 80 behaviour alerts, a busy platform)
+    add well under 5 MB a day: the store holds alerts, not flags."""
+    path = tmp_path / "growth.db"
+    store = ReviewStore.open(f"sqlite:///{path}")
+    rules = ("NO_SIGNIN", "SIGNIN_REVOKED", "SIGNIN_EXPIRED", "SCOPE_NOT_GRANTED",
+             "UNKNOWN_APP", "AFTER_PARTNERSHIP_END", "BEFORE_PARTNERSHIP_START",
+             "SCOPE_NOT_IN_PARTNERSHIP")  # fmt: skip
+    start = path.stat().st_size
+    for n in range(30):
+        day = date(2026, 3, 1) + timedelta(days=n)
+        rows = [alert(day, app_id=f"app-{a}", rule=r) for a in range(40) for r in rules]
+        rows += [behaviour_alert(day, partner_id=f"p-{p}") for p in range(80)]
+        store.upsert_day(day, alerts(*rows))
+    store.dispose()
+    wal = path.with_name(path.name + "-wal")
+    size = path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+    assert (size - start) / 30 < 5 * 1024 * 1024

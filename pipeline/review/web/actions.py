@@ -22,9 +22,10 @@ from pipeline.review.web.auth import Principal
 from pipeline.review.web.csrf import require_csrf
 from pipeline.review.web.deps import base_path, current_reviewer, flash, store_of
 
-MAX_BULK = 500  # a queue page holds at most this many items
-MAX_VERSION = 9_999_999  # forms carry versions of at most seven digits
-TICKED = re.compile(r"([0-9a-f]{32}):([0-9]{1,7})")  # a queue checkbox: <item_id>:<version>
+MAX_BULK = 500  # a queue page holds at most this many rows
+MAX_VERSION = 999_999_999  # forms carry versions of at most nine digits (a series': a sum)
+# a queue checkbox: a:<alert_id>:<version> or s:<series_id>:<series version>
+TICKED = re.compile(r"([as]):([0-9a-f]{32}):([0-9]{1,9})")
 
 
 async def reviewer_with_csrf(request: Request) -> Principal:
@@ -39,15 +40,15 @@ Reviewer = Annotated[Principal, Depends(reviewer_with_csrf)]
 
 
 @contextmanager
-def _refusals(retry: str) -> Iterator[None]:
-    """The store's refusals of a change to one item as the answers the form gets."""
+def _refusals(retry: str, what: str = "alert") -> Iterator[None]:
+    """The store's refusals of a change as the answers the form gets."""
     try:
         yield
     except UnknownItem:
-        raise HTTPException(404, "no such item") from None
+        raise HTTPException(404, f"no such {what}") from None
     except StaleItem:
         raise HTTPException(
-            409, f"someone changed this item meanwhile: reload and {retry}"
+            409, f"someone changed this {what} meanwhile: reload and {retry}"
         ) from None
     except InvalidTransition as exc:
         raise params.BadInput(f"status: {exc}") from None
@@ -57,31 +58,36 @@ def _changed(request: Request) -> None:
     request.app.state.facets.invalidate()
 
 
-def _checked_item_id(item_id: str) -> str:
-    checked = params.item_id(item_id)
+def _checked(value: str, what: str) -> str:
+    checked = params.alert_id(value)
     if checked is None:
-        raise HTTPException(404, "no such item")
+        raise HTTPException(404, f"no such {what}")
     return checked
 
 
-def _to_item(request: Request, item_id: str) -> RedirectResponse:
-    return RedirectResponse(f"{base_path(request)}/items/{item_id}", status_code=303)
+def _page_of(request: Request, kind: str, target: str) -> RedirectResponse:
+    return RedirectResponse(f"{base_path(request)}/{kind}/{target}", status_code=303)
 
 
-@router.post("/items/{item_id}/status")
+def _status_of(status: str) -> str:
+    new_status = params.choice("status", status, STATUSES)
+    if new_status is None:
+        raise params.BadInput("status: choose one")
+    return new_status
+
+
+@router.post("/alerts/{alert_id}/status")
 def set_status(
     request: Request,
-    item_id: str,
+    alert_id: str,
     user: Reviewer,
     status: Annotated[str, Form()],
     version: Annotated[str, Form()],
     note: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
-    """Decide one item; refused if someone changed it since the page was loaded."""
-    checked = _checked_item_id(item_id)
-    new_status = params.choice("status", status, STATUSES)
-    if new_status is None:
-        raise params.BadInput("status: choose one")
+    """Decide one alert; refused if someone changed it since the page was loaded."""
+    checked = _checked(alert_id, "alert")
+    new_status = _status_of(status)
     expected = params.integer("version", version, low=0, high=MAX_VERSION, default=0)
     with _refusals("decide again"):
         store_of(request).set_status(
@@ -93,41 +99,104 @@ def set_status(
         )
     _changed(request)
     flash(request, f"Status set to {new_status.replace('_', ' ')}.")
-    return _to_item(request, checked)
+    return _page_of(request, "alerts", checked)
 
 
-@router.post("/items/{item_id}/assign")
+@router.post("/alerts/{alert_id}/assign")
 def assign(
     request: Request,
-    item_id: str,
+    alert_id: str,
     user: Reviewer,
     version: Annotated[str, Form()],
     assignee: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
-    """Assign one item to someone (empty: unassign); refused if it changed since the page."""
-    checked = _checked_item_id(item_id)
+    """Assign one alert to someone (empty: unassign); refused if it changed since the page."""
+    checked = _checked(alert_id, "alert")
     who = params.text("assignee", assignee)
     expected = params.integer("version", version, low=0, high=MAX_VERSION, default=0)
     with _refusals("assign again"):
         store_of(request).assign([checked], who, actor=user.name, expected_version=expected)
     _changed(request)
     flash(request, f"Assigned to {who}." if who else "Unassigned.")
-    return _to_item(request, checked)
+    return _page_of(request, "alerts", checked)
 
 
-@router.post("/items/{item_id}/note")
+@router.post("/alerts/{alert_id}/note")
 def add_note(
-    request: Request, item_id: str, user: Reviewer, note: Annotated[str, Form()]
+    request: Request, alert_id: str, user: Reviewer, note: Annotated[str, Form()]
 ) -> RedirectResponse:
-    """Add a note to one item's audit trail."""
-    checked = _checked_item_id(item_id)
+    """Add a note to one alert's audit trail."""
+    checked = _checked(alert_id, "alert")
     text = params.note("note", note)
     if text is None:
         raise params.BadInput("note: write something")
     with _refusals("write the note again"):
-        store_of(request).add_note(checked, text, actor=user.name)
+        store_of(request).add_note([checked], text, actor=user.name)
     flash(request, "Note added.")
-    return _to_item(request, checked)
+    return _page_of(request, "alerts", checked)
+
+
+@router.post("/series/{series_id}/status")
+def set_series_status(
+    request: Request,
+    series_id: str,
+    user: Reviewer,
+    status: Annotated[str, Form()],
+    version: Annotated[str, Form()],
+    note: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    """Decide every day of a series at once; refused if any day changed since the page."""
+    checked = _checked(series_id, "series")
+    new_status = _status_of(status)
+    expected = params.integer("version", version, low=0, high=MAX_VERSION, default=0)
+    with _refusals("decide again", "series"):
+        changed = store_of(request).set_status(
+            [],
+            new_status,
+            actor=user.name,
+            note=params.note("note", note),
+            expected_version={checked: expected},
+            series_ids=[checked],
+        )
+    _changed(request)
+    flash(request, f"{changed} day(s) of the series set to {new_status.replace('_', ' ')}.")
+    return _page_of(request, "series", checked)
+
+
+@router.post("/series/{series_id}/assign")
+def assign_series(
+    request: Request,
+    series_id: str,
+    user: Reviewer,
+    version: Annotated[str, Form()],
+    assignee: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    """Assign every day of a series (empty: unassign); refused if any day changed."""
+    checked = _checked(series_id, "series")
+    who = params.text("assignee", assignee)
+    expected = params.integer("version", version, low=0, high=MAX_VERSION, default=0)
+    with _refusals("assign again", "series"):
+        store_of(request).assign(
+            [], who, actor=user.name, expected_version={checked: expected}, series_ids=[checked]
+        )
+    _changed(request)
+    flash(request, f"Series assigned to {who}." if who else "Series unassigned.")
+    return _page_of(request, "series", checked)
+
+
+@router.post("/series/{series_id}/note")
+def add_series_note(
+    request: Request, series_id: str, user: Reviewer, note: Annotated[str, Form()]
+) -> RedirectResponse:
+    """Add a note to the trail of every day of a series."""
+    checked = _checked(series_id, "series")
+    text = params.note("note", note)
+    if text is None:
+        raise params.BadInput("note: write something")
+    with _refusals("write the note again", "series"):
+        store_of(request).add_note([], text, actor=user.name, series_ids=[checked])
+    flash(request, "Note added to every day of the series.")
+    return _page_of(request, "series", checked)
 
 
 def _queue_return(request: Request, query: str) -> str:
@@ -135,17 +204,21 @@ def _queue_return(request: Request, query: str) -> str:
     return f"{base_path(request)}/queue?{params.queue_return(query)}"
 
 
-def _ticked(values: list[str]) -> dict[str, int]:
-    """item_id → the version its queue page showed, from checkbox values `<item_id>:<version>`."""
-    ticked: dict[str, int] = {}
+def _ticked(values: list[str]) -> tuple[list[str], list[str], dict[str, int]]:
+    """Alert ids, series ids and the version each showed, from checkbox values
+    `a:<alert_id>:<version>` and `s:<series_id>:<version>`."""
+    alerts: list[str] = []
+    series: list[str] = []
+    versions: dict[str, int] = {}
     for value in values:
         match = TICKED.fullmatch(value)
         if match is None:
-            raise params.BadInput(f"item_id: {value[:60]!r} is not <item id>:<version>")
-        item_id, version = match.group(1), int(match.group(2))
-        if ticked.setdefault(item_id, version) != version:
-            raise params.BadInput(f"item_id: {item_id} is ticked with two versions")
-    return ticked
+            raise params.BadInput(f"alert_id: {value[:80]!r} is not a:<alert id>:<version>")
+        kind, target, version = match.group(1), match.group(2), int(match.group(3))
+        if versions.setdefault(target, version) != version:
+            raise params.BadInput(f"alert_id: {target} is ticked with two versions")
+        (series if kind == "s" else alerts).append(target)
+    return sorted(set(alerts)), sorted(set(series)), versions
 
 
 @router.post("/bulk")
@@ -153,40 +226,50 @@ def bulk(
     request: Request,
     user: Reviewer,
     action: Annotated[str, Form()],
-    item_id: Annotated[list[str] | None, Form()] = None,
+    alert_id: Annotated[list[str] | None, Form()] = None,
     status: Annotated[str, Form()] = "",
     assignee: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "",
     back: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
-    """Set the status of, or assign, the items ticked on a queue page: all or none, and only
-    if none changed since the page showed it."""
+    """Set the status of, assign, or note the alerts and series ticked on a queue page: all or
+    none, and only if none changed since the page showed it."""
     target = _queue_return(request, back)
-    values = item_id or []
+    values = alert_id or []
     if not values:
-        flash(request, "Tick at least one item first.", "error")
+        flash(request, "Tick at least one alert or series first.", "error")
         return RedirectResponse(target, status_code=303)
     if len(values) > MAX_BULK:
-        raise params.BadInput(f"item_id: at most {MAX_BULK} items at once")
-    ticked = _ticked(values)
+        raise params.BadInput(f"alert_id: at most {MAX_BULK} at once")
+    alerts, series, versions = _ticked(values)
     store = store_of(request)
     try:
         if action == "status":
-            new_status = params.choice("status", status, STATUSES)
-            if new_status is None:
-                raise params.BadInput("status: choose one")
-            text = params.note("note", note)
-            # one store call, one transaction: every item moves, or none does
+            new_status = _status_of(status)
+            # one store call, one transaction: every alert moves, or none does
             changed = store.set_status(
-                list(ticked), new_status, actor=user.name, note=text, expected_version=ticked
+                alerts,
+                new_status,
+                actor=user.name,
+                note=params.note("note", note),
+                expected_version=versions,
+                series_ids=series,
             )
             done = f"set to {new_status.replace('_', ' ')}"
         elif action == "assign":
             who = params.text("assignee", assignee)
-            changed = store.assign(list(ticked), who, actor=user.name, expected_version=ticked)
+            changed = store.assign(
+                alerts, who, actor=user.name, expected_version=versions, series_ids=series
+            )
             done = f"assigned to {who}" if who else "unassigned"
+        elif action == "note":
+            text = params.note("note", note)
+            if text is None:
+                raise params.BadInput("note: write something")
+            changed = store.add_note(alerts, text, actor=user.name, series_ids=series)
+            done = "noted"
         else:
-            raise params.BadInput("action: must be status or assign")
+            raise params.BadInput("action: must be status, assign or note")
     except UnknownItem as exc:
         raise HTTPException(404, f"{exc}: nothing was changed") from None
     except StaleItem as exc:
@@ -195,7 +278,15 @@ def bulk(
         flash(request, f"Nothing changed: {exc}", "error")
         return RedirectResponse(target, status_code=303)
     _changed(request)
-    flash(request, f"{changed} of {len(ticked)} item(s) {done}.")
+    picked = ", ".join(
+        part
+        for part in (
+            f"{len(alerts)} alert(s)" if alerts else "",
+            f"{len(series)} series" if series else "",
+        )
+        if part
+    )
+    flash(request, f"{changed} alert(s) {done} (ticked: {picked}).")
     return RedirectResponse(target, status_code=303)
 
 
@@ -210,7 +301,7 @@ def add_suppression(
 ) -> RedirectResponse:
     """Suppress a rule for an app until a day (e.g. a partner's known, agreed migration)."""
     app = params.text("app_id", app_id)
-    chosen_rule = params.choice("rule", rule, params.ITEM_RULES)
+    chosen_rule = params.choice("rule", rule, params.ALERT_RULES)
     last_day = params.day("until", until)
     why = params.note("reason", reason)
     if app is None or chosen_rule is None or last_day is None or why is None:

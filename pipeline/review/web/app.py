@@ -5,30 +5,44 @@ from __future__ import annotations
 import logging
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+import anyio.to_thread
+from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.sessions import SessionMiddleware
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pipeline.config import Settings
+from pipeline.errors import ConfigError
+from pipeline.review.audit_chain import acting_from
+from pipeline.review.login_throttle import LoginThrottle
+from pipeline.review.secret_strength import secret_problem
+from pipeline.review.sessions import SessionStore, engine_of
 from pipeline.review.store import ReviewStore
 from pipeline.review.web import actions, export, login, pages
-from pipeline.review.web.auth import SESSION_LIFETIME_SECONDS, Authenticator, StandaloneAuth
-from pipeline.review.web.deps import LoginRequired, render
+from pipeline.review.web.auth import Authenticator, Principal, StandaloneAuth
+from pipeline.review.web.deps import (
+    LoginRequired,
+    audit_event,
+    client_address,
+    current_principal,
+    render,
+    web_origin,
+)
 from pipeline.review.web.facets import FacetCache
 from pipeline.review.web.headers import SecurityHeadersMiddleware
 from pipeline.review.web.params import BadInput
+from pipeline.review.web.session_middleware import COOKIE, ServerSessionMiddleware
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
-SESSION_COOKIE = "access_audit_session"
+SESSION_COOKIE = COOKIE
+RECORDED_REFUSALS = (403, 409)
 
 
 def _wants_html(request: Request) -> bool:
@@ -64,12 +78,60 @@ def _install_error_pages(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code in RECORDED_REFUSALS:
+            await _record_refusal(request, exc.status_code, str(exc.detail))
         return _error_page(request, exc.status_code, str(exc.detail))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("%s %s failed", request.method, request.url.path)
         return PlainTextResponse("internal error (logged)", status_code=500)
+
+
+async def _record_refusal(request: Request, status: int, reason: str) -> None:
+    """A refusal of a logged-in user goes to the audit trail; one of an anonymous visitor only
+    to the log (anyone could otherwise grow the append-only trail without end)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    what = f"{status} {request.method} {request.url.path}"
+    if principal is None:
+        log.warning("refused %s from %s: %s", what, client_address(request), reason)
+        return
+    await anyio.to_thread.run_sync(
+        lambda: audit_event(request, "refused", principal.name, to_value=what, note=reason)
+    )
+
+
+def record_export(
+    request: Request, principal: Annotated[Principal, Depends(current_principal)]
+) -> None:
+    """Every CSV export is recorded with its filter, before the first row is sent."""
+    audit_event(request, "export", principal.name, to_value=request.url.query or "(all)")
+
+
+class AuditOriginMiddleware:
+    """Audit rows written while a request is served say which address it came from."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with acting_from(web_origin(HTTPConnection(scope))):
+            await self.app(scope, receive, send)
+
+
+def session_key(configured: str) -> str:
+    """The secret keying CSRF tokens: the configured one if strong enough (ConfigError with a
+    one-line reason if not), else a random one for this process."""
+    if not configured:
+        log.warning("review_session_secret is unset: open forms stop working at each restart")
+        return secrets.token_urlsafe(32)
+    problem = secret_problem(configured)
+    if problem is not None:
+        raise ConfigError(problem)
+    return configured
 
 
 class ReviewApp(FastAPI):
@@ -96,25 +158,28 @@ def create_app(
     )
     app.state.framed = framed
     app.state.settings = settings
+    secret = session_key(session_secret or settings.review_session_secret)
+    app.state.csrf_key = secret.encode()
     app.state.store = store if store is not None else ReviewStore.open(settings.review_db)
-    app.state.auth = auth if auth is not None else StandaloneAuth(settings.review_users)
+    sessions = SessionStore(engine_of(app.state.store))
+    app.state.sessions = sessions
+    app.state.throttle = LoginThrottle(engine_of(app.state.store))
+    app.state.auth = auth if auth is not None else StandaloneAuth(settings.review_users, sessions)
     app.state.facets = FacetCache()
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["label"] = lambda value: str(value).replace("_", " ")
     app.state.templates = templates
-    secret = session_secret or settings.review_session_secret or secrets.token_urlsafe(32)
     app.add_middleware(
-        SessionMiddleware,
-        secret_key=secret,
-        session_cookie=SESSION_COOKIE,
-        max_age=SESSION_LIFETIME_SECONDS,
-        same_site="lax",
+        ServerSessionMiddleware,
+        sessions=sessions,
         https_only=settings.review_url.startswith("https://"),
     )
+    app.add_middleware(AuditOriginMiddleware)
     _install_error_pages(app)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    for module in (login, pages, actions, export):
+    for module in (login, pages, actions):
         app.include_router(module.router)
+    app.include_router(export.router, dependencies=[Depends(record_export)])
     return app
 
 

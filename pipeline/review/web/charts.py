@@ -81,11 +81,13 @@ class TimeScale:
         return ticks
 
 
+MAX_ACCESS_LINES = 20  # more flagged accesses are marked by dots alone
+
+
 def _domain(timeline: Timeline) -> tuple[datetime, datetime]:
     points = timeline.instants()
     if not points:
-        now_ish = timeline.access_time or datetime(2000, 1, 1, tzinfo=UTC)
-        points = [now_ish]
+        points = [datetime(2000, 1, 1, tzinfo=UTC)]
     lo, hi = min(points), max(points)
     for period in timeline.periods:
         for edge in (period.start, period.end):
@@ -97,7 +99,7 @@ def _domain(timeline: Timeline) -> tuple[datetime, datetime]:
 
 def timeline_chart(timeline: Timeline, width: int = 960) -> Chart:
     """Partnership periods, sign-in spans (to revoke, re-grant or TTL expiry), revocations and
-    the flagged access on one time axis."""
+    the flagged accesses on one time axis."""
     left, right = 120, width - 45
     rows = {"period": 34, "grant": 74, "access": 114}
     axis_y = 140
@@ -144,15 +146,19 @@ def timeline_chart(timeline: Timeline, width: int = 960) -> Chart:
                 f"Revoked {_fmt(moment)}",
             )
         )
-    if timeline.access_time is not None:
-        x = scale.x(timeline.access_time)
-        shapes.append(Shape("line", "tl-access-line", {"x1": x, "y1": 16, "x2": x, "y2": axis_y}))
+    accesses = timeline.access_times
+    for moment in accesses:
+        x = scale.x(moment)
+        if len(accesses) <= MAX_ACCESS_LINES:
+            shapes.append(
+                Shape("line", "tl-access-line", {"x1": x, "y1": 16, "x2": x, "y2": axis_y})
+            )
         shapes.append(
             Shape(
                 "circle",
                 "tl-access",
-                {"cx": x, "cy": rows["access"], "r": 7},
-                f"The flagged access {_fmt(timeline.access_time)}",
+                {"cx": x, "cy": rows["access"], "r": 7 if len(accesses) <= MAX_ACCESS_LINES else 4},
+                f"Flagged access {_fmt(moment)}",
             )
         )
     counts = {
@@ -160,12 +166,17 @@ def timeline_chart(timeline: Timeline, width: int = 960) -> Chart:
         "grants": sum(s.cls == "tl-grant" for s in shapes),
         "revocations": sum(s.cls == "tl-revoke" for s in shapes),
         "expiries": sum(s.cls == "tl-expiry" for s in shapes),
+        "accesses": len(accesses),
     }
     summary = (
         f"Timeline of user {timeline.user_id} and app {timeline.app_id}: "
         f"{counts['periods']} partnership period(s), {counts['grants']} sign-in(s), "
         f"{counts['revocations']} revocation(s), {counts['expiries']} TTL expiry(ies)"
-        + (f", flagged access at {_fmt(timeline.access_time)}" if timeline.access_time else "")
+        + (
+            f", {len(accesses)} flagged access(es) from {_fmt(accesses[0])} to {_fmt(accesses[-1])}"
+            if accesses
+            else ""
+        )
     )
     legend = [
         ("tl-period", "partnership period"),
@@ -230,7 +241,8 @@ RULE_CLASSES = {
     "SIGNIN_REVOKED": "r5",
     "SIGNIN_EXPIRED": "r6",
     "SCOPE_NOT_GRANTED": "r7",
-    "ANOMALY": "r8",
+    "partner_day": "r8",
+    "app_user_day": "r8",
 }
 
 
@@ -241,15 +253,59 @@ def _nice_ceiling(value: int) -> int:
     )
 
 
+def hour_chart(by_hour: Sequence[int], width: int = 960) -> Chart:
+    """An alert's flags by hour of the day (UTC) as 24 bars."""
+    left, right, top, bottom = 50, width - 20, 12, 150
+    counts = list(by_hour)[:24] + [0] * max(0, 24 - len(by_hour))
+    peak = _nice_ceiling(max(*counts, 1))
+    slot = (right - left) / 24
+    shapes: list[Shape] = []
+    for fraction in (0, 0.5, 1):
+        y = round(bottom - fraction * (bottom - top), 1)
+        shapes.append(Shape("line", "bar-grid", {"x1": left, "y1": y, "x2": right, "y2": y}))
+        shapes.append(
+            Shape(
+                "text",
+                "bar-tick",
+                {"x": left - 6, "y": y + 4, "text-anchor": "end"},
+                label=f"{peak * fraction:g}",
+            )
+        )
+    for hour, n in enumerate(counts):
+        height = n / peak * (bottom - top)
+        x = round(left + hour * slot + slot * 0.1, 1)
+        shapes.append(
+            Shape(
+                "rect",
+                "bar r1",
+                {"x": x, "y": round(bottom - height, 1), "width": round(slot * 0.8, 1),
+                 "height": round(height, 1)},
+                f"{hour:02}:00–{hour:02}:59 UTC: {n:,} flags",
+            )
+        )  # fmt: skip
+        if hour % 3 == 0:
+            shapes.append(
+                Shape(
+                    "text",
+                    "bar-tick",
+                    {"x": round(x + slot * 0.4, 1), "y": bottom + 16, "text-anchor": "middle"},
+                    label=f"{hour:02}h",
+                )
+            )
+    busiest = counts.index(max(counts))
+    summary = f"{sum(counts):,} flags by hour of the day (UTC), most in hour {busiest:02}"
+    return Chart(width, bottom + 30, shapes, [], summary, {"flags": sum(counts)})
+
+
 def rule_counts_chart(counts: Sequence[tuple[date, str, int]], width: int = 960) -> Chart:
-    """Counts by rule per day as stacked bars, one bar per day of the range."""
+    """Flags by rule per day as stacked bars, one bar per day of the range."""
     left, right, top, bottom = 50, width - 20, 12, 190
     per_day: dict[date, dict[str, int]] = defaultdict(dict)
     for day, rule, n in counts:
         per_day[day][rule] = per_day[day].get(rule, 0) + n
     shapes: list[Shape] = []
     if not per_day:
-        return Chart(width, bottom + 30, shapes, [], "No items for this partner", {})
+        return Chart(width, bottom + 30, shapes, [], "No alerts for this partner", {})
     first, last = min(per_day), max(per_day)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     peak = _nice_ceiling(max(sum(v.values()) for v in per_day.values()))
@@ -299,5 +355,5 @@ def rule_counts_chart(counts: Sequence[tuple[date, str, int]], width: int = 960)
     rules_present = sorted({rule for v in per_day.values() for rule in v}, key=rule_order)
     legend = [(f"bar {RULE_CLASSES.get(rule, 'r8')}", rule) for rule in rules_present]
     total = sum(sum(v.values()) for v in per_day.values())
-    summary = f"{total} items by rule per day, {first} to {last}"
+    summary = f"{total} flags by rule per day, {first} to {last}"
     return Chart(width, bottom + 30, shapes, legend, summary, {"days": len(days)})

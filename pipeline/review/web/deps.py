@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import HTTPException
 from fastapi.templating import Jinja2Templates
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse
 
+from pipeline.review.audit_chain import acting_from, record
+from pipeline.review.sessions import engine_of
 from pipeline.review.store import ReviewStore
 from pipeline.review.web.auth import Authenticator, Principal
 from pipeline.review.web.csrf import FORM_FIELD, csrf_token
@@ -43,9 +46,50 @@ async def current_reviewer(request: Request) -> Principal:
     return principal
 
 
-def store_of(request: Request) -> ReviewStore:
+def store_of(request: HTTPConnection) -> ReviewStore:
     store: ReviewStore = request.app.state.store
     return store
+
+
+def client_address(request: HTTPConnection) -> str | None:
+    """The peer's address (a proxy's own unless the server is told to trust its headers)."""
+    return request.client.host if request.client else None
+
+
+def audit_text(value: str, limit: int = 500) -> str:
+    """Text a visitor typed, fit for the audit trail: control characters (a NUL fails
+    PostgreSQL) shown as escapes, and cut to `limit` characters."""
+    cut = value[:limit]
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in cut)
+
+
+def web_origin(request: HTTPConnection) -> str:
+    """Where a web request's audit rows say they came from."""
+    return f"web {client_address(request) or 'unknown address'}"
+
+
+def audit_event(
+    request: HTTPConnection,
+    action: str,
+    actor: str,
+    to_value: str | None = None,
+    note: str | None = None,
+) -> None:
+    """Record a store-wide event of the UI (login, failure, logout, refusal, export) in the
+    audit trail, from a worker thread (it writes to the database)."""
+    store = store_of(request)
+    entry = {
+        "alert_id": None,
+        "item_id": None,
+        "actor": audit_text(actor, 200) or "(empty)",
+        "at": datetime.now(UTC),
+        "action": action,
+        "from_value": None,
+        "to_value": None if to_value is None else audit_text(to_value, 2000),
+        "note": None if note is None else audit_text(note),
+    }
+    with acting_from(web_origin(request)):
+        record(engine_of(store), [entry])
 
 
 def flash(request: Request, message: str, level: str = "info") -> None:

@@ -1,23 +1,23 @@
-"""The read-only pages: queue, item, partners, audit trail, suppressions."""
+"""The read-only pages: queue, alert, series, partners, audit trail, suppressions."""
 
 from __future__ import annotations
 
 import logging
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from pipeline.errors import UnknownItem
-from pipeline.review.store import SORTS, STATUSES, TRANSITIONS, Item, ItemFilter
+from pipeline.review.store import SORTS, STATUSES, TRANSITIONS, Alert, AlertFilter, Series
 from pipeline.review.web import params
 from pipeline.review.web.auth import Principal
-from pipeline.review.web.charts import rule_counts_chart, timeline_chart
+from pipeline.review.web.charts import hour_chart, rule_counts_chart, timeline_chart
 from pipeline.review.web.deps import base_path, current_principal, render, store_of
 from pipeline.review.web.facets import cached_facets
-from pipeline.schema import SEVERITIES
+from pipeline.schema import ACTIONS, SEVERITIES
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -28,14 +28,17 @@ SORT_LABELS = {
     "day": "oldest day",
     "-severity": "most severe",
     "severity": "least severe",
-    "-event_time": "newest access",
-    "event_time": "oldest access",
+    "-flags": "most flags",
+    "flags": "fewest flags",
+    "-users": "most users",
     "partner_id": "partner",
     "-score": "highest score",
 }
-TIMELINE_ERRORS = (OSError, ValueError, RuntimeError, KeyError)
-# Statuses some item can move to ("new" is never one): the bulk action offers only these.
+WAREHOUSE_ERRORS = (OSError, ValueError, RuntimeError, KeyError)
+# Statuses some alert can move to ("new" is never one): the bulk action offers only these.
 BULK_STATUSES = tuple(s for s in STATUSES if any(s in nexts for nexts in TRANSITIONS.values()))
+TOP_USERS = 20
+MAX_TIMELINE_ACCESSES = 2000  # the user's flagged accesses marked on the timeline
 
 
 @router.get("/", include_in_schema=False)
@@ -45,10 +48,10 @@ def home(request: Request, _user: LoggedIn) -> Response:
 
 @router.get("/queue", response_class=HTMLResponse)
 def queue(request: Request, _user: LoggedIn) -> Response:
-    """The review queue: filters, sorting, paging, bulk actions."""
+    """The review queue: one row per series (or lone alert), filters, sorting, paging, bulk."""
     query = params.queue_query(request.query_params)
     store = store_of(request)
-    page = store.items(query.filt, sort=query.sort, page=query.page, per_page=query.per_page)
+    page = store.queue(query.filt, sort=query.sort, page=query.page, per_page=query.per_page)
     last_page = max(1, -(-page.total // query.per_page))
     return render(
         request,
@@ -58,7 +61,7 @@ def queue(request: Request, _user: LoggedIn) -> Response:
             "page": page,
             "last_page": min(last_page, params.MAX_PAGE),
             "facets": cached_facets(request),
-            "rules": params.ITEM_RULES,
+            "rules": params.ALERT_RULES,
             "severities": SEVERITIES,
             "statuses": STATUSES,
             "bulk_statuses": BULK_STATUSES,
@@ -69,54 +72,149 @@ def queue(request: Request, _user: LoggedIn) -> Response:
     )
 
 
-def _item_or_404(request: Request, item_id: str) -> Item:
-    checked = params.item_id(item_id)
+def alert_or_404(request: Request, alert_id: str) -> Alert:
+    checked = params.alert_id(alert_id)
     if checked is None:
-        raise HTTPException(404, "no such item")
+        raise HTTPException(404, "no such alert")
     try:
-        return store_of(request).item(checked)
+        return store_of(request).alert(checked)
     except UnknownItem:
-        raise HTTPException(404, "no such item") from None
+        raise HTTPException(404, "no such alert") from None
 
 
-def _timeline(request: Request, item: Item) -> tuple[object | None, str | None]:
-    """The item's timeline chart, or why there is none (never an error page)."""
-    if not item.user_id or not item.app_id:
-        return None, "No timeline: this item is not about one user and app."
+def series_or_404(request: Request, series_id: str) -> Series:
+    checked = params.alert_id(series_id)
+    if checked is None:
+        raise HTTPException(404, "no such series")
+    try:
+        return store_of(request).series(checked)
+    except UnknownItem:
+        raise HTTPException(404, "no such series") from None
+
+
+def _flags(request: Request, alert: Alert, query: params.FlagQuery) -> dict[str, Any]:
+    """The alert's flags page, count and top users from the warehouse, or why there are none
+    (never an error page: the reason, which names paths, goes to the log)."""
+    if alert.kind != "rule":
+        return {"flags_note": "A behaviour alert has no flags of its own.", "flags": None}
+    from pipeline.detect.alert_flags import alert_flag_count, alert_flags, alert_users
+
+    warehouse = request.app.state.settings.warehouse
+    filters = {"user": query.user, "request_id": query.request_id, "action": query.action}
+    try:
+        total = alert_flag_count(warehouse, alert.day, alert.alert_id, **filters)
+        page = alert_flags(
+            warehouse,
+            alert.day,
+            alert.alert_id,
+            **filters,
+            offset=query.offset,
+            limit=params.FLAGS_PER_PAGE,
+        )
+        users = alert_users(
+            warehouse, alert.day, alert.alert_id, search=query.users_search, limit=TOP_USERS
+        )
+    except WAREHOUSE_ERRORS:
+        log.warning("flags of alert %s unavailable", alert.alert_id, exc_info=True)
+        return {
+            "flags_note": "Flags unavailable: the warehouse could not be read "
+            "(see the server log).",
+            "flags": None,
+        }
+    return {
+        "flags": page.to_pylist(),
+        "flags_total": total,
+        "users": users.to_pylist(),
+        "flags_note": None,
+    }
+
+
+def _timeline(
+    request: Request, alert: Alert, user_id: str | None
+) -> tuple[object | None, str | None]:
+    """The chosen user's timeline with their flagged accesses of this alert, or why none."""
+    if user_id is None:
+        return None, None
+    if not alert.app_id or alert.kind != "rule":
+        return None, "No timeline: this alert is not about one app's flags."
+    from pipeline.detect.alert_flags import alert_flags
     from pipeline.review.timeline import timeline_for
 
+    settings = request.app.state.settings
     try:
-        timeline = timeline_for(
-            request.app.state.settings, item.day, item.user_id, item.app_id, item.event_time
-        )
-    except TIMELINE_ERRORS:
-        # The reason names warehouse paths: it goes to the log, not to the page.
-        log.warning("timeline of item %s unavailable", item.item_id, exc_info=True)
+        accesses = alert_flags(
+            settings.warehouse,
+            alert.day,
+            alert.alert_id,
+            user=user_id,
+            limit=MAX_TIMELINE_ACCESSES,
+        )["event_time"].to_pylist()
+        if not accesses:
+            return None, f"User {user_id} has no flags in this alert."
+        timeline = timeline_for(settings, alert.day, user_id, alert.app_id, accesses)
+    except WAREHOUSE_ERRORS:
+        log.warning("timeline of alert %s unavailable", alert.alert_id, exc_info=True)
         return None, "Timeline unavailable: the warehouse could not be read (see the server log)."
     return timeline_chart(timeline), None
 
 
-@router.get("/items/{item_id}", response_class=HTMLResponse)
-def item_page(request: Request, item_id: str, _user: LoggedIn) -> Response:
-    """One item: explanation, evidence, timeline, decisions and its audit trail."""
-    item = _item_or_404(request, item_id)
-    chart, chart_note = _timeline(request, item)
+@router.get("/alerts/{alert_id}", response_class=HTMLResponse)
+def alert_page(request: Request, alert_id: str, _user: LoggedIn) -> Response:
+    """One alert: explanation, evidence, counts, its users and flags, a user's timeline,
+    decisions and its audit trail."""
+    alert = alert_or_404(request, alert_id)
+    query = params.flag_query(request.query_params)
+    chart, chart_note = _timeline(request, alert, query.timeline_user)
+    series = None
+    if alert.series_id is not None:
+        series = store_of(request).series(alert.series_id)
     return render(
         request,
-        "item.html",
+        "alert.html",
         {
-            "item": item,
+            "alert": alert,
+            "series": series,
+            "hours": hour_chart(alert.flags_by_hour) if alert.flags_by_hour else None,
+            "fq": query,
+            "actions": ACTIONS,
+            "per_page": params.FLAGS_PER_PAGE,
+            **_flags(request, alert, query),
             "chart": chart,
             "chart_note": chart_note,
-            "next_statuses": TRANSITIONS.get(item.status, ()),
-            "trail": store_of(request).audit_trail(item.item_id),
+            "next_statuses": TRANSITIONS.get(alert.status, ()),
+            "trail": store_of(request).audit_trail(alert.alert_id),
+            "back": _back_to_queue(request.query_params.get("back", "")),
+        },
+    )
+
+
+@router.get("/series/{series_id}", response_class=HTMLResponse)
+def series_page(request: Request, series_id: str, _user: LoggedIn) -> Response:
+    """A series: its days, what they add up to, decisions for the whole series, its trail."""
+    series = series_or_404(request, series_id)
+    statuses = {a.status for a in series.alerts}
+    # a status the whole series may move to: every day either is there or may go there
+    nexts = [
+        s
+        for s in STATUSES
+        if all(s == a.status or s in TRANSITIONS[a.status] for a in series.alerts)
+        and statuses != {s}
+    ]
+    return render(
+        request,
+        "series.html",
+        {
+            "series": series,
+            "next_statuses": nexts,
+            "trail": store_of(request).audit_trail(series_id=series.series_id, limit=500),
+            "days": {a.alert_id: a.day for a in series.alerts},
             "back": _back_to_queue(request.query_params.get("back", "")),
         },
     )
 
 
 def _back_to_queue(back: str) -> str:
-    """The queue view the item was opened from, re-validated; '' (the plain queue) if invalid."""
+    """The queue view the page was opened from, re-validated; '' (the plain queue) if invalid."""
     try:
         return params.queue_return(back)
     except params.BadInput:
@@ -132,7 +230,7 @@ def _partner_names(request: Request) -> dict[str, str]:
         registry, _ = load_registry(
             Landing(request.app.state.settings.landing, request.app.state.settings)
         )
-    except TIMELINE_ERRORS as exc:
+    except WAREHOUSE_ERRORS as exc:
         log.warning("registry unavailable for partner names: %s", exc)
         return {}
     ids, names = registry["partner_id"].to_pylist(), registry["partner_name"].to_pylist()
@@ -141,14 +239,14 @@ def _partner_names(request: Request) -> dict[str, str]:
 
 @router.get("/partners", response_class=HTMLResponse)
 def partners(request: Request, _user: LoggedIn) -> Response:
-    """Every partner with its open and total items, most open first."""
+    """Every partner with its open and total alerts, most open first."""
     rows = sorted(store_of(request).partners(), key=lambda r: (-r[1], -r[2], r[0]))
     return render(request, "partners.html", {"partners": rows, "names": _partner_names(request)})
 
 
 @router.get("/partners/{partner_id}", response_class=HTMLResponse)
 def partner_page(request: Request, partner_id: str, _user: LoggedIn) -> Response:
-    """Counts by rule over time and the partner's open items."""
+    """Flags by rule over time and the partner's open alerts."""
     partner = params.text("partner", partner_id)
     start = params.day("start", request.query_params.get("start"))
     end = params.day("end", request.query_params.get("end"))
@@ -159,15 +257,15 @@ def partner_page(request: Request, partner_id: str, _user: LoggedIn) -> Response
     if partner is None or partner not in known:
         raise HTTPException(404, "no such partner")
     counts = store.partner_counts(partner, start, end)
-    # Counted as the queue counts (suppressed items left out), so each figure matches the queue
+    # Counted as the queue counts (suppressed alerts left out), so each figure matches the queue
     # view it links to; a partner has a handful of rules, one cheap count each.
     by_rule = []
     for rule in sorted({rule for _day, rule, _n in counts}):
-        filt = ItemFilter(partner_id=partner, rule=rule, start=start, end=end)
+        filt = AlertFilter(partner_id=partner, rule=rule, start=start, end=end)
         shown = params.QueueQuery(filt).filter_query()
-        by_rule.append((rule, store.items(filt, per_page=1).total, shown))
-    open_items = store.items(
-        ItemFilter(partner_id=partner, status="new", start=start, end=end),
+        by_rule.append((rule, store.alerts(filt, per_page=1).total, shown))
+    open_alerts = store.alerts(
+        AlertFilter(partner_id=partner, status="new", start=start, end=end),
         sort="-severity",
         per_page=20,
     )
@@ -181,10 +279,10 @@ def partner_page(request: Request, partner_id: str, _user: LoggedIn) -> Response
             "total_count": known[partner][2],
             "chart": rule_counts_chart(counts),
             "by_rule": sorted(by_rule, key=lambda row: -row[1]),
-            "all_items_query": params.QueueQuery(
-                ItemFilter(partner_id=partner, start=start, end=end)
+            "all_alerts_query": params.QueueQuery(
+                AlertFilter(partner_id=partner, start=start, end=end)
             ).filter_query(),
-            "open_items": open_items,
+            "open_alerts": open_alerts,
             "start": start,
             "end": end,
         },
@@ -193,7 +291,7 @@ def partner_page(request: Request, partner_id: str, _user: LoggedIn) -> Response
 
 @router.get("/audit", response_class=HTMLResponse)
 def audit(request: Request, _user: LoggedIn) -> Response:
-    """The newest entries of the audit trail, every item."""
+    """The newest entries of the audit trail, every alert."""
     limit = params.integer(
         "limit", request.query_params.get("limit"), low=1, high=1000, default=200
     )
@@ -212,7 +310,7 @@ def suppressions(request: Request, _user: LoggedIn) -> Response:
         {
             "suppressions": store.suppressions(),
             "active_ids": {s.id for s in store.suppressions(active_on=date.today())},
-            "rules": params.ITEM_RULES,
+            "rules": params.ALERT_RULES,
             "facets": cached_facets(request),
         },
     )

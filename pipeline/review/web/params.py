@@ -1,4 +1,4 @@
-"""Validation of everything a request carries: queue filters, form fields, identifiers.
+"""Validation of everything a request carries: queue filters, flag filters, form fields, ids.
 
 Bad input raises BadInput (a 400 page naming the field); nothing unchecked reaches the store.
 """
@@ -11,16 +11,19 @@ from dataclasses import dataclass, replace
 from datetime import date
 from urllib.parse import parse_qsl, urlencode
 
-from pipeline.review.store import KINDS, SORTS, STATUSES, ItemFilter
-from pipeline.schema import RULES, SEVERITIES
+from pipeline.review.store import KINDS, SORTS, STATUSES, AlertFilter
+from pipeline.schema import ACTIONS, RULES, SEVERITIES
 
-ITEM_RULES = (*RULES, "ANOMALY")
+BEHAVIOUR_KINDS = ("partner_day", "app_user_day")  # a behaviour alert's rule: its entity kind
+ALERT_RULES = (*RULES, *BEHAVIOUR_KINDS)
 MAX_PAGE = 100_000
 PER_PAGE_CHOICES = (25, 50, 100, 200)
 DEFAULT_PER_PAGE = 50
 MAX_TEXT = 200  # identifiers (partner, app, assignee) are at most this long in the store
 MAX_NOTE = 4000
-ITEM_ID = re.compile(r"^[0-9a-f]{32}$")
+ALERT_ID = re.compile(r"^[0-9a-f]{32}$")  # alert and series ids: md5 hex
+FLAGS_PER_PAGE = 50
+MAX_FLAG_OFFSET = 10_000_000
 # Printable text only: no control characters (PostgreSQL refuses NUL; logs and CSV hate the rest).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_EXCEPT_NEWLINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -69,7 +72,7 @@ def day(name: str, value: str | None) -> date | None:
 def integer(name: str, value: str | None, *, low: int, high: int, default: int) -> int:
     if value is None or value == "":
         return default
-    if not re.fullmatch(r"[0-9]{1,7}", value):
+    if not re.fullmatch(r"[0-9]{1,9}", value):
         raise BadInput(f"{name}: {value[:40]!r} is not a whole number from {low} to {high}")
     number = int(value)
     if not low <= number <= high:
@@ -77,16 +80,62 @@ def integer(name: str, value: str | None, *, low: int, high: int, default: int) 
     return number
 
 
-def item_id(value: str) -> str | None:
-    """The id if it has the shape of one (md5 hex), else None (the caller answers 404)."""
-    return value if ITEM_ID.fullmatch(value) else None
+def alert_id(value: str) -> str | None:
+    """The id (of an alert or a series) if it has the shape of one (md5 hex), else None (the
+    caller answers 404)."""
+    return value if ALERT_ID.fullmatch(value) else None
+
+
+@dataclass(frozen=True)
+class FlagQuery:
+    """The alert page's flag filters and page (the flags are read from the warehouse)."""
+
+    user: str | None = None
+    request_id: str | None = None
+    action: str | None = None
+    offset: int = 0
+    users_search: str | None = None
+    timeline_user: str | None = None
+
+    def params(self, **changes: object) -> dict[str, str]:
+        query = replace(self, **changes)  # type: ignore[arg-type]
+        values = {
+            "user": query.user,
+            "request_id": query.request_id,
+            "action": query.action,
+            "offset": str(query.offset) if query.offset else None,
+            "users_q": query.users_search,
+            "timeline": query.timeline_user,
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
+    def url_query(self, **changes: object) -> str:
+        return urlencode(self.params(**changes))
+
+    def filter_query(self) -> str:
+        """The flag filters alone: for the CSV export of the alert's flags."""
+        return urlencode(
+            {k: v for k, v in self.params().items() if k in ("user", "request_id", "action")}
+        )
+
+
+def flag_query(params: Mapping[str, str]) -> FlagQuery:
+    """Parse /alerts/<id>'s query string; BadInput names the first bad field."""
+    return FlagQuery(
+        user=text("user", params.get("user")),
+        request_id=text("request_id", params.get("request_id")),
+        action=choice("action", params.get("action"), ACTIONS),
+        offset=integer("offset", params.get("offset"), low=0, high=MAX_FLAG_OFFSET, default=0),
+        users_search=text("users_q", params.get("users_q")),
+        timeline_user=text("timeline", params.get("timeline")),
+    )
 
 
 @dataclass(frozen=True)
 class QueueQuery:
     """The queue's filter, sort and page, as parsed from (and written back to) a query string."""
 
-    filt: ItemFilter
+    filt: AlertFilter
     sort: str = "-day"
     page: int = 1
     per_page: int = DEFAULT_PER_PAGE
@@ -126,12 +175,12 @@ def queue_query(params: Mapping[str, str]) -> QueueQuery:
     start, end = day("start", params.get("start")), day("end", params.get("end"))
     if start and end and end < start:
         raise BadInput(f"end: {end} is before start {start}")
-    filt = ItemFilter(
+    filt = AlertFilter(
         start=start,
         end=end,
         partner_id=text("partner", params.get("partner")),
         app_id=text("app", params.get("app")),
-        rule=choice("rule", params.get("rule"), ITEM_RULES),
+        rule=choice("rule", params.get("rule"), ALERT_RULES),
         severity=choice("severity", params.get("severity"), SEVERITIES),
         status=choice("status", params.get("status"), STATUSES),
         assignee=text("assignee", params.get("assignee")),

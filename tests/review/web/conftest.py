@@ -1,5 +1,6 @@
 """Web UI fixtures: a small real warehouse and review store (three sample days run through the
-pipeline), logins of each role, and clients logged in through the login form."""
+pipeline, their alerts published), logins of each role, and clients logged in through the login
+form."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pipeline.review.web.auth import hash_password
 SAMPLE_DAYS = (date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3))
 PASSWORDS = {"rita": "rita-reviews-2026", "vic": "vic-only-reads"}
 ROLES = {"rita": "reviewer", "vic": "viewer"}
+SESSION_SECRET = "kQ3vX9-test-only-0b1d4e7a92c5f8e6a3d1b7c4e9f2a6d8"  # strong enough to start
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -50,7 +52,24 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> SampleRun:
     )
     for day in SAMPLE_DAYS:
         run_day(day, settings)
+        publish_alerts(day, settings)
     return SampleRun(root / "warehouse", root / "review.db", users)
+
+
+def publish_alerts(day: date, settings: Settings) -> None:
+    """The day's alerts into the store. Until the pipeline's alerts step writes alerts/date=D/,
+    they are made here from the day's flags and anomalies (tests.review.literals)."""
+    from pipeline.review.publish import publish_day
+    from pipeline.warehouse import Warehouse
+    from tests.review.literals import alerts_from_flags
+
+    warehouse = Warehouse(settings.warehouse)
+    if not warehouse.has_partition("alerts", day):
+        made = alerts_from_flags(
+            day, warehouse.read_partition("flags", day), warehouse.read_partition("anomalies", day)
+        )
+        warehouse.write_table("alerts", day, made)
+    publish_day(day, settings)
 
 
 def settings_for(run: SampleRun, review_db: str) -> Settings:
@@ -60,7 +79,7 @@ def settings_for(run: SampleRun, review_db: str) -> Settings:
         warehouse=str(run.warehouse),
         review_db=review_db,
         review_users=run.users,
-        review_session_secret="test-session-secret",
+        review_session_secret=SESSION_SECRET,
     )
 
 
@@ -85,6 +104,7 @@ def app_client(web_settings: Settings, store: ReviewStore) -> Callable[..., Test
 
     def make(logged_in_as: str | None = None) -> TestClient:
         client = TestClient(create_app(web_settings, store), raise_server_exceptions=False)
+        client.headers["origin"] = str(client.base_url).rstrip("/")  # as a browser's posts
         if logged_in_as is not None:
             login(client, logged_in_as, PASSWORDS[logged_in_as])
         return client
@@ -100,7 +120,9 @@ def csrf_of(client: TestClient, path: str = "/queue") -> str:
 
 
 def login(client: TestClient, name: str, password: str, next_path: str = "/queue") -> str:
-    """Log in through the form; returns where the login redirects to."""
+    """Log in through the form; returns where the login redirects to. The client sends this
+    origin with every request from now on, as a browser does with its form posts."""
+    client.headers["origin"] = str(client.base_url).rstrip("/")
     token = csrf_of(client, "/login")
     response = client.post(
         "/login",

@@ -137,11 +137,11 @@ def test_unauthenticated_requests_to_the_plugin_are_refused(airflow_api: str) ->
         )
         assert response.status_code == 303, response.text
         assert response.headers["location"].startswith("/auth/login")
-        assert "data-item-id" not in response.text
+        assert "data-row-key" not in response.text
     export = httpx.get(
         f"{airflow_api}/access-audit/export.csv", headers={"accept": "text/csv"}, timeout=60
     )
-    assert export.status_code == 401 and "item_id" not in export.text
+    assert export.status_code == 401 and "alert_id" not in export.text
     post = httpx.post(f"{airflow_api}/access-audit/bulk", data={"action": "assign"}, timeout=60)
     assert post.status_code == 401
 
@@ -155,7 +155,7 @@ def test_airflow_users_see_the_queue_with_their_mapped_role(airflow_api: str) ->
     page = admin.get("/access-audit/queue")
     assert page.status_code == 200
     assert re.search(r'id="current-user">alice<', page.text) and "role-reviewer" in page.text
-    assert "data-item-id" in page.text
+    assert "data-row-key" in page.text
     assert "frame-ancestors 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-frame-options"] == "SAMEORIGIN"
     # the UI's own cookie works as well (what the iframe in Airflow's UI sends)
@@ -165,9 +165,9 @@ def test_airflow_users_see_the_queue_with_their_mapped_role(airflow_api: str) ->
     assert viewer_page.status_code == 200 and "role-viewer" in viewer_page.text
     token = re.search(r'name="csrf_token" value="([^"]+)"', viewer_page.text)
     assert token
-    item_id = re.findall(r'data-item-id="([0-9a-f]{32})"', viewer_page.text)[0]
+    alert_id = re.findall(r'href="/access-audit/alerts/([0-9a-f]{32})', viewer_page.text)[0]
     refused = viewer.post(
-        f"/access-audit/items/{item_id}/assign",
-        data={"assignee": "val", "csrf_token": token.group(1)},
+        f"/access-audit/alerts/{alert_id}/assign",
+        data={"assignee": "val", "version": "1", "csrf_token": token.group(1)},
     )
     assert refused.status_code == 403

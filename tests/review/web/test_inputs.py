@@ -12,14 +12,14 @@ from urllib.parse import quote
 import pytest
 from fastapi.testclient import TestClient
 
-from pipeline.review.store import ItemFilter, ReviewStore
+from pipeline.review.store import AlertFilter, ReviewStore
 from pipeline.review.web.app import create_app
 from pipeline.warehouse import Warehouse
 from tests.review.web.conftest import PASSWORDS, SAMPLE_DAYS, SampleRun, login, settings_for
 
 HOSTILE_TEXT = [
     "' OR '1'='1",
-    "x'; DROP TABLE review_items; --",
+    "x'; DROP TABLE review_alerts; --",
     '" OR ""="',
     "%' OR 1=1 --",
     "1 UNION SELECT password FROM users",
@@ -41,8 +41,8 @@ HOSTILE_QUERIES = (
     + [f"rule={quote(v)}" for v in ("NO_SIGNIN' OR 1=1", "no_signin", "", "ANOMALY;--")]
     + [f"severity={quote(v)}" for v in ("high'--", "HIGH", "9")]
     + [f"status={quote(v)}" for v in ("new' OR 'x'='x", "deleted")]
-    + [f"kind={quote(v)}" for v in ("flag'", "*")]
-    + [f"sort={quote(v)}" for v in ("day; DROP TABLE x", "-item_id", "(select 1)", "-", "--day")]
+    + [f"kind={quote(v)}" for v in ("flag", "rule'", "*")]
+    + [f"sort={quote(v)}" for v in ("day; DROP TABLE x", "-alert_id", "(select 1)", "-", "--day")]
     + [
         f"page={v}"
         for v in ("0", "-1", "100001", "99999999999999999999999", "1e9", "1.5", "0x10", "NaN")
@@ -72,7 +72,7 @@ HOSTILE_IDS = [
 def hostile_client(
     request: pytest.FixtureRequest, sample_run: SampleRun, tmp_path: Path
 ) -> Iterator[tuple[TestClient, ReviewStore]]:
-    """A reviewer's client on a store seeded with the sample days' flags."""
+    """A reviewer's client on a store seeded with the sample days' alerts."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'review.db'}"
     else:
@@ -80,9 +80,7 @@ def hostile_client(
     store = ReviewStore.open(url)
     warehouse = Warehouse(str(sample_run.warehouse))
     for day in SAMPLE_DAYS:
-        store.upsert_day(
-            day, warehouse.read_partition("flags", day), warehouse.read_partition("anomalies", day)
-        )
+        store.upsert_day(day, warehouse.read_partition("alerts", day))
     client = TestClient(
         create_app(settings_for(sample_run, url), store), raise_server_exceptions=False
     )
@@ -102,7 +100,7 @@ def test_hostile_filters_give_4xx_or_empty_results(
     hostile_client: tuple[TestClient, ReviewStore],
 ) -> None:
     client, store = hostile_client
-    total = store.items(ItemFilter(), per_page=1).total
+    total = store.queue(AlertFilter(), per_page=1).total
     assert total > 0
     for query in HOSTILE_QUERIES:
         for path in ("/queue", "/export.csv"):
@@ -114,7 +112,7 @@ def test_hostile_filters_give_4xx_or_empty_results(
                 assert "<script>alert" not in response.text
             else:
                 assert response.status_code in (200, 400, 404, 422), (path, query)
-    assert store.items(ItemFilter(), per_page=1).total == total  # nothing dropped or changed
+    assert store.queue(AlertFilter(), per_page=1).total == total  # nothing dropped or changed
 
 
 def test_hostile_values_are_refused_with_a_message_naming_the_field(
@@ -134,43 +132,77 @@ def test_hostile_values_are_refused_with_a_message_naming_the_field(
         assert re.search(rf'id="error-message">{field}: ', response.text), query
 
 
-def test_hostile_item_ids_and_partners_give_404(
+def test_hostile_alert_and_series_ids_and_partners_give_404(
     hostile_client: tuple[TestClient, ReviewStore],
 ) -> None:
     client, store = hostile_client
-    item_id = store.items(ItemFilter(), per_page=1).items[0].item_id
+    alert = store.alerts(AlertFilter(), per_page=1).alerts[0]
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/queue").text)
     assert token
     for bad in HOSTILE_IDS:
-        assert client.get(f"/items/{bad}").status_code in (404, 422), bad
-        response = client.post(
-            f"/items/{bad}/assign", data={"assignee": "x", "csrf_token": token.group(1)}
-        )
-        assert response.status_code in (404, 422), bad
+        for kind in ("alerts", "series"):
+            assert client.get(f"/{kind}/{bad}").status_code in (404, 422), bad
+            response = client.post(
+                f"/{kind}/{bad}/assign",
+                data={"assignee": "x", "version": "1", "csrf_token": token.group(1)},
+            )
+            assert response.status_code in (404, 422), bad
+        assert client.get(f"/alerts/{bad}/flags.csv").status_code in (404, 422), bad
         assert client.get(f"/partners/{bad}").status_code in (400, 404), bad
-    assert client.get(f"/items/{item_id}").status_code == 200
+    assert client.get(f"/alerts/{alert.alert_id}").status_code == 200
+    # a series id is not an alert id, nor the other way round
+    assert client.get(f"/alerts/{alert.series_id}").status_code == 404
+    assert client.get(f"/series/{alert.alert_id}").status_code == 404
+
+
+def test_hostile_flag_filters_give_4xx_or_empty_pages(
+    hostile_client: tuple[TestClient, ReviewStore],
+) -> None:
+    client, store = hostile_client
+    alert = store.alerts(AlertFilter(kind="rule"), per_page=1).alerts[0]
+    for query in (
+        *(f"{f}={quote(v)}" for f in ("user", "request_id", "users_q", "timeline")
+          for v in HOSTILE_TEXT),
+        "action=drop", "action=read'--", "offset=-1", "offset=1e9", "offset=99999999999",
+    ):  # fmt: skip
+        for path in (f"/alerts/{alert.alert_id}", f"/alerts/{alert.alert_id}/flags.csv"):
+            response = client.get(f"{path}?{query}")
+            assert response.status_code in (200, 400), (path, query)
+            assert "<script>alert" not in response.text, (path, query)
+            if response.status_code == 200 and path.endswith(".csv") and "offset" not in query:
+                assert response.text.count("\n") <= 1 + alert.flags, query
 
 
 def test_hostile_form_values_are_refused_and_change_nothing(
     hostile_client: tuple[TestClient, ReviewStore],
 ) -> None:
     client, store = hostile_client
-    item = store.items(ItemFilter(status="new"), per_page=1).items[0]
+    alert = store.alerts(AlertFilter(status="new", kind="rule"), per_page=1).alerts[0]
+    series = alert.series_id
+    assert series is not None
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/queue").text)
     assert token
-    shown = str(item.version)
+    shown = str(alert.version)
+    tick = f"a:{alert.alert_id}:{shown}"
     forms = [
-        (f"/items/{item.item_id}/status", {"status": "new' OR 1=1", "version": "1"}),
-        (f"/items/{item.item_id}/status", {"status": "confirmed", "version": "1e99"}),
-        (f"/items/{item.item_id}/status", {"status": "confirmed", "version": "-1"}),
-        (f"/items/{item.item_id}/status", {"status": "confirmed", "version": "1", "note": "\x00"}),
-        (f"/items/{item.item_id}/assign", {"assignee": "a\x00b", "version": shown}),
-        (f"/items/{item.item_id}/assign", {"assignee": "x" * 201, "version": shown}),
-        (f"/items/{item.item_id}/note", {"note": "x" * 5000}),
-        (f"/items/{item.item_id}/note", {"note": "   "}),
-        ("/bulk", {"action": "delete", "item_id": f"{item.item_id}:{shown}"}),
-        ("/bulk", {"action": "status", "status": "gone", "item_id": f"{item.item_id}:{shown}"}),
-        ("/bulk", {"action": "status", "status": "resolved", "item_id": "' OR 1=1"}),
+        (f"/alerts/{alert.alert_id}/status", {"status": "new' OR 1=1", "version": "1"}),
+        (f"/alerts/{alert.alert_id}/status", {"status": "confirmed", "version": "1e99"}),
+        (f"/alerts/{alert.alert_id}/status", {"status": "confirmed", "version": "-1"}),
+        (
+            f"/alerts/{alert.alert_id}/status",
+            {"status": "confirmed", "version": "1", "note": "\x00"},
+        ),
+        (f"/alerts/{alert.alert_id}/assign", {"assignee": "a\x00b", "version": shown}),
+        (f"/alerts/{alert.alert_id}/assign", {"assignee": "x" * 201, "version": shown}),
+        (f"/alerts/{alert.alert_id}/note", {"note": "x" * 5000}),
+        (f"/alerts/{alert.alert_id}/note", {"note": "   "}),
+        (f"/series/{series}/status", {"status": "gone", "version": "1"}),
+        (f"/series/{series}/status", {"status": "confirmed", "version": "x"}),
+        (f"/series/{series}/note", {"note": "\x00"}),
+        ("/bulk", {"action": "delete", "alert_id": tick}),
+        ("/bulk", {"action": "status", "status": "gone", "alert_id": tick}),
+        ("/bulk", {"action": "note", "note": " ", "alert_id": tick}),
+        ("/bulk", {"action": "status", "status": "resolved", "alert_id": "' OR 1=1"}),
         (
             "/suppressions",
             {"app_id": "a", "rule": "x' OR 1=1", "until": "2027-01-01", "reason": "r"},
@@ -180,6 +212,7 @@ def test_hostile_form_values_are_refused_and_change_nothing(
     for path, form in forms:
         response = client.post(path, data={**form, "csrf_token": token.group(1)})
         assert response.status_code in (400, 404, 422), (path, form)
-    after = store.item(item.item_id)
-    assert (after.status, after.assignee, after.version) == ("new", None, item.version)
+    after = store.alert(alert.alert_id)
+    assert (after.status, after.assignee, after.version) == ("new", None, alert.version)
+    assert {a.status for a in store.series(series).alerts} == {"new"}
     assert store.suppressions() == []

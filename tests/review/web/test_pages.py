@@ -14,7 +14,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from pipeline.config import Settings
-from pipeline.review.store import ItemFilter, ReviewStore
+from pipeline.review.store import AlertFilter, ReviewStore
 from pipeline.review.web.app import create_app
 from tests.review.web.conftest import PASSWORDS, login
 
@@ -22,9 +22,9 @@ RULE_ROW = re.compile(r'<a href="([^"]*)">(\w+)</a></td><td class="num">([\d,]+)
 
 
 def queue_total(client: TestClient, url: str) -> int:
-    """The item count a queue page states."""
+    """The row count a queue page states."""
     page = client.get(url).text
-    match = re.search(r'id="result-count">(?:[^<]* of )?([\d,]+) items<', page)
+    match = re.search(r'id="result-count">(?:[^<]* of )?([\d,]+) rows<', page)
     assert match, url
     return int(match.group(1).replace(",", ""))
 
@@ -32,7 +32,7 @@ def queue_total(client: TestClient, url: str) -> int:
 def test_partner_counts_by_rule_match_the_queue_they_link_to(
     app_client: Callable[..., TestClient], store: ReviewStore
 ) -> None:
-    item = next(i for i in store.iter_items(ItemFilter(kind="flag")) if i.partner_id and i.app_id)
+    item = next(a for a in store.iter_alerts(AlertFilter(kind="rule")) if a.partner_id and a.app_id)
     assert item.app_id and item.partner_id
     store.suppress(item.app_id, item.rule, date(2026, 12, 31), "agreed migration", actor="rita")
     client = app_client(logged_in_as="vic")
@@ -44,39 +44,44 @@ def test_partner_counts_by_rule_match_the_queue_they_link_to(
     for href, rule, count in rows:
         url = html.unescape(href)
         assert f"start={start}" in url and f"end={end}" in url and f"rule={rule}" in url
-        assert queue_total(client, url) == int(count.replace(",", "")), rule
+        # the partner's alerts of a rule (one per app and day), in the queue as rows of series
+        filt = AlertFilter(partner_id=item.partner_id, rule=rule, start=date(2026, 3, 2),
+                           end=date(2026, 3, 3))  # fmt: skip
+        assert store.alerts(filt).total == int(count.replace(",", "")), rule
+        assert queue_total(client, url) == store.queue(filt).total, rule
 
 
 def test_a_page_past_the_end_says_so_and_links_to_the_last(
     app_client: Callable[..., TestClient], store: ReviewStore
 ) -> None:
-    total = store.items(ItemFilter(rule="NO_SIGNIN"), per_page=1).total
-    last = -(-total // 25)
-    page = app_client(logged_in_as="vic").get("/queue?rule=NO_SIGNIN&per_page=25&page=999").text
+    total = store.queue(AlertFilter(rule="NO_SIGNIN"), per_page=1).total
+    assert total > 1
+    last = total  # one row a page
+    page = app_client(logged_in_as="vic").get("/queue?rule=NO_SIGNIN&per_page=1&page=999").text
     summary = page[page.index('id="result-count"') :]
     summary = summary[: summary.index("</div>")]
-    assert "no items on this page" in summary
+    assert "no rows on this page" in summary
     assert f"page={last}" in html.unescape(summary)
-    assert " of " not in summary.split("no items")[0]
+    assert " of " not in summary.split("no rows")[0]
 
 
 def test_audit_trail_shows_assignees_as_recorded(
     app_client: Callable[..., TestClient], store: ReviewStore
 ) -> None:
-    item = store.items(ItemFilter(status="new"), per_page=1).items[0]
-    store.assign([item.item_id], "ana_maria", actor="rita")
-    store.set_status([item.item_id], "false_positive", actor="rita")
-    page = app_client(logged_in_as="vic").get(f"/items/{item.item_id}").text
+    alert = store.alerts(AlertFilter(status="new"), per_page=1).alerts[0]
+    store.assign([alert.alert_id], "ana_maria", actor="rita")
+    store.set_status([alert.alert_id], "false_positive", actor="rita")
+    page = app_client(logged_in_as="vic").get(f"/alerts/{alert.alert_id}").text
     trail = page[page.index('id="audit-trail"') :]
     assert "<td>ana_maria</td>" in trail
     assert "<td>false positive</td>" in trail
 
 
-def test_item_page_links_back_only_to_a_valid_queue_view(
+def test_alert_and_series_pages_link_back_only_to_a_valid_queue_view(
     app_client: Callable[..., TestClient], store: ReviewStore
 ) -> None:
     client = app_client(logged_in_as="vic")
-    item_id = store.items(ItemFilter(), per_page=1).items[0].item_id
+    alert = store.alerts(AlertFilter(), per_page=1).alerts[0]
     cases = {
         "rule%3DNO_SIGNIN%26evil%3D%22x%26sort%3D-severity": "/queue?rule=NO_SIGNIN&sort=-severity",
         "rule%3DBOGUS": "/queue",
@@ -84,9 +89,10 @@ def test_item_page_links_back_only_to_a_valid_queue_view(
         "": "/queue",
     }
     for back, expected in cases.items():
-        page = client.get(f"/items/{item_id}?back={back}").text
-        crumb = re.search(r'<p class="crumbs"><a href="([^"]*)"', page)
-        assert crumb and html.unescape(crumb.group(1)) == expected, back
+        for path in (f"/alerts/{alert.alert_id}", f"/series/{alert.series_id}"):
+            page = client.get(f"{path}?back={back}").text
+            crumb = re.search(r'<p class="crumbs"><a href="([^"]*)"', page)
+            assert crumb and html.unescape(crumb.group(1)) == expected, back
 
 
 def test_bulk_status_offers_only_reachable_statuses(
@@ -112,8 +118,25 @@ def test_an_unavailable_timeline_hides_the_reason(
     app = create_app(replace(web_settings, warehouse=str(broken)), store)
     client = TestClient(app, raise_server_exceptions=False)
     login(client, "vic", PASSWORDS["vic"])
-    item = store.items(ItemFilter(rule="SIGNIN_REVOKED"), per_page=1).items[0]
-    page = client.get(f"/items/{item.item_id}").text
+    alert = store.alerts(AlertFilter(rule="SIGNIN_REVOKED"), per_page=1).alerts[0]
+    page = client.get(f"/alerts/{alert.alert_id}?timeline={alert.sample_request_ids and 'u'}").text
+    user = re.search(r'<td class="id">([^<]+)</td><td class="num">', page)
+    assert user
+    page = client.get(f"/alerts/{alert.alert_id}?timeline={user.group(1)}").text
     note = re.search(r'id="timeline-note">([^<]*)<', page)
     assert note and "Timeline unavailable" in note.group(1)
     assert str(tmp_path) not in page and ".parquet" not in page
+
+
+def test_a_series_row_expands_into_its_days(
+    app_client: Callable[..., TestClient], store: ReviewStore
+) -> None:
+    page = app_client(logged_in_as="vic").get("/queue").text
+    row = next(r for r in store.queue(AlertFilter()).rows if r.series_days > 1)
+    start = page.index(f'data-row-key="{row.key}"')
+    cells = page[start : page.index("</tr>", start)]
+    assert f'href="/series/{row.series_id}' in cells
+    days = re.findall(r'class="day-link" href="/alerts/([0-9a-f]{32})', cells)
+    assert days == [a.alert_id for a in row.alerts]
+    assert f"{row.first.day} → {row.last.day}" in cells
+    assert f'<td class="num">{row.flags:,}</td>' in cells

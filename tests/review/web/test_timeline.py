@@ -1,5 +1,6 @@
-"""The item's timeline: consent history and partnership periods from the warehouse and registry,
-and the SVG that draws them, agree with the evidence that decided each flag."""
+"""A user's timeline on an alert's page: consent history and partnership periods from the
+warehouse and registry, and the SVG that draws them with the user's flagged accesses, agree with
+the evidence that decided each flag."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pipeline.config import Settings
-from pipeline.review.store import ItemFilter, ReviewStore
+from pipeline.detect.alert_flags import alert_flags
+from pipeline.review.store import AlertFilter, ReviewStore
 from pipeline.review.timeline import Period, Timeline, grants_from_events, timeline_for
 from pipeline.review.web.charts import rule_counts_chart, timeline_chart
 
@@ -50,25 +52,31 @@ def test_grants_with_a_ttl_beyond_the_calendar_never_expire(ttl_days: float) -> 
 def test_timeline_agrees_with_the_flag_evidence(
     rule: str, store: ReviewStore, web_settings: Settings
 ) -> None:
-    item = store.items(ItemFilter(rule=rule), per_page=1).items[0]
-    assert item.user_id and item.app_id and item.event_time
-    timeline = timeline_for(web_settings, item.day, item.user_id, item.app_id, item.event_time)
-    before_access = [g for g in timeline.grants if g.start <= item.event_time]
+    alert = store.alerts(AlertFilter(rule=rule), per_page=1).alerts[0]
+    assert alert.app_id
+    flag = alert_flags(web_settings.warehouse, alert.day, alert.alert_id, limit=1).to_pylist()[0]
+    mine = alert_flags(
+        web_settings.warehouse, alert.day, alert.alert_id, user=flag["user_id"], limit=1000
+    )["event_time"].to_pylist()
+    timeline = timeline_for(web_settings, alert.day, flag["user_id"], alert.app_id, mine)
+    access = flag["event_time"]
+    assert access in timeline.access_times and len(timeline.access_times) == len(mine)
+    before_access = [g for g in timeline.grants if g.start <= access]
     assert timeline.registered and timeline.periods
     if rule == "NO_SIGNIN":
         assert before_access == []
     elif rule == "SIGNIN_REVOKED":
-        revoke = datetime.fromisoformat(item.evidence["last_revoke_time"])
-        assert revoke in timeline.revocations and revoke <= item.event_time
+        revoke = flag["last_revoke_time"]
+        assert revoke in timeline.revocations and revoke <= access
     else:
         last = before_access[-1]
-        assert last.start == datetime.fromisoformat(item.evidence["last_grant_time"])
+        assert last.start == flag["last_grant_time"]
         assert last.expired_first and last.expires_at is not None
-        assert last.expires_at < item.event_time
-        assert last.expires_at == datetime.fromisoformat(item.evidence["grant_expired_at"])
+        assert last.expires_at < access
+        assert last.expires_at == flag["grant_expired_at"]
     chart = timeline_chart(timeline)
     classes = [shape.cls for shape in chart.shapes]
-    assert classes.count("tl-access") == 1
+    assert classes.count("tl-access") == len(mine)
     assert classes.count("tl-grant") == len(timeline.grants)
     assert classes.count("tl-revoke") == len(timeline.revocations)
     assert classes.count("tl-expiry") == sum(g.expired_first for g in timeline.grants)
@@ -82,7 +90,7 @@ def test_timeline_chart_places_events_in_time_order() -> None:
     timeline = Timeline(
         "u1",
         "app",
-        at(18),
+        (at(18),),
         grants,
         revocations,
         (Period(at(0) - timedelta(days=400), None, ("messages.read",)),),
@@ -108,11 +116,24 @@ def test_rule_counts_chart_stacks_each_days_counts() -> None:
     assert [label for _, label in chart.legend] == ["UNKNOWN_APP", "NO_SIGNIN"]
 
 
-def test_item_page_shows_the_timeline_chart(
-    store: ReviewStore, app_client: Callable[..., TestClient]
+def test_timeline_chart_marks_many_accesses_with_dots_alone() -> None:
+    accesses = tuple(at(9) + timedelta(minutes=n) for n in range(50))
+    timeline = Timeline("u1", "app", accesses, (), (), (), None, False)
+    chart = timeline_chart(timeline)
+    classes = [s.cls for s in chart.shapes]
+    assert classes.count("tl-access") == 50 and "tl-access-line" not in classes
+    assert "50 flagged access(es) from 2026-03-01 09:00:00 UTC" in chart.summary
+
+
+def test_alert_page_shows_a_users_timeline_chart(
+    store: ReviewStore, app_client: Callable[..., TestClient], web_settings: Settings
 ) -> None:
-    item = store.items(ItemFilter(rule="SIGNIN_REVOKED"), per_page=1).items[0]
-    page = app_client(logged_in_as="vic").get(f"/items/{item.item_id}").text
+    alert = store.alerts(AlertFilter(rule="SIGNIN_REVOKED"), per_page=1).alerts[0]
+    user = alert_flags(web_settings.warehouse, alert.day, alert.alert_id, limit=1)["user_id"][0]
+    client = app_client(logged_in_as="vic")
+    page = client.get(f"/alerts/{alert.alert_id}?timeline={user.as_py()}").text
     assert '<svg id="timeline-chart"' in page
     assert 'class="tl-revoke"' in page and 'class="tl-access"' in page
-    assert item.explanation in page
+    assert alert.explanation in page
+    plain = client.get(f"/alerts/{alert.alert_id}").text
+    assert '<svg id="timeline-chart"' not in plain and "Pick a user" in plain

@@ -3,7 +3,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const all = document.getElementById("select-all");
   if (all) {
     all.addEventListener("change", () => {
-      document.querySelectorAll('input[name="item_id"]').forEach((box) => {
+      document.querySelectorAll('input[name="alert_id"]').forEach((box) => {
         box.checked = all.checked;
       });
     });
