@@ -15,6 +15,7 @@ Reads hand DuckDB a relation (`scan`) or Arrow a dataset (`dataset`) of a table 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
@@ -378,7 +379,9 @@ class Warehouse:
             return
         for entry in self._listing(folder):
             if posixpath.basename(entry.rstrip("/")).startswith(STAGED):
-                self.fs.rm(entry, recursive=True)
+                # (an object store may list an emptied prefix once more: nothing to remove)
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm(entry, recursive=True)
 
     def write_json(self, table: str, day: date, name: str, document: dict[str, Any]) -> str:
         text = json.dumps(document, indent=2, sort_keys=True, default=str)

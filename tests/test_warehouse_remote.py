@@ -99,6 +99,14 @@ def test_remote_warehouse_staged_pieces_are_invisible_until_assembled(remote_roo
         writer.write(pieces.order("reason").to_arrow_table())
     assert warehouse.read_partition("quarantine", DAY)["reason"].to_pylist() == ["a", "b"]
     assert warehouse.staged_pieces("quarantine", DAY, "run1") == []
+    # a later commit, after the store may still list the emptied staging folder
+    with warehouse.write_staged("quarantine", DAY, "run2", "piece-0") as writer:
+        writer.write(quarantine_rows("c"))
+    with warehouse.assemble("quarantine", DAY, "run2") as writer:
+        writer.write(
+            warehouse.scan_staged(con, "quarantine", DAY, "run2", ["piece-0"]).to_arrow_table()
+        )
+    assert warehouse.read_partition("quarantine", DAY)["reason"].to_pylist() == ["c"]
 
 
 def test_shard_predicate_splits_users_into_disjoint_units():
