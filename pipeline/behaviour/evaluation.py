@@ -243,11 +243,13 @@ def summary_table(outcomes: Iterable[Outcome]) -> pd.DataFrame:
 def format_table(table: pd.DataFrame) -> str:
     """The summary as text: one block per entity kind, a row per injected kind."""
     lines = []
-    kinds_order = [*synthetic.KINDS, "clean"]
     for entity_kind in ENTITY_KINDS:
         if entity_kind not in table.index.get_level_values(0):
             continue
         block = table.loc[entity_kind]
+        present = set(block.index.get_level_values(0))  # a ground truth may name its own kinds
+        others = sorted(present - {*synthetic.KINDS, "clean"})
+        kinds_order = [*synthetic.KINDS, *others, "clean"]
         lines.append(f"\n{KIND_LABELS[entity_kind]}")
         header = f"{'kind':<16}{'n':>4}"
         for name in DETECTOR_NAMES:

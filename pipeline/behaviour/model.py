@@ -117,9 +117,34 @@ def share_parts(
     )
 
 
-def _share_rate(k_hist: np.ndarray, n_hist: np.ndarray, prior: float) -> np.ndarray:
+def _share_rate(frame: pd.DataFrame, name: str, prior: float) -> np.ndarray:
+    """A share's usual rate: the entity's history, shrunk toward its app's (a user's) or the
+    kind's rate by SHARE_PRIOR_EVENTS events."""
+    _, _, k_hist, n_hist = share_parts(frame, name)
     k_hist, n_hist = np.nan_to_num(k_hist), np.nan_to_num(n_hist)
-    return (k_hist + prior * SHARE_PRIOR_EVENTS) / (n_hist + SHARE_PRIOR_EVENTS)
+    app = _col(frame, f"{name}_app_rate")
+    toward = np.where(np.isfinite(app), app, prior)
+    return (k_hist + toward * SHARE_PRIOR_EVENTS) / (n_hist + SHARE_PRIOR_EVENTS)
+
+
+def with_app_rates(X: pd.DataFrame) -> pd.DataFrame:
+    """X with `<share>_app_rate` on its app-user rows: the share's history rate of the same
+    day's partner-day row (a batch app's users work at night as it does)."""
+    users = X["entity_kind"].to_numpy() == APP_USER_DAY
+    if not users.any() or (~users).sum() == 0:
+        return X
+    partner_key = X["partner_id"].where(X["partner_id"].notna(), X["app_id"]).astype(str)
+    key = X["day"].astype(str) + "\x1f" + partner_key
+    partners = ~users
+    out = X.copy()
+    for name in SHARE_NAMES:
+        _, _, k_hist, n_hist = share_parts(X, name)
+        rate = (np.nan_to_num(k_hist) + 0.5) / (np.nan_to_num(n_hist) + 1.0)
+        by_key = pd.Series(rate[partners], index=key[partners].to_numpy())
+        by_key = by_key[~by_key.index.duplicated()]
+        looked_up = by_key.reindex(key.to_numpy()).to_numpy()
+        out[f"{name}_app_rate"] = np.where(users, looked_up, np.nan)
+    return out
 
 
 class BehaviourModel(OutlierMixin, BaseEstimator):
@@ -150,6 +175,7 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
         self.feature_names_in_ = np.array(FEATURES, dtype=object)
         self.n_features_in_ = len(FEATURES)
         self.fingerprint_ = fingerprint(X)
+        X = with_app_rates(X)
         days = pd.to_datetime(X["day"]).dt.date
         self.window_ = (min(days).isoformat(), max(days).isoformat())
         self.prior_: dict[str, dict[str, float]] = {}
@@ -229,8 +255,8 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
                 (x[ok] - mu[ok]) ** 2, (mu * widen)[ok], (mu**2 * widen)[ok], rises
             )
         for name in SHARE_NAMES:
-            k, n, k_hist, n_hist = share_parts(rows, name)
-            p = _share_rate(k_hist, n_hist, prior[name])
+            k, n, _k_hist, n_hist = share_parts(rows, name)
+            p = _share_rate(rows, name, prior[name])
             ok = known & np.isfinite(k) & np.isfinite(n) & (n >= 1)
             base = n * p * (1 - p) * (1 + n / (np.nan_to_num(n_hist) + SHARE_PRIOR_EVENTS))
             common = ok & (n * p >= 3)
@@ -263,8 +289,8 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
             if kind != PARTNER_DAY and feature in _PARTNER_ONLY:
                 continue
             if feature in SHARE_NAMES:
-                k, n, k_hist, n_hist = share_parts(rows, feature)
-                p = _share_rate(k_hist, n_hist, prior[feature])
+                k, n, _k_hist, n_hist = share_parts(rows, feature)
+                p = _share_rate(rows, feature, prior[feature])
                 # the usual rate is itself estimated: from n_hist events, over h days
                 rho = spread[feature] * (1 + 1 / h) + 1 / (
                     np.nan_to_num(n_hist) + SHARE_PRIOR_EVENTS
@@ -289,6 +315,7 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
     def evidence(self, X: pd.DataFrame) -> np.ndarray:
         """-log10 p per row and feature (FEATURES order); NaN rows for a kind not trained."""
         out = np.full((len(X), len(FEATURES)), np.nan)
+        X = with_app_rates(X)
         kinds = X["entity_kind"].to_numpy()
         for kind in self.threshold_:
             rows = kinds == kind
@@ -400,8 +427,8 @@ def explain(
     figures: dict[str, dict[str, np.ndarray]] = {}
     for feature in FEATURES:
         if feature in SHARE_NAMES:
-            k, n, k_hist, n_hist = share_parts(X, feature)
-            figures[feature] = {"k": k, "n": n, "p": _share_rate(k_hist, n_hist, prior[feature])}
+            k, n, _k_hist, _n_hist = share_parts(X, feature)
+            figures[feature] = {"k": k, "n": n, "p": _share_rate(X, feature, prior[feature])}
         else:
             figures[feature] = {
                 "x": model._observed(X, feature),
@@ -434,7 +461,7 @@ def explain(
 def score(model: BehaviourModel, features_df: pd.DataFrame) -> pa.Table:
     """Scores, ranks and explanations of the rows of the kinds the model was trained on."""
     frame = features_df[features_df["entity_kind"].isin(list(model.threshold_))].copy()
-    frame = frame.reset_index(drop=True)
+    frame = with_app_rates(frame.reset_index(drop=True))
     evidence = model.evidence(frame)
     frame["score"] = model.anomaly_score(frame)
     frame["top_features"] = pd.Series([[]] * len(frame), dtype=object)
