@@ -442,6 +442,8 @@ def publish(day: date, settings: Settings) -> dict[str, Any]:
         },
         "files": {kind: parts[f"ingest-{kind}"]["files"] for kind in ("access", "consent")},
         "anomalies": warehouse.read_json("runs", day, "score.json"),
+        # accesses judged and not judged, per partner and reason (detect/coverage.py)
+        "access_coverage": warehouse.read_json("runs", day, "coverage.json"),
         "alerts": parts["alerts"],
         "flags": {
             "total": flag_rows,

@@ -64,11 +64,12 @@ def conversion_sql(
     if fmt.items is None:
         unnested = "SELECT *, NULL AS item, 1 AS item_no, 1 AS items_n FROM judged"
     else:
-        elements = f"coalesce(nullif(CASE WHEN {fine} THEN {fmt.items} END, []), [NULL])"
-        numbered = f"list_transform({elements}, lambda x, i: {{'item': x, 'n': i}})"
+        # the elements once, then one row per element number (a record without any: one)
         unnested = (
-            "SELECT * EXCLUDE (u), u.item AS item, u.n AS item_no FROM ("
-            f"SELECT *, unnest({numbered}) AS u, len({elements}) AS items_n FROM judged)"
+            "SELECT * EXCLUDE (elements), elements[item_no] AS item FROM ("
+            "SELECT *, unnest(range(1, items_n + 1)) AS item_no FROM ("
+            "SELECT *, greatest(coalesce(len(elements), 0), 1) AS items_n FROM ("
+            f"SELECT *, CASE WHEN {fine} THEN {fmt.items} END AS elements FROM judged)))"
         )
     record_lets = "".join(
         f", CASE WHEN r IS NOT NULL THEN {expr} END AS {name}" for name, expr in fmt.lets.items()
