@@ -21,7 +21,7 @@ from pipeline.errors import InvalidTransition, StaleItem, UnknownItem
 from pipeline.review.audit_chain import chain_entries
 from pipeline.review.lifecycle import KINDS, OPEN_STATUSES, SORTS, STATUSES, TRANSITIONS
 from pipeline.review.rows import FACTS, alert_rows
-from pipeline.review.series import refresh_series
+from pipeline.review.series import extend_series
 from pipeline.review.tables import review_alerts, review_audit, review_suppressions
 
 log = logging.getLogger(__name__)
@@ -427,8 +427,7 @@ class ReviewStore:
             statement = _on_conflict(self._insert())
             for chunk in _chunks([{**row, **fresh} for row in rows], CHUNK_ROWS):
                 connection.execute(statement, list(chunk))
-            pairs = {(r["app_id"], r["rule"]) for r in rows if r["kind"] == "rule" and r["app_id"]}
-            refresh_series(connection, pairs)
+            extend_series(connection, day)
             suppressed = self._apply_suppressions(
                 connection, self._active_suppressions(connection, day), day, INGEST_ACTOR, now
             )

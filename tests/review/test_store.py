@@ -9,6 +9,8 @@ import threading
 from datetime import UTC, date, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.detect.alert_ids import behaviour_alert_id, rule_alert_id
 from pipeline.detect.series import series_of
@@ -613,3 +615,33 @@ def test_store_growth_per_day_is_small_on_sqlite(tmp_path):
     wal = path.with_name(path.name + "-wal")
     size = path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
     assert (size - start) / 30 < 5 * 1024 * 1024
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["NO_SIGNIN", "UNKNOWN_APP"]),
+                  st.integers(0, 9)),
+        min_size=1,
+        max_size=25,
+    )
+)  # fmt: skip
+def test_store_series_after_any_publish_order_are_detect_series(tmp_path_factory, publishes):
+    """Days published in any order (backfills, re-runs, gaps filled) leave every rule alert with
+    the series pipeline.detect.series gives over all the store's days."""
+    path = tmp_path_factory.mktemp("series") / "review.db"
+    store = ReviewStore.open(f"sqlite:///{path}")
+    held: dict[date, set[tuple[str, str]]] = {}
+    for app, rule, offset in publishes:
+        day = D1 + timedelta(days=offset)
+        held.setdefault(day, set()).add((app, rule))
+        store.upsert_day(day, alerts(*(alert(day, app_id=a, rule=r) for a, r in held[day])))
+    stored = {
+        (a.app_id, a.rule, a.day): a.series_id
+        for a in store.iter_alerts(AlertFilter(include_suppressed=True))
+    }
+    expected = series_of(alerts(*(alert(d, app_id=a, rule=r) for (a, r, d) in stored)))
+    assert stored == {
+        (row["app_id"], row["rule"], row["day"]): row["series_id"] for row in expected.to_pylist()
+    }
+    store.dispose()
