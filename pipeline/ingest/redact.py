@@ -166,12 +166,20 @@ def text_secret_patterns(names: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def common_patterns() -> list[tuple[str, str]]:
-    """Credentials found without a name: after an auth scheme, or by their shape."""
+    """Credentials found without a name: after an auth scheme, or by their shape (one pass:
+    the second group, always empty, stands where a shape has no scheme to keep)."""
     schemes = "|".join(AUTH_SCHEMES)
     stops = r"\s\"'\\,;&()<>{}\[\]"  # what ends a credential (token68 and base64 hold none)
-    auth = rf"(?i)(\b(?:{schemes})(?:\s|%20|\+)+)[^{stops}=:][^{stops}]*"
-    shapes = "(?is)" + "|".join(f"(?:{s})" for s in CREDENTIAL_SHAPES)
-    return [(auth, r"\1" + REDACTED), (shapes, REDACTED)]
+    auth = rf"(\b(?:{schemes})(?:\s|%20|\+)+)[^{stops}=:][^{stops}]*"
+    shapes = "|".join(f"(?:{s})" for s in CREDENTIAL_SHAPES)
+    return [(rf"(?is){auth}|(){shapes}", r"\1\2" + REDACTED)]
+
+
+# What the common patterns need to find anything (a cheap pass that skips them on most text).
+COMMON_PREFILTER = (
+    r"(?i)\b(?:" + "|".join(AUTH_SCHEMES) + r")(?:\s|%20|\+)|eyj|akia|asia|gh[pousr]_|xox"
+    r"|k_live|k_test|aiza|-----"
+)
 
 
 def path_patterns(names: Iterable[str]) -> list[tuple[str, str]]:
@@ -179,10 +187,9 @@ def path_patterns(names: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def prefilter_pattern(assign: str = "[=:]|%3[ad]|%253[ad]") -> str:
-    """Text that any pattern could change holds an assignment or an auth scheme or shape's
-    first letters: one cheap pass over a column picks the few values worth the full passes."""
-    schemes = "|".join(AUTH_SCHEMES)
-    return rf"(?i){assign}|<|{schemes}|eyj|akia|asia|gh[pousr]_|xox|k_live|k_test|aiza|-----"
+    """Text that any pattern could change holds an assignment, `<` or what the common patterns
+    need: one cheap pass over a column picks the few values worth the full passes."""
+    return rf"(?i){assign}|<|" + COMMON_PREFILTER.removeprefix("(?i)")
 
 
 def _sql_quote(text: str) -> str:
@@ -220,10 +227,24 @@ def text_sql(column: str, names: Iterable[str], prefilter: bool = True) -> str:
 
 def path_sql(column: str, names: Iterable[str]) -> str:
     """DuckDB SQL for a path column with its secret parameters and credentials replaced, and
-    its escaped name characters decoded."""
-    test = _sql_quote(prefilter_pattern(assign="=|%"))
-    replaced = _replaced_sql(decoded_sql(column), path_patterns(list(names)))
-    return f"CASE WHEN regexp_matches({column}, {test}) THEN {replaced} ELSE {column} END"
+    its escaped name characters decoded. Each stage runs only on the paths it could change
+    (most paths hold a parameter: the name pattern's pass is the one every such path pays)."""
+    decoded = f"CASE WHEN contains({column}, '%') THEN {decoded_sql(column)} ELSE {column} END"
+    ((common, common_with),) = common_patterns()
+    credentials = (
+        f"CASE WHEN regexp_matches({decoded}, {_sql_quote(COMMON_PREFILTER)}) "
+        f"THEN regexp_replace({decoded}, {_sql_quote(common)}, {_sql_quote(common_with)}, 'g') "
+        f"ELSE {decoded} END"
+    )
+    pattern, replacement = (
+        _sql_quote(path_secret_pattern(list(names))),
+        _sql_quote(r"\1" + REDACTED),
+    )
+    return (
+        f"CASE WHEN contains({credentials}, '=') OR contains({credentials}, '%') "
+        f"THEN regexp_replace({credentials}, {pattern}, {replacement}, 'g') "
+        f"ELSE {credentials} END"
+    )
 
 
 def redact_text_array(values: pa.Array | pa.ChunkedArray, names: Iterable[str]) -> Any:
