@@ -307,3 +307,50 @@ FLAG_EVIDENCE = (
     "method",
     "ip",
 )
+
+# used by behaviour/features.py
+LEVEL_COUNTS = ("calls", "message_reads", "message_writes", "message_deletes", "distinct_users")
+
+# used by behaviour/features.py
+RARE_OWN_COUNTS = (
+    "new_users",
+    "revokes",
+    "revoked_reads",
+)  # the others come from the new-items CTEs
+
+# used by report/figures.py
+REPORT_ALERT_COLUMNS = (
+    "alert_id", "kind", "day", "rule", "severity", "partner_id", "partner_name", "app_id",
+    "user_id", "flags", "users", "flags_by_severity", "first_event_time", "last_event_time",
+    "evidence", "score", "explanation",
+)  # fmt: skip
+
+# used by review/store.py
+NULLABLE_SORTS = ("partner_id", "score")
+
+# used by review/web/export.py
+EXPORT_FLAG_COLUMNS = (
+    "flag_id",
+    "alert_id",
+    "rule",
+    "severity",
+    "request_id",
+    "event_time",
+    "app_id",
+    "partner_id",
+    "user_id",
+    "resource",
+    "action",
+    "scope",
+    "status",
+    "method",
+    "path",
+    "last_grant_time",
+    "last_revoke_time",
+    "partnership_end",
+    "explanation",
+)
+
+# used by detect/measures.py
+MEASURE_COLUMNS = ["rule", "event_time", "app_id", "partner_id", "partner_name", "user_id"]
+MEASURE_COLUMNS += ["alert_id", "last_revoke_time", "partnership_end"]

@@ -38,7 +38,7 @@ import pyarrow as pa
 
 from pipeline import duck
 from pipeline.config import Settings
-from pipeline.schema import DAILY_FEATURES, ENTITY_KEYS, RATIO_COUNTS
+from pipeline.schema import DAILY_FEATURES, ENTITY_KEYS, LEVEL_COUNTS, RARE_OWN_COUNTS, RATIO_COUNTS
 
 PARTNER_DAY = "partner_day"
 APP_USER_DAY = "app_user_day"
@@ -396,9 +396,8 @@ SHARES: tuple[tuple[str, str, str], ...] = (
 )
 # Counts weighed against their usual level (the nearer-edge baseline of RATIO_COUNTS) and rare
 # counts weighed against their history mean (`<count>_hist_mean`).
-LEVEL_COUNTS = ("calls", "message_reads", "message_writes", "message_deletes", "distinct_users")
 RARE_COUNTS = ("new_users", "revokes", "revoked_reads", "new_ips", "new_networks", "new_scopes")
-_RARE_OWN = ("new_users", "revokes", "revoked_reads")  # the others come from the new-items CTEs
+_RARE_OWN = RARE_OWN_COUNTS
 # (item kind, list of values, aligned list of calls) for the never-seen counts
 _NEW_ITEMS = (("ip", "ips", "ip_calls"), ("network", "networks", "network_calls"),
               ("scope", "scopes", "scope_calls"))  # fmt: skip

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from pipeline import duck
 from pipeline.config import Settings
+from pipeline.schema import MEASURE_COLUMNS
 from pipeline.warehouse import Warehouse
 
 WORST = 3  # worst cases kept per partner, linked to their alerts
@@ -68,10 +69,6 @@ def post_termination_use(con: duckdb.DuckDBPyConnection, flags: str) -> pa.Table
     longest time from an end to the last call, with the worst cases and their alerts."""
     cases = _per_case_sql(flags, "AFTER_PARTNERSHIP_END", "partnership_end")
     return con.sql(_per_partner_sql(cases)).to_arrow_table()
-
-
-MEASURE_COLUMNS = ["rule", "event_time", "app_id", "partner_id", "partner_name", "user_id"]
-MEASURE_COLUMNS += ["alert_id", "last_revoke_time", "partnership_end"]
 
 
 def partner_measures(

@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 from pipeline import duck
 from pipeline.config import SEVERITIES, Settings
 from pipeline.detect.alert_ids import behaviour_alert_id
-from pipeline.schema import RULES, UNKNOWN_PARTNER
+from pipeline.schema import REPORT_ALERT_COLUMNS, RULES, UNKNOWN_PARTNER
 from pipeline.warehouse import MANIFEST, Warehouse, report_label
 
 TREND_DAYS = 30
@@ -49,11 +49,7 @@ class ReviewLinks:
         return f"{self.base}/partners/{quote(partner_id, safe='')}"
 
 
-ALERT_COLUMNS = (
-    "alert_id", "kind", "day", "rule", "severity", "partner_id", "partner_name", "app_id",
-    "user_id", "flags", "users", "flags_by_severity", "first_event_time", "last_event_time",
-    "evidence", "score", "explanation",
-)  # fmt: skip
+ALERT_COLUMNS = REPORT_ALERT_COLUMNS
 
 
 def _alert_rows(warehouse: Warehouse, days: list[date]) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from pipeline.review.lifecycle import KINDS, OPEN_STATUSES, SORTS, STATUSES, TRA
 from pipeline.review.rows import FACTS, alert_rows
 from pipeline.review.series import extend_series
 from pipeline.review.tables import review_alerts, review_audit, review_suppressions
+from pipeline.schema import NULLABLE_SORTS
 
 log = logging.getLogger(__name__)
 
@@ -363,7 +364,6 @@ SORT_COLUMNS: dict[str, sa.ColumnElement[Any]] = {
     "partner_id": A.partner_id,
     "score": A.score,
 }
-NULLABLE_SORTS = ("partner_id", "score")
 # A queue row: a rule alert's series, or a lone (behaviour) alert.
 ROW_KEY = sa.func.coalesce(A.series_id, A.alert_id)
 

@@ -19,6 +19,7 @@ from pipeline.review.store import Alert
 from pipeline.review.web import params
 from pipeline.review.web.deps import current_principal, store_of
 from pipeline.review.web.pages import alert_or_404
+from pipeline.schema import EXPORT_FLAG_COLUMNS
 
 router = APIRouter()
 
@@ -44,27 +45,7 @@ COLUMNS = (
     "score",
     "explanation",
 )
-FLAG_COLUMNS = (
-    "flag_id",
-    "alert_id",
-    "rule",
-    "severity",
-    "request_id",
-    "event_time",
-    "app_id",
-    "partner_id",
-    "user_id",
-    "resource",
-    "action",
-    "scope",
-    "status",
-    "method",
-    "path",
-    "last_grant_time",
-    "last_revoke_time",
-    "partnership_end",
-    "explanation",
-)
+FLAG_COLUMNS = EXPORT_FLAG_COLUMNS
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 FLUSH_BYTES = 64 * 1024
