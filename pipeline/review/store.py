@@ -23,7 +23,7 @@ from pipeline.review.lifecycle import KINDS, OPEN_STATUSES, SORTS, STATUSES, TRA
 from pipeline.review.rows import FACTS, alert_rows
 from pipeline.review.series import extend_series
 from pipeline.review.tables import review_alerts, review_audit, review_suppressions
-from pipeline.schema import NULLABLE_SORTS
+from pipeline.schema import NULLABLE_SORTS, UNKNOWN_PARTNER
 
 log = logging.getLogger(__name__)
 
@@ -554,7 +554,9 @@ class ReviewStore:
             "series_id",
         ):
             value = getattr(filt, name)
-            if value is not None:
+            if name == "partner_id" and value is not None:
+                conditions.append(_partner_is(value))
+            elif value is not None:
                 conditions.append(A[name] == value)
         if not filt.include_suppressed:
             conditions.append(A.suppressed_by.is_(None))
@@ -888,7 +890,7 @@ class ReviewStore:
         weight = sa.func.sum(sa.case((A.kind == "rule", A.flags), else_=1))
         query = (
             sa.select(A.day, A.rule, weight)
-            .where(A.partner_id == partner_id)
+            .where(_partner_is(partner_id))
             .group_by(A.day, A.rule)
             .order_by(A.day, A.rule)
         )
@@ -900,14 +902,16 @@ class ReviewStore:
             return [(day, rule, int(n)) for day, rule, n in connection.execute(query)]
 
     def partners(self) -> list[tuple[str, int, int]]:
-        """Each partner with its open (new or triaged, not suppressed) and all alerts."""
+        """Each partner with its open (new or triaged, not suppressed) and all alerts; the alerts
+        of unknown apps under UNKNOWN_PARTNER."""
         is_open = sa.and_(A.status.in_(OPEN_STATUSES), A.suppressed_by.is_(None))
         open_count = sa.func.sum(sa.case((is_open, 1), else_=0))
+        # an app the registry does not know counts under UNKNOWN_PARTNER, as the report counts it
+        partner = sa.func.coalesce(A.partner_id, UNKNOWN_PARTNER)
         query = (
-            sa.select(A.partner_id, open_count, sa.func.count())
-            .where(A.partner_id.is_not(None))
-            .group_by(A.partner_id)
-            .order_by(open_count.desc(), A.partner_id)
+            sa.select(partner, open_count, sa.func.count())
+            .group_by(partner)
+            .order_by(open_count.desc(), partner)
         )
         with self._engine.connect() as connection:
             return [(partner, int(n_open), n) for partner, n_open, n in connection.execute(query)]
@@ -933,3 +937,10 @@ def _on_conflict(insert: Any) -> Any:
     """The upsert: an existing alert's facts are refreshed, never its review decision."""
     changes: dict[str, Any] = {name: insert.excluded[name] for name in (*FACTS, "updated_at")}
     return insert.on_conflict_do_update(index_elements=["alert_id"], set_=changes)
+
+
+def _partner_is(partner_id: str) -> sa.ColumnElement[bool]:
+    """Alerts of a partner; UNKNOWN_PARTNER names the alerts of apps the registry lacks."""
+    if partner_id == UNKNOWN_PARTNER:
+        return A.partner_id.is_(None)
+    return A.partner_id == partner_id

@@ -16,6 +16,7 @@ from pipeline.detect.alert_ids import behaviour_alert_id, rule_alert_id
 from pipeline.detect.series import series_of
 from pipeline.errors import InvalidTransition, StaleItem, UnknownItem
 from pipeline.review.store import SORTS, AlertFilter, ReviewStore
+from pipeline.schema import UNKNOWN_PARTNER
 from tests.review.literals import D1, D2, NO_ALERTS, alert, alerts, at, behaviour_alert
 
 D3 = D2 + timedelta(days=1)
@@ -539,7 +540,8 @@ def test_store_overviews(queue: ReviewStore):
         (D2, "NO_SIGNIN", 40),
         (D2, "partner_day", 1),
     ]
-    assert queue.partners() == [("p-chat", 3, 3), ("p-video", 2, 2)]
+    # the fixture's unknown-app alert counts under UNKNOWN_PARTNER, as in the report
+    assert queue.partners() == [("p-chat", 3, 3), ("p-video", 2, 2), (UNKNOWN_PARTNER, 1, 1)]
     queue.set_status([rule_alert_id(D1, "app-chat", "SIGNIN_REVOKED")], "confirmed", "bob")
     assert queue.partners()[0] == ("p-chat", 2, 3)
     facets = queue.facets()
@@ -645,3 +647,19 @@ def test_store_series_after_any_publish_order_are_detect_series(tmp_path_factory
         (row["app_id"], row["rule"], row["day"]): row["series_id"] for row in expected.to_pylist()
     }
     store.dispose()
+
+
+def test_store_counts_unknown_apps_under_the_unknown_partner_as_the_report_does(store: ReviewStore):
+    store.upsert_day(
+        D1,
+        alerts(
+            alert(
+                app_id="app-stray", rule="UNKNOWN_APP", partner_id=None, partner_name=None, flags=7
+            ),
+            alert(flags=3),
+        ),
+    )
+    assert store.partners() == [(UNKNOWN_PARTNER, 1, 1), ("p-chat", 1, 1)]
+    assert store.partner_counts(UNKNOWN_PARTNER) == [(D1, "UNKNOWN_APP", 7)]
+    page = store.alerts(AlertFilter(partner_id=UNKNOWN_PARTNER), per_page=10)
+    assert [a.app_id for a in page.alerts] == ["app-stray"]
