@@ -342,22 +342,28 @@ def _print_summary(results: dict[date, dict[str, Any]], settings: Settings) -> N
     console.print(f"Outputs: {folders}/   e.g. {PROG} flags --date {last}")
 
 
-def _show_flags(args: argparse.Namespace, settings: Settings) -> int:
+def _day_table(table: str, args: argparse.Namespace, settings: Settings) -> Any:
+    """The day's partition of `table` (flags or alerts), only --rule's and --partner's rows."""
     import pyarrow.compute as pc
 
     from pipeline.warehouse import Warehouse
 
     warehouse = Warehouse(settings.warehouse, settings)
-    if not warehouse.has_partition("flags", args.date):
+    if not warehouse.has_partition(table, args.date):
         raise ConfigError(
-            f"no flags for {args.date} in {settings.warehouse} "
+            f"no {table} for {args.date} in {settings.warehouse} "
             f"(run '{PROG} run --date {args.date}' first)"
         )
-    flags = warehouse.read_partition("flags", args.date)
+    rows = warehouse.read_partition(table, args.date)
     if args.rule:
-        flags = flags.filter(pc.equal(flags["rule"], args.rule))
+        rows = rows.filter(pc.equal(rows["rule"], args.rule))
     if args.partner:
-        flags = flags.filter(pc.equal(flags["partner_id"], args.partner))
+        rows = rows.filter(pc.equal(rows["partner_id"], args.partner))
+    return rows
+
+
+def _show_flags(args: argparse.Namespace, settings: Settings) -> int:
+    flags = _day_table("flags", args, settings)
     if args.format == "json":
         import json
 
@@ -391,22 +397,11 @@ def _show_alerts(args: argparse.Namespace, settings: Settings) -> int:
 
     from pipeline.detect.alerts import BEHAVIOUR_SEVERITY
     from pipeline.schema import RULES, UNKNOWN_PARTNER
-    from pipeline.warehouse import Warehouse
 
     known = (*RULES, *BEHAVIOUR_SEVERITY)  # a behaviour alert's rule is its entity kind
     if args.rule is not None and args.rule not in known:
         raise ConfigError(f"--rule {args.rule!r} is not one of {', '.join(known)}")
-    warehouse = Warehouse(settings.warehouse, settings)
-    if not warehouse.has_partition("alerts", args.date):
-        raise ConfigError(
-            f"no alerts for {args.date} in {settings.warehouse} "
-            f"(run '{PROG} run --date {args.date}' first)"
-        )
-    alerts = warehouse.read_partition("alerts", args.date)
-    if args.rule:
-        alerts = alerts.filter(pc.equal(alerts["rule"], args.rule))
-    if args.partner:
-        alerts = alerts.filter(pc.equal(alerts["partner_id"], args.partner))
+    alerts = _day_table("alerts", args, settings)
     if args.format == "json":
         import json
 
