@@ -1,7 +1,7 @@
 """The pipeline on the hostile landing zone (tests/hostile/corpus.py): every step finishes,
 counts reconcile per file, and no secret value is stored in any warehouse file or report.
 
-STEPS is the list to grow as the alerts, review store, UI and export steps land (issue 13's
+STEPS is the list to grow as the review store, UI and export steps join it (issue 13's
 "done when"): each is (name, function of (day, settings)), run in order on one warehouse."""
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ STEPS: list[tuple[str, Callable[[date, Settings], Any]]] = [
     ("ingest_access", steps.ingest_access),
     ("ingest_consent", steps.ingest_consent),
     ("detect", steps.detect),
+    ("alerts", steps.alerts),  # the report reads alerts, never the flags (SPEC §5)
     ("report", steps.report),
 ]
 
