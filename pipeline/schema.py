@@ -289,25 +289,6 @@ ACCESS_COLUMNS = (
     "ip",
 )
 
-# used by review/rows.py
-ANOMALY_EVIDENCE = ("entity_kind", "top_features", "model_name", "model_version", "rank")
-
-# used by review/rows.py
-FLAG_EVIDENCE = (
-    "last_grant_time",
-    "last_grant_scopes",
-    "last_grant_all_scopes",
-    "last_revoke_time",
-    "grant_expired_at",
-    "grant_ttl_days",
-    "partnership_start",
-    "partnership_end",
-    "partnership_scopes",
-    "path",
-    "method",
-    "ip",
-)
-
 # used by behaviour/features.py
 LEVEL_COUNTS = ("calls", "message_reads", "message_writes", "message_deletes", "distinct_users")
 

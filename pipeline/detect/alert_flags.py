@@ -23,10 +23,6 @@ MAX_LIMIT = 10_000
 ORDER = "event_time, flag_id"  # flag_id is unique: a stable order, so pages never overlap
 
 
-def _warehouse(warehouse: Warehouse | str) -> Warehouse:
-    return warehouse if isinstance(warehouse, Warehouse) else Warehouse(warehouse)
-
-
 @contextmanager
 def _flags_of_day(warehouse: Warehouse, day: date) -> Iterator[duckdb.DuckDBPyConnection | None]:
     """A DuckDB connection with the view `flags` over the day's flag parts (None: no parts)."""
@@ -61,7 +57,7 @@ def _check(offset: int, limit: int) -> None:
 
 
 def alert_flags(
-    warehouse: Warehouse | str,
+    warehouse: Warehouse,
     day: date,
     alert_id: str,
     *,
@@ -75,7 +71,7 @@ def alert_flags(
     request id and action when given; empty when the day has no flags."""
     _check(offset, limit)
     where, values = _where(alert_id, user, request_id, action)
-    with _flags_of_day(_warehouse(warehouse), day) as con:
+    with _flags_of_day(warehouse, day) as con:
         if con is None:
             return FLAGS.empty_table()
         table = con.sql(
@@ -87,7 +83,7 @@ def alert_flags(
 
 
 def alert_flag_count(
-    warehouse: Warehouse | str,
+    warehouse: Warehouse,
     day: date,
     alert_id: str,
     *,
@@ -97,7 +93,7 @@ def alert_flag_count(
 ) -> int:
     """How many of the alert's flags match the filters (for paging)."""
     where, values = _where(alert_id, user, request_id, action)
-    with _flags_of_day(_warehouse(warehouse), day) as con:
+    with _flags_of_day(warehouse, day) as con:
         if con is None:
             return 0
         row = con.execute(f"SELECT count(*) FROM flags WHERE {where}", values).fetchone()
@@ -105,7 +101,7 @@ def alert_flag_count(
 
 
 def iter_alert_flag_batches(
-    warehouse: Warehouse | str,
+    warehouse: Warehouse,
     day: date,
     alert_id: str,
     *,
@@ -117,7 +113,7 @@ def iter_alert_flag_batches(
     """Every flag of the alert matching the filters, in the page order, as record batches: memory
     stays at one batch whatever the alert's size."""
     where, values = _where(alert_id, user, request_id, action)
-    with _flags_of_day(_warehouse(warehouse), day) as con:
+    with _flags_of_day(warehouse, day) as con:
         if con is None:
             return
         reader = con.sql(
@@ -129,7 +125,7 @@ def iter_alert_flag_batches(
 
 
 def alert_users(
-    warehouse: Warehouse | str,
+    warehouse: Warehouse,
     day: date,
     alert_id: str,
     *,
@@ -151,7 +147,7 @@ def alert_users(
             pa.field("last_event_time", FLAGS.field("event_time").type),
         ]
     )
-    with _flags_of_day(_warehouse(warehouse), day) as con:
+    with _flags_of_day(warehouse, day) as con:
         if con is None:
             return schema.empty_table()
         table = con.sql(

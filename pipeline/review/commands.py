@@ -303,21 +303,23 @@ def _show_alert(store: ReviewStore, alert: Any, args: argparse.Namespace) -> Non
     from rich.table import Table
 
     from pipeline.detect.alert_flags import alert_flag_count, alert_flags
+    from pipeline.warehouse import Warehouse
 
     settings = args.settings
+    warehouse = Warehouse(settings.warehouse, settings)
     filters = {"user": args.user, "request_id": args.request_id, "action": args.action}
     flags = None
     total = 0
     if alert.kind == "rule":
         flags = alert_flags(
-            settings.warehouse,
+            warehouse,
             alert.day,
             alert.alert_id,
             **filters,
             offset=args.offset,
             limit=args.limit,
         )
-        total = alert_flag_count(settings.warehouse, alert.day, alert.alert_id, **filters)
+        total = alert_flag_count(warehouse, alert.day, alert.alert_id, **filters)
     trail = store.audit_trail(alert.alert_id)
     if args.json:
         document = {

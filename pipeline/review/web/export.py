@@ -123,11 +123,12 @@ def export_csv(request: Request) -> StreamingResponse:
 def export_alert_flags(request: Request, alert_id: str) -> StreamingResponse:
     """Every flag of one alert (with the page's flag filters), streamed from the warehouse."""
     from pipeline.detect.alert_flags import iter_alert_flag_batches
+    from pipeline.review.web.pages import warehouse_of
 
     alert = alert_or_404(request, alert_id)
     query = params.flag_query(request.query_params)
     batches = iter_alert_flag_batches(
-        request.app.state.settings.warehouse,
+        warehouse_of(request),
         alert.day,
         alert.alert_id,
         user=query.user,

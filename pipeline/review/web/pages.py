@@ -99,7 +99,7 @@ def _flags(request: Request, alert: Alert, query: params.FlagQuery) -> dict[str,
         return {"flags_note": "A behaviour alert has no flags of its own.", "flags": None}
     from pipeline.detect.alert_flags import alert_flag_count, alert_flags, alert_users
 
-    warehouse = request.app.state.settings.warehouse
+    warehouse = warehouse_of(request)
     filters = {"user": query.user, "request_id": query.request_id, "action": query.action}
     try:
         total = alert_flag_count(warehouse, alert.day, alert.alert_id, **filters)
@@ -143,7 +143,7 @@ def _timeline(
     settings = request.app.state.settings
     try:
         accesses = alert_flags(
-            settings.warehouse,
+            warehouse_of(request),
             alert.day,
             alert.alert_id,
             user=user_id,
@@ -314,3 +314,11 @@ def suppressions(request: Request, _user: LoggedIn) -> Response:
             "facets": cached_facets(request),
         },
     )
+
+
+def warehouse_of(request: Request) -> Any:
+    """The app's warehouse, opened with its settings (an S3 endpoint comes from them)."""
+    from pipeline.warehouse import Warehouse
+
+    settings = request.app.state.settings
+    return Warehouse(settings.warehouse, settings)

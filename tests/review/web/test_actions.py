@@ -16,6 +16,7 @@ from pipeline.detect.alert_flags import alert_flag_count, alert_flags
 from pipeline.review.store import AlertFilter, ReviewStore
 from pipeline.review.web.export import safe_cell
 from pipeline.review.web.params import FLAGS_PER_PAGE
+from pipeline.warehouse import Warehouse
 from tests.review.web.conftest import csrf_of
 
 
@@ -204,7 +205,7 @@ def test_an_alerts_flags_export_streams_every_flag_with_the_pages_filters(
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert len(rows) == alert.flags
     assert {r["alert_id"] for r in rows} == {alert.alert_id}
-    wanted = alert_flags(web_settings.warehouse, alert.day, alert.alert_id, limit=10_000)
+    wanted = alert_flags(Warehouse(web_settings.warehouse), alert.day, alert.alert_id, limit=10_000)
     assert [r["flag_id"] for r in rows] == wanted["flag_id"].to_pylist()
     user = rows[0]["user_id"]
     mine = list(csv.DictReader(io.StringIO(client.get(
@@ -230,7 +231,7 @@ def test_the_alert_page_pages_its_flags_from_the_warehouse(
     assert (
         len(seen)
         == alert.flags
-        == alert_flag_count(web_settings.warehouse, alert.day, alert.alert_id)
+        == alert_flag_count(Warehouse(web_settings.warehouse), alert.day, alert.alert_id)
     )
     first = client.get(f"/alerts/{alert.alert_id}").text
     assert f"{alert.reads:,} reads" in first and '<svg id="hours-chart"' in first

@@ -15,6 +15,7 @@ from pipeline.detect.alert_flags import alert_flags
 from pipeline.review.store import AlertFilter, ReviewStore
 from pipeline.review.timeline import Period, Timeline, grants_from_events, timeline_for
 from pipeline.review.web.charts import rule_counts_chart, timeline_chart
+from pipeline.warehouse import Warehouse
 
 
 def at(hour: int, day: int = 1) -> datetime:
@@ -54,9 +55,15 @@ def test_timeline_agrees_with_the_flag_evidence(
 ) -> None:
     alert = store.alerts(AlertFilter(rule=rule), per_page=1).alerts[0]
     assert alert.app_id
-    flag = alert_flags(web_settings.warehouse, alert.day, alert.alert_id, limit=1).to_pylist()[0]
+    flag = alert_flags(
+        Warehouse(web_settings.warehouse), alert.day, alert.alert_id, limit=1
+    ).to_pylist()[0]
     mine = alert_flags(
-        web_settings.warehouse, alert.day, alert.alert_id, user=flag["user_id"], limit=1000
+        Warehouse(web_settings.warehouse),
+        alert.day,
+        alert.alert_id,
+        user=flag["user_id"],
+        limit=1000,
     )["event_time"].to_pylist()
     timeline = timeline_for(web_settings, alert.day, flag["user_id"], alert.app_id, mine)
     access = flag["event_time"]
@@ -129,7 +136,9 @@ def test_alert_page_shows_a_users_timeline_chart(
     store: ReviewStore, app_client: Callable[..., TestClient], web_settings: Settings
 ) -> None:
     alert = store.alerts(AlertFilter(rule="SIGNIN_REVOKED"), per_page=1).alerts[0]
-    user = alert_flags(web_settings.warehouse, alert.day, alert.alert_id, limit=1)["user_id"][0]
+    user = alert_flags(Warehouse(web_settings.warehouse), alert.day, alert.alert_id, limit=1)[
+        "user_id"
+    ][0]
     client = app_client(logged_in_as="vic")
     page = client.get(f"/alerts/{alert.alert_id}?timeline={user.as_py()}").text
     assert '<svg id="timeline-chart"' in page
