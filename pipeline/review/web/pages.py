@@ -290,7 +290,20 @@ def partner_page(request: Request, partner_id: str, _user: LoggedIn) -> Response
             "open_alerts": open_alerts,
             "start": start,
             "end": end,
+            **_coverage_of(request, partner, start, end),
         },
+    )
+
+
+def _coverage_of(
+    request: Request, partner: str, start: date | None, end: date | None
+) -> dict[str, Any]:
+    """The partner's coverage and measures section (templates/_coverage.html)."""
+    from pipeline.review.web.partner_coverage import coverage_context
+
+    settings = request.app.state.settings
+    return coverage_context(
+        warehouse_of(request), settings, partner, start, end, base_path(request)
     )
 
 
