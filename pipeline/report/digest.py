@@ -38,11 +38,11 @@ def _coverage(summary: dict[str, Any]) -> str:
     return line
 
 
-def _measures(summary: dict[str, Any]) -> str | None:
+def _measures(measures: dict[str, Any]) -> str | None:
     """One line: the longest lag of each measure, by partner (None when neither happened)."""
     parts = []
     for name, what in (("post_revocation", "a revoke"), ("post_termination", "the end")):
-        rows = summary["measures"][name]
+        rows = measures.get(name, [])
         if rows:
             worst = ", ".join(
                 f"{r['partner_name'] or r['partner_id']} {r['longest']}" for r in rows
@@ -79,14 +79,16 @@ def digest_markdown(summary: dict[str, Any], report_path: str | None = None) -> 
             f"{counts['duplicates_dropped']:,} duplicates dropped"
         )
     lines.append(f"- Quarantined share: {completeness['quarantined_share']:.2%}")
-    lines.append(_coverage(summary))
-    if measures := _measures(summary):
+    # a summary made before coverage (or by hand) has neither figure: their lines are left out
+    if "coverage" in summary:
+        lines.append(_coverage(summary))
+    if measures := _measures(summary.get("measures", {})):
         lines.append(measures)
     lines.extend(f"- Missing: {missing}" for missing in completeness["missing_inputs"])
     lines.append(
         f"- Alerts to review: {totals['alerts']:,} ({totals['rule_alerts']:,} by rule, "
-        f"{totals['anomaly_alerts']:,} behaviour, {totals['coverage_alerts']:,} incomplete "
-        f"coverage): {summary['links']['queue']}"
+        f"{totals['anomaly_alerts']:,} behaviour, {totals.get('coverage_alerts', 0):,} "
+        f"incomplete coverage): {summary['links']['queue']}"
     )
     if report_path:
         lines.append(f"- Report: {report_path}")
