@@ -13,6 +13,7 @@ from pipeline.config import Settings
 from pipeline.detect.coverage import COVERAGE
 from pipeline.detect.coverage_alerts import coverage_alert_id, coverage_alerts
 from pipeline.detect.measures import post_revocation_use, post_termination_use
+from pipeline.report.coverage import duration_text
 from pipeline.schema import ALERTS, FLAGS
 
 T = datetime(2026, 3, 9, 12, 0, tzinfo=UTC)
@@ -148,3 +149,15 @@ def test_partner_measures_read_the_warehouse_flags(tmp_path):
     measured = partner_measures(warehouse, [T.date(), T.date() + timedelta(days=1)], Settings())
     assert measured["post_revocation"].to_pylist()[0]["max_seconds"] == 300.0
     assert measured["post_termination"].to_pylist()[0]["max_seconds"] == 3600.0
+
+
+def test_lags_read_at_a_glance():
+    assert [duration_text(s) for s in (None, 0, 45.4, 725, 7200, 12600, 2 * 86400 + 4 * 3600)] == [
+        "",
+        "0 s",
+        "45 s",
+        "12 min 05 s",
+        "2 h 00 min",
+        "3 h 30 min",
+        "2 d 4 h",
+    ]
