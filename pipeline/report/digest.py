@@ -14,6 +14,9 @@ def period(summary: dict[str, Any]) -> str:
     return f"{summary['start']} to {summary['end']}"
 
 
+LISTED = 3  # coverage alerts named on the digest's line; the queue link has them all
+
+
 def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{key} {n:,}" for key, n in counts.items()) or "none"
 
@@ -28,13 +31,14 @@ def _coverage(summary: dict[str, Any]) -> str:
         f"not judged {totals['not_judged']:,} ({totals['not_judged_share']:.2%})"
         + (f": {_counts(reasons)}" if reasons else "")
     )
-    if coverage["alerts"]:
+    if alerts := coverage["alerts"]:
         alerted = ", ".join(
             f"{a['partner_name'] or a['partner_id']} {a['day']} "
             f"({a['evidence']['not_judged']:,} of {a['evidence']['accesses']:,})"
-            for a in coverage["alerts"]
+            for a in alerts[:LISTED]
         )
-        line += f"; incomplete coverage alerts: {alerted}"
+        more = f" and {len(alerts) - LISTED:,} more" if len(alerts) > LISTED else ""
+        line += f"; incomplete coverage alerts: {alerted}{more}"
     return line
 
 
