@@ -74,9 +74,8 @@ def test_the_alerts_step_writes_the_incomplete_coverage_alert(audited: Settings)
 def test_the_review_store_takes_the_coverage_alert(
     backend: str, audited: Settings, tmp_path: Path
 ) -> None:
-    if backend == "sqlite":
-        settings = run(tmp_path, f"sqlite:///{tmp_path / 'review.db'}")
-        check_store(settings.review_db)
+    if backend == "sqlite":  # the module's run published into SQLite
+        check_store(audited.review_db)
     else:
         with scratch_schema("coverage_e2e") as url:
             run(tmp_path, url)
