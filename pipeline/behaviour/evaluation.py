@@ -192,10 +192,21 @@ def _judge(
     kinds = frame["entity_kind"].to_numpy()
     partner = frame["partner_id"].to_numpy()
     outcomes = []
+    explanations = frame.get("_explanation")
     if sim.injection is None:
         for kind in ENTITY_KINDS:
-            count = int(alerts[kinds == kind].sum())
-            outcomes.append(Outcome(seed, name, kind, "clean", false_alerts=count))
+            alerted = alerts & (kinds == kind)
+            text = ""
+            if explanations is not None:  # what the false alerts said
+                who = frame["user_id"].fillna(frame["partner_id"])[alerted]
+                text = "; ".join(
+                    f"{w}: {e}" for w, e in zip(who, explanations[alerted], strict=True)
+                )
+            outcomes.append(
+                Outcome(
+                    seed, name, kind, "clean", false_alerts=int(alerted.sum()), explanation=text
+                )
+            )
         return outcomes
     inj = sim.injection
     a, b = f"P{inj.partner:03d}", f"P{inj.user_partner:03d}"
@@ -211,7 +222,6 @@ def _judge(
             (kinds == APP_USER_DAY) & (partner != a),
         ),
     }
-    explanations = frame.get("_explanation")
     for kind, (target, among) in targets.items():
         rank = _rank(scores, target, among)
         alerted = bool(alerts[target].any())
@@ -272,7 +282,7 @@ def run_seeds(
         for name, detector in make_detectors().items():
             detector.fit(train)
             for sim, frame in tests:
-                if explain and name == "model" and sim.injection is not None:
+                if explain and name == "model":
                     scored = score(detector, frame).to_pandas()  # type: ignore[arg-type]
                     keys = ["entity_kind", "partner_id", "user_id"]
                     merged = frame[keys].merge(scored[[*keys, "explanation"]], on=keys, how="left")
@@ -381,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{run.seconds}s", file=sys.stderr)  # fmt: skip
             if args.explain:
                 for o in run.outcomes:
-                    if o.detector == "model" and o.kind != "clean":
+                    if o.detector == "model" and (o.kind != "clean" or o.false_alerts):
                         print(f"  {o.entity_kind} {o.kind} rank {o.rank:.0f} "
                               f"{'alert' if o.alerted else 'no alert'}: {o.explanation}",
                               file=sys.stderr)  # fmt: skip

@@ -30,7 +30,7 @@ READ, WRITE, DELETE = 0, 1, 2
 ACTIONS = np.array(["read", "write", "delete"])
 MESSAGES, CONTACTS, FILES = 0, 1, 2
 RESOURCES = np.array(["messages", "contacts", "files"])
-ACTIVE, IDLE, RESERVE, REVOKED = 0, 1, 2, 3
+ACTIVE, IDLE, RESERVE, REVOKED, GONE = 0, 1, 2, 3, 4  # GONE: granted, never called again
 
 KINDS = (
     "bulk_read",
@@ -86,6 +86,7 @@ class World:
     next_net: int = 1
     app_names: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
     regrant: list[int] = field(default_factory=list)
+    leave: list[int] = field(default_factory=list)  # an injection's users, called on its day only
     consent: list[pa.Table] = field(default_factory=list)
     last_seen: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
@@ -312,9 +313,10 @@ def _users_of(world: World, partner: int, state: int) -> np.ndarray:
     return np.flatnonzero((world.user_partner == partner) & (world.user_state == state))
 
 
-def _join(world: World, users: np.ndarray, day: date) -> None:
+def _join(world: World, users: np.ndarray, day: date, hours: np.ndarray | None = None) -> None:
     world.user_state[users] = ACTIVE
-    world.consent.append(_consent(world, users, "grant", world.rng.uniform(0, 5, len(users)), day))
+    at = world.rng.uniform(0, 5, len(users)) if hours is None else hours
+    world.consent.append(_consent(world, users, "grant", at, day))
 
 
 def inject(world: World, calls: Calls, active: np.ndarray, inj: Injection, day: date) -> None:
@@ -368,10 +370,12 @@ def inject(world: World, calls: Calls, active: np.ndarray, inj: Injection, day: 
         seen_a = len(np.unique(calls.user[of_a]))
         joiners = reserve[: max(10, round(0.3 * seen_a))]
         _join(world, joiners, day)
+        world.leave.extend(joiners.tolist())
         per_user = _typical_user_calls(world, calls, a)
         calls.extend(make_calls(world, np.repeat(joiners, rng.poisson(per_user, len(joiners)))))
         newcomer = _users_of(world, b, RESERVE)[:1]
         _join(world, newcomer, day)
+        world.leave.extend(newcomer.tolist())
         inj.user = int(newcomer[0])
         heavy = 15 * _typical_user_calls(world, calls, b)
         extra = make_calls(world, np.repeat(newcomer, heavy))
@@ -500,9 +504,12 @@ def simulate(world: World, dormant_days: int) -> Iterator[SimDay]:
     next_id = 0
     for index, (injection, judged) in enumerate(plan):
         day = day_of(index)
-        if world.regrant:
-            _join(world, np.array(world.regrant), day)
+        if world.regrant:  # at the day's first moment: no call of the day precedes the grant
+            _join(world, np.array(world.regrant), day, np.zeros(len(world.regrant)))
             world.regrant.clear()
+        if world.leave:  # an injection's one-day users: the days after it are clean days
+            world.user_state[np.array(world.leave)] = GONE
+            world.leave.clear()
         _rotate_addresses(world)
         calls, active = base_calls(world, index, np.ones(world.partners))
         natural_consent(world, calls, day)
