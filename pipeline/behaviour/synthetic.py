@@ -43,6 +43,7 @@ KINDS = (
     "slow_ramp",
 )
 RAMP_DAYS, RAMP_FACTOR = 5, 1.5
+DELETE_MIN_ACCESSES = 150  # a delete spike is stated on days of at least this many accesses
 STRENGTHS = {
     "bulk_read": "partner: message reads 15x its usual day; user: the busy user's reads 15x",
     "night_crawl": "every call between 01:00 and 04:00 UTC from never-seen addresses in new /24s "
@@ -51,7 +52,9 @@ STRENGTHS = {
     "since; user: one such idle user read 15x the app's typical user's day",
     "post_revocation": "partner: 30% of the day's users (at least 10) revoke 06:00-08:00 and the "
     "app keeps reading them after; user: the busy user likewise",
-    "delete_spike": "15% of message accesses are deletes (usual 0.3-2%)",
+    "delete_spike": "15% of message accesses are deletes (usual 0.3-2%), on a partner-day and a "
+    f"user-day of at least {DELETE_MIN_ACCESSES} message accesses (at 15% of 16 accesses, 2-3 "
+    "deletes are within chance of a 2% rate)",
     "scope_creep": "10% of calls with a scope the app never used (files.read)",
     "new_user_burst": "partner: new sign-ins equal to 30% of the day's users (at least 10), each "
     "read as a usual user; user: one new user read 15x the app's typical user's day",
@@ -319,6 +322,22 @@ def _join(world: World, users: np.ndarray, day: date, hours: np.ndarray | None =
     world.consent.append(_consent(world, users, "grant", at, day))
 
 
+def _busy_enough(world: World, calls: Calls, a: int, b: int, least: int) -> tuple[int, int]:
+    """A partner and a busy user (of another partner) with at least `least` message accesses
+    on the day: `a` and b's busy user when they have them, else drawn from those that do (the
+    most busy when none does)."""
+    message = calls.resource == MESSAGES
+    per_partner = np.bincount(world.user_partner[calls.user[message]], minlength=world.partners)
+    per_busy = np.bincount(calls.user[message], minlength=len(world.user_q))[world.busy_user]
+    if per_partner[a] < least:
+        ok = np.flatnonzero((per_partner >= least) & (np.arange(world.partners) != b))
+        a = int(world.rng.choice(ok)) if len(ok) else a
+    if per_busy[b] < least:
+        ok = np.flatnonzero((per_busy >= least) & (np.arange(world.partners) != a))
+        b = int(world.rng.choice(ok)) if len(ok) else b
+    return a, int(world.busy_user[b])
+
+
 def inject(world: World, calls: Calls, active: np.ndarray, inj: Injection, day: date) -> None:
     """Change the day's calls as the injection's kind says (STRENGTHS)."""
     rng = world.rng
@@ -358,6 +377,9 @@ def inject(world: World, calls: Calls, active: np.ndarray, inj: Injection, day: 
         world.user_state[wave] = REVOKED
         world.regrant.append(busy)  # the busy user signs in again the next morning
     elif kind == "delete_spike":
+        a, busy = _busy_enough(world, calls, a, b, DELETE_MIN_ACCESSES)
+        inj.partner, inj.user = a, busy
+        of_a, of_u = world.user_partner[calls.user] == a, calls.user == busy
         for mask in (of_a, of_u):
             message = np.flatnonzero(mask & (calls.resource == MESSAGES))
             calls.action[message] = np.where(rng.random(len(message)) < 0.15, DELETE, READ)
