@@ -248,15 +248,13 @@ def cached_frames(
     frames: dict[int, SeedFrames] = {}
     for seed in seeds:
         if path(seed).is_file():
-            with path(seed).open("rb") as f:
-                frames[seed] = pickle.load(f)
+            frames[seed] = pickle.loads(path(seed).read_bytes())
     missing = [seed for seed in seeds if seed not in frames]
     if missing:
         made = seed_frames(missing, partners, max_partners)
         Path(cache).mkdir(parents=True, exist_ok=True)
         for seed, made_frames in made.items():
-            with path(seed).open("wb") as f:
-                pickle.dump(made_frames, f)
+            path(seed).write_bytes(pickle.dumps(made_frames))
         frames.update(made)
     return frames
 
