@@ -25,7 +25,7 @@ from pipeline.review.login_throttle import LoginThrottle
 from pipeline.review.secret_strength import secret_problem
 from pipeline.review.sessions import SessionStore, engine_of
 from pipeline.review.store import ReviewStore
-from pipeline.review.web import actions, export, links, login, pages
+from pipeline.review.web import actions, export, links, login, pages, params
 from pipeline.review.web.auth import Authenticator, Principal, StandaloneAuth
 from pipeline.review.web.deps import (
     LoginRequired,
@@ -39,7 +39,7 @@ from pipeline.review.web.facets import FacetCache
 from pipeline.review.web.headers import SecurityHeadersMiddleware
 from pipeline.review.web.params import BadInput
 from pipeline.review.web.session_middleware import COOKIE, ServerSessionMiddleware
-from pipeline.text_safety import visible_bidi
+from pipeline.text_safety import BIDI_CONTROLS, visible_bidi
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -152,6 +152,15 @@ def _shown(value: Any) -> Any:
     return value
 
 
+_BIDI_REFERENCES = {ord(c): f"&#x{ord(c):04X};" for c in BIDI_CONTROLS}
+
+
+def _exact(value: Any) -> Markup:
+    """A form value kept exactly (so it submits what it holds), escaped, and its direction
+    controls written as character references: the page's text holds none raw."""
+    return Markup(str(escape(value)).translate(_BIDI_REFERENCES))
+
+
 def _template_helpers(templates: Jinja2Templates) -> None:
     """Filters for partner-controlled text: shown inert, linked as one path segment, cut short
     for display (`exact` keeps a form value as it is, escaped but not rewritten)."""
@@ -159,11 +168,12 @@ def _template_helpers(templates: Jinja2Templates) -> None:
     env.finalize = _shown
     env.filters["label"] = lambda value: str(value).replace("_", " ")
     env.filters["segment"] = links.segment
-    env.filters["exact"] = escape
+    env.filters["exact"] = _exact
     env.filters["short"] = lambda value, n=SHORT_ID: (
         value if len(value) <= n else f"{value[: n - 1]}…"
     )
     env.globals["partner_path"] = links.partner_path
+    env.globals["linkable"] = lambda value: len(value) <= params.MAX_LINKED_ID
 
 
 def create_app(

@@ -255,7 +255,7 @@ def partner_page(request: Request, partner_id: str, _user: LoggedIn) -> Response
 
 
 def _partner_page(request: Request, partner_id: str) -> Response:
-    partner = params.identifier("partner", partner_id)
+    partner = params.identifier("partner", partner_id, linked=True)
     start = params.day("start", request.query_params.get("start"))
     end = params.day("end", request.query_params.get("end"))
     if start and end and end < start:
