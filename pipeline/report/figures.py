@@ -17,8 +17,8 @@ from urllib.parse import quote, urlencode
 
 from pipeline import duck
 from pipeline.config import SEVERITIES, Settings
-from pipeline.review.web.links import partner_path
 from pipeline.detect.alert_ids import behaviour_alert_id
+from pipeline.review.web.links import partner_path
 from pipeline.schema import REPORT_ALERT_COLUMNS, RULES, UNKNOWN_PARTNER
 from pipeline.warehouse import MANIFEST, Warehouse, report_label
 

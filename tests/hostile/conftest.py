@@ -17,7 +17,6 @@ from pipeline.review.publish import publish_day
 from tests.hostile import corpus
 from tests.postgres import scratch_schema
 
-
 # The pipeline in order, on one warehouse; each is (name, function of (day, settings)).
 STEPS: list[tuple[str, Callable[[date, Settings], Any]]] = [
     ("ingest_access", steps.ingest_access),

@@ -129,7 +129,7 @@ def test_the_queue_shows_every_alert_and_each_filter_reconciles(ui: UI):
         if app != corpus.LONG_APP:
             assert rows_on(page(ui, f"/queue?{urlencode({'app': app, 'per_page': 200})}")) == n
     # too long for a link (clients refuse URLs over 64 KB): refused, saying where it is taken
-    refusal = page(ui, f"/queue?{urlencode({'app': corpus.LONG_APP[:MAX_LINKED_ID + 1]})}", 400)
+    refusal = page(ui, f"/queue?{urlencode({'app': corpus.LONG_APP[: MAX_LINKED_ID + 1]})}", 400)
     assert f"app: longer than {MAX_LINKED_ID:,} characters, too long for a link" in refusal
     partners = ui.store.partners()
     shown = 0
@@ -267,5 +267,5 @@ def test_every_export_reconciles_and_runs_no_formula(ui: UI):
         assert len(flags) == alert["flags"], alert
         _assert_no_formula(flags, alert["alert_id"])
         users |= {f["user_id"] for f in flags}
-    assert "'=HYPERLINK(\"http://evil\")" in users  # the formula user id, quoted
+    assert '\'=HYPERLINK("http://evil")' in users  # the formula user id, quoted
     assert sum(a["flags"] for a in flagged) == ui.flags.num_rows
