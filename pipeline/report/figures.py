@@ -18,6 +18,7 @@ from urllib.parse import quote, urlencode
 from pipeline import duck
 from pipeline.config import SEVERITIES, Settings
 from pipeline.detect.alert_ids import behaviour_alert_id
+from pipeline.review.web.links import partner_path
 from pipeline.schema import REPORT_ALERT_COLUMNS, RULES, UNKNOWN_PARTNER
 from pipeline.warehouse import MANIFEST, Warehouse, report_label
 
@@ -46,7 +47,7 @@ class ReviewLinks:
         return f"{self.base}/alerts/{quote(alert_id, safe='')}"
 
     def partner(self, partner_id: str) -> str:
-        return f"{self.base}/partners/{quote(partner_id, safe='')}"
+        return f"{self.base}{partner_path(partner_id)}"  # one segment; `.` and `..` by query
 
 
 ALERT_COLUMNS = REPORT_ALERT_COLUMNS
