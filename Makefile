@@ -15,12 +15,26 @@ WAREHOUSE ?= warehouse
 install: .venv/.synced
 
 DEMO := --landing sample_logs --warehouse $(WAREHOUSE)
-demo: install  ## as the nightly runs would: nine days, train, five scored days, evaluate, report
+# The second landing zone: the same world in the formats platforms export, its [[sources]] in its
+# own access-audit.toml. Its own warehouse, models and review store, so the two never mix.
+WAREHOUSE_FORMATS ?= $(WAREHOUSE)_formats
+FORMATS_HOME = $(abspath $(WAREHOUSE_FORMATS))
+DEMO_FORMATS = --landing sample_logs_formats --warehouse $(FORMATS_HOME)/warehouse \
+	--config sample_logs_formats/access-audit.toml
+FORMATS_ENV = ACCESS_AUDIT_MODELS_DIR=$(FORMATS_HOME)/models \
+	ACCESS_AUDIT_REVIEW_DB=sqlite:///$(FORMATS_HOME)/review.db
+demo: install  ## as the nightly runs would, on both landing zones: nine days, train, five scored days, evaluate, report
 	$(RUN) access-audit backfill --start 2026-03-01 --end 2026-03-09 $(DEMO)
 	$(RUN) access-audit train --end 2026-03-09 --window-days 9 $(DEMO)
 	$(RUN) access-audit backfill --start 2026-03-10 --end 2026-03-14 $(DEMO)
 	$(RUN) access-audit evaluate --start 2026-03-10 --end 2026-03-14 $(DEMO)
 	$(RUN) access-audit report --start 2026-03-01 --end 2026-03-14 $(DEMO)
+	$(FORMATS_ENV) $(RUN) access-audit backfill --start 2026-03-01 --end 2026-03-09 $(DEMO_FORMATS)
+	$(FORMATS_ENV) $(RUN) access-audit train --end 2026-03-09 --window-days 9 $(DEMO_FORMATS)
+	$(FORMATS_ENV) $(RUN) access-audit backfill --start 2026-03-10 --end 2026-03-14 $(DEMO_FORMATS)
+	$(FORMATS_ENV) $(RUN) access-audit evaluate --start 2026-03-10 --end 2026-03-14 \
+		--truth sample_logs/anomalies.csv $(DEMO_FORMATS)
+	$(FORMATS_ENV) $(RUN) access-audit report --start 2026-03-01 --end 2026-03-14 $(DEMO_FORMATS)
 
 lint: install
 	$(RUN) ruff check pipeline tests dags bench tools

@@ -270,10 +270,14 @@ def score(day: date, settings: Settings) -> dict[str, Any]:
 
 
 def alerts(day: date, settings: Settings) -> dict[str, Any]:
-    """The day's flags + its alerted anomalies → warehouse alerts (SPEC §5). Without scores of
-    the day (score skipped: no model yet) the alerts are the rule alerts alone."""
+    """The day's flags + its alerted anomalies + its coverage → warehouse alerts (SPEC §5).
+    Without scores of the day (score skipped: no model yet) there are no behaviour alerts; a
+    partner whose unjudged share of accesses is above `coverage_alert_share` gets an
+    INCOMPLETE_COVERAGE alert (it carries no flags, so the flags still reconcile)."""
     from pipeline import duck
     from pipeline.detect.alerts import build_alerts
+    from pipeline.detect.coverage import read_day_coverage
+    from pipeline.detect.coverage_alerts import coverage_alerts
     from pipeline.tables import value_counts
 
     started = time.perf_counter()
@@ -286,10 +290,11 @@ def alerts(day: date, settings: Settings) -> dict[str, Any]:
     anomalies = None
     if scored is not None and "skipped" not in scored:
         anomalies = warehouse.read_partition("anomalies", day)
+    covered = coverage_alerts(day, read_day_coverage(warehouse, day), settings)
     with warehouse.scratch_dir() as scratch:
         con = duck.connect(settings, spill_dir=scratch)
         try:  # the flags are aggregated where they lie, never loaded
-            table = build_alerts(warehouse.scan(con, "flags", [day]), anomalies)
+            table = build_alerts(warehouse.scan(con, "flags", [day]), anomalies, covered)
         finally:
             con.close()
     flags = sum(table["flags"].to_pylist())

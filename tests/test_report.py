@@ -218,7 +218,29 @@ def test_report_html_shows_the_warehouse_figures(settings: Settings) -> None:
     )
     quarantined = sum(f["quarantined"] for f in completeness.values())
     assert f'data-figure="quarantined-share">{quarantined / read:.2%}<' in page
-    assert page.count("<svg") == 3
+    assert page.count("<svg") == 4  # by partner and severity, two trends, coverage
+
+
+def test_report_coverage_matches_the_days_coverage_and_alerts(settings: Settings) -> None:
+    page = (report_folder(settings, f"date={DAY}") / "report.html").read_text()
+    summary = read_summary(settings, f"date={DAY}")
+    recorded = json.loads(
+        (Path(settings.warehouse) / "runs" / f"date={DAY}" / "coverage.json").read_text()
+    )["partners"]
+    shown = html_figures(page, "coverage")
+    for row in recorded:
+        for key in ("accesses", "judged", "not_judged", "user_not_in_consent_sources"):
+            assert shown[f"{row['partner_id']}|{key}"] == row[key], (row["partner_id"], key)
+    assert html_figures(page, "figure")["coverage-accesses"] == sum(r["accesses"] for r in recorded)
+    coverage_alerts = [
+        a
+        for a in partition(settings, "alerts", DAY, ["alert_id", "kind"])
+        if a["kind"] == "coverage"
+    ]
+    assert html_figures(page, "figure")["coverage-alerts"] == len(coverage_alerts)
+    assert summary["totals"]["coverage_alerts"] == len(coverage_alerts)
+    for alert in coverage_alerts:
+        assert f"{settings.review_url}/alerts/{alert['alert_id']}" in page
 
 
 def test_report_html_needs_no_network(settings: Settings) -> None:

@@ -11,6 +11,7 @@ from datetime import date
 
 RULE_ALERT = "rule"
 BEHAVIOUR_ALERT = "behaviour"
+COVERAGE_ALERT = "coverage"  # a partner-day the audit could judge too little of
 ANOMALY_RULE = "ANOMALY"  # kept in behaviour alert ids so that ids made before alerts still match
 
 

@@ -17,10 +17,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.config import SEVERITIES
-from pipeline.detect.alert_ids import BEHAVIOUR_ALERT, RULE_ALERT, behaviour_alert_id, rule_alert_id
+from pipeline.detect.alert_ids import (
+    BEHAVIOUR_ALERT,
+    COVERAGE_ALERT,
+    RULE_ALERT,
+    behaviour_alert_id,
+    rule_alert_id,
+)
 from pipeline.detect.rules import MICROS_PER_DAY
 from pipeline.schema import ALERTS
 
+KIND_ORDER = (RULE_ALERT, BEHAVIOUR_ALERT, COVERAGE_ALERT)
 SAMPLES = 5  # sample request ids per alert: the earliest flags (then by request id)
 # A whole partner behaving oddly weighs more than one app-user pair doing so.
 BEHAVIOUR_SEVERITY = {"partner_day": "high", "app_user_day": "medium"}
@@ -285,9 +292,10 @@ def _behaviour_alerts(anomalies: pa.Table | None, names: dict[str, str]) -> list
 
 
 def _order(row: dict[str, Any]) -> tuple[Any, ...]:
-    """Rule alerts first; then by day, most severe, most flags (or highest score), keys."""
+    """Rule alerts first, then behaviour, then coverage; then by day, most severe, most flags
+    (or highest score), keys."""
     return (
-        row["kind"] != RULE_ALERT,
+        KIND_ORDER.index(row["kind"]),
         row["day"],
         -SEVERITIES.index(row["severity"]),
         -row["flags"],
@@ -301,14 +309,20 @@ def _order(row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def build_alerts(
-    flags: pa.Table | duckdb.DuckDBPyRelation, anomalies: pa.Table | None = None
+    flags: pa.Table | duckdb.DuckDBPyRelation,
+    anomalies: pa.Table | None = None,
+    coverage: pa.Table | None = None,
 ) -> pa.Table:
     """The alerts (schema ALERTS) of the flags (schema FLAGS: an Arrow table, or a DuckDB relation
-    over flags Parquet files) and of the anomalies (schema ANOMALIES; None: no model has scored
-    the day). A rule alert per (delivery day, app, rule) of the flags; a behaviour alert per
-    anomalies row with alert = true. The same inputs give the same rows in the same order."""
+    over flags Parquet files), of the anomalies (schema ANOMALIES; None: no model has scored
+    the day) and the day's coverage alerts (schema ALERTS, from detect.coverage_alerts; None:
+    none). A rule alert per (delivery day, app, rule) of the flags; a behaviour alert per
+    anomalies row with alert = true; coverage alerts as given (they carry no flags). The same
+    inputs give the same rows in the same order."""
     groups = _aggregate(flags)
     names = {g["partner_id"]: g["partner_name"] for g in groups if g["partner_id"]}
     rows = [_rule_alert(g) for g in groups] + _behaviour_alerts(anomalies, names)
+    if coverage is not None:  # a few rows a day: one per partner above the share
+        rows += coverage.select(ALERTS.names).cast(ALERTS).to_pylist()
     rows.sort(key=_order)
     return pa.Table.from_pylist(rows, schema=ALERTS)

@@ -11,10 +11,10 @@ from datetime import date
 import pyarrow as pa
 
 from pipeline.config import Settings
+from pipeline.detect.alert_ids import COVERAGE_ALERT
 from pipeline.detect.coverage import REASONS
 from pipeline.schema import ALERTS, UNKNOWN_PARTNER
 
-COVERAGE_ALERT = "coverage"
 COVERAGE_RULE = "INCOMPLETE_COVERAGE"
 SEVERITY = "medium"
 REASON_WORDS = {

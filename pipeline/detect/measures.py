@@ -72,13 +72,18 @@ def post_termination_use(con: duckdb.DuckDBPyConnection, flags: str) -> pa.Table
 
 
 def partner_measures(
-    warehouse: Warehouse, days: list[date], settings: Settings
+    warehouse: Warehouse, days: list[date], settings: Settings, partner_id: str | None = None
 ) -> dict[str, pa.Table]:
     """Both measures over the flags of `days` (what the report and UI show), read where the
-    flags lie: `post_revocation` and `post_termination`, one row per partner each."""
+    flags lie: `post_revocation` and `post_termination`, one row per partner each (only
+    `partner_id`'s when given: the partner page)."""
     con = duck.connect(settings)
     try:
-        warehouse.scan(con, "flags", days, MEASURE_COLUMNS).create_view("measured_flags")
+        flags = warehouse.scan(con, "flags", days, MEASURE_COLUMNS)
+        if partner_id is not None:  # both rules need a registry row: partner_id is never null
+            wanted = duckdb.ColumnExpression("partner_id") == duckdb.ConstantExpression(partner_id)
+            flags = flags.filter(wanted)
+        flags.create_view("measured_flags")
         return {
             "post_revocation": post_revocation_use(con, "measured_flags"),
             "post_termination": post_termination_use(con, "measured_flags"),

@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display; must precede pyplot
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -174,10 +175,53 @@ def flags_by_partner_and_severity(summary: dict[str, Any]) -> str:
         return _svg(figure, "flags-by-partner-and-severity")
 
 
+JUDGED_COLOUR = "#009E73"
+REASON_COLOURS = ("#D55E00", "#E69F00", "#CC79A7", "#56B4E9", "#000000")
+
+
+def coverage_by_partner(summary: dict[str, Any]) -> str:
+    """Horizontal stacked bars: each partner's message accesses of the period as shares judged
+    and not judged by reason, most unjudged at the top; its counts at the bar's end."""
+    coverage = summary["coverage"]
+    partners = coverage["by_partner"][::-1]  # barh draws bottom up
+    with plt.rc_context(STYLE):
+        figure, axes = plt.subplots(figsize=(12, 1.6 + 0.45 * max(len(partners), 1)))
+        y = np.arange(len(partners))
+        left = np.zeros(len(partners))
+        totals = np.array([max(p["accesses"], 1) for p in partners], dtype=float)
+        parts = [("judged", "judged", JUDGED_COLOUR)] + [
+            (reason, reason.replace("_", " "), colour)
+            for reason, colour in zip(coverage["reasons"], REASON_COLOURS, strict=True)
+        ]
+        for key, label, colour in parts:
+            shares = np.array([p[key] for p in partners], dtype=float) / totals
+            if shares.any():
+                axes.barh(y, shares, left=left, color=colour, label=label, height=0.65)
+                left += shares
+        for row, p in enumerate(partners):
+            text = f" {p['judged']:,} of {p['accesses']:,} judged"
+            axes.text(1.0, row, text, va="center", fontsize=9)
+        names = [
+            _label(f"{p['partner_name']} ({p['partner_id']})")
+            if p["partner_name"]
+            else _label(p["partner_id"])
+            for p in partners
+        ]
+        axes.set_yticks(y, names, fontsize=10)
+        axes.set_xlim(0, 1)
+        axes.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        axes.set_xlabel("share of the partner's message accesses")
+        axes.set_title("Coverage by partner: accesses judged and not judged, by reason", loc="left")
+        if partners:
+            axes.legend(loc="upper left", bbox_to_anchor=(1.22, 1), frameon=False, fontsize=10)
+        return _svg(figure, "coverage-by-partner")
+
+
 def report_charts(summary: dict[str, Any], trend: dict[str, Any]) -> dict[str, str]:
     """Every chart of the report, by name, as inline SVG."""
     return {
         "by_partner_and_severity": flags_by_partner_and_severity(summary),
         "per_day_by_rule": flags_per_day_by_rule(trend),
         "per_day_by_partner": flags_per_day_by_partner(trend, summary["partner_names"]),
+        "coverage_by_partner": coverage_by_partner(summary),
     }

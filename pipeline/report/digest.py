@@ -18,6 +18,42 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{key} {n:,}" for key, n in counts.items()) or "none"
 
 
+def _coverage(summary: dict[str, Any]) -> str:
+    """One line: accesses judged, the reasons of those not, the incomplete coverage alerts."""
+    coverage = summary["coverage"]
+    totals = coverage["totals"]
+    reasons = {r: totals[r] for r in coverage["reasons"] if totals[r]}
+    line = (
+        f"- Coverage: {totals['judged']:,} of {totals['accesses']:,} message accesses judged; "
+        f"not judged {totals['not_judged']:,} ({totals['not_judged_share']:.2%})"
+        + (f": {_counts(reasons)}" if reasons else "")
+    )
+    if coverage["alerts"]:
+        alerted = ", ".join(
+            f"{a['partner_name'] or a['partner_id']} {a['day']} "
+            f"({a['evidence']['not_judged']:,} of {a['evidence']['accesses']:,})"
+            for a in coverage["alerts"]
+        )
+        line += f"; incomplete coverage alerts: {alerted}"
+    return line
+
+
+def _measures(measures: dict[str, Any]) -> str | None:
+    """One line: the longest lag of each measure, by partner (None when neither happened)."""
+    parts = []
+    for name, what in (("post_revocation", "a revoke"), ("post_termination", "the end")):
+        rows = measures.get(name, [])
+        if rows:
+            worst = ", ".join(
+                f"{r['partner_name'] or r['partner_id']} {r['longest']}" for r in rows
+            )
+            parts.append(f"calls after {what}, longest: {worst}")
+    if not parts:
+        return None
+    text = "; ".join(parts)
+    return f"- {text[0].upper()}{text[1:]}"
+
+
 def digest_markdown(summary: dict[str, Any], report_path: str | None = None) -> str:
     """The headline numbers of a report summary as Markdown, with a link to its alerts in the
     review UI."""
@@ -43,10 +79,16 @@ def digest_markdown(summary: dict[str, Any], report_path: str | None = None) -> 
             f"{counts['duplicates_dropped']:,} duplicates dropped"
         )
     lines.append(f"- Quarantined share: {completeness['quarantined_share']:.2%}")
+    # a summary made before coverage (or by hand) has neither figure: their lines are left out
+    if "coverage" in summary:
+        lines.append(_coverage(summary))
+    if measures := _measures(summary.get("measures", {})):
+        lines.append(measures)
     lines.extend(f"- Missing: {missing}" for missing in completeness["missing_inputs"])
     lines.append(
         f"- Alerts to review: {totals['alerts']:,} ({totals['rule_alerts']:,} by rule, "
-        f"{totals['anomaly_alerts']:,} behaviour): {summary['links']['queue']}"
+        f"{totals['anomaly_alerts']:,} behaviour, {totals.get('coverage_alerts', 0):,} "
+        f"incomplete coverage): {summary['links']['queue']}"
     )
     if report_path:
         lines.append(f"- Report: {report_path}")

@@ -17,7 +17,8 @@ from urllib.parse import quote, urlencode
 
 from pipeline import duck
 from pipeline.config import SEVERITIES, Settings
-from pipeline.detect.alert_ids import behaviour_alert_id
+from pipeline.detect.alert_ids import COVERAGE_ALERT, behaviour_alert_id
+from pipeline.report.coverage import coverage_rows, coverage_summary, measure_figures
 from pipeline.review.web.links import partner_path
 from pipeline.schema import REPORT_ALERT_COLUMNS, RULES, UNKNOWN_PARTNER
 from pipeline.warehouse import MANIFEST, Warehouse, report_label
@@ -236,6 +237,23 @@ def _trend(
     }
 
 
+def _coverage(
+    warehouse: Warehouse, days: list[date], alerts: list[dict[str, Any]], links: ReviewLinks
+) -> dict[str, Any]:
+    """Accesses judged and not judged per partner and day, and the incomplete coverage alerts
+    (each with the share that raised it)."""
+    coverage = coverage_summary(coverage_rows(warehouse, days))
+    for row in coverage["by_partner"]:
+        known = row["partner_id"] != UNKNOWN_PARTNER
+        row["link"] = links.partner(row["partner_id"]) if known else None
+    coverage["alerts"] = [
+        {**_alert_entry(a, links), "evidence": json.loads(a["evidence"])}
+        for a in sorted(alerts, key=lambda a: (a["day"], a["partner"]))
+        if a["kind"] == COVERAGE_ALERT
+    ]
+    return coverage
+
+
 def gather(start: date, end: date, settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
     """The summary of [start, end] and the trend of the 30 days ending at `end` (or the range,
     if longer)."""
@@ -279,6 +297,7 @@ def gather(start: date, end: date, settings: Settings) -> tuple[dict[str, Any], 
     after_end = _partners_after_end(rule_alerts, links)
     listed = sorted(alerts, key=_most_severe_first)
     trend = _trend(window_alerts, window, alerted_days)
+    coverage = _coverage(warehouse, days, alerts, links)
     summary = {
         "report": report_label(start, end),
         "start": start.isoformat(),
@@ -292,6 +311,7 @@ def gather(start: date, end: date, settings: Settings) -> tuple[dict[str, Any], 
             "partners_flagged": sum(1 for p in by_partner if p != UNKNOWN_PARTNER),
             "partners_after_end": len({row["partner_id"] for row in after_end}),
             "anomaly_alerts": sum(1 for a in alerts if a["kind"] == "behaviour"),
+            "coverage_alerts": len(coverage["alerts"]),
         },
         "high_severity": {"min_severity": level, "flags": high, "alerts": high_alerts},
         "alerts": [_alert_entry(a, links) for a in listed[:TOP_ALERTS]],
@@ -315,6 +335,8 @@ def gather(start: date, end: date, settings: Settings) -> tuple[dict[str, Any], 
         "partners_after_end": after_end,
         "anomalies": anomalies,
         "completeness": _completeness(warehouse, days),
+        "coverage": coverage,
+        "measures": measure_figures(warehouse, days, settings, links.alert),
         "trend": {
             "start": window[0].isoformat(),
             "end": window[-1].isoformat(),

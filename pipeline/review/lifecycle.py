@@ -11,7 +11,7 @@ TRANSITIONS = {
     "resolved": ("triaged",),
 }
 OPEN_STATUSES = ("new", "triaged")
-KINDS = ("rule", "behaviour")  # SPEC §5
+KINDS = ("rule", "behaviour", "coverage")  # SPEC §5; coverage: detect/coverage_alerts.py
 SORTS = (
     "-day",
     "day",

@@ -38,6 +38,11 @@ WAREHOUSE_ERRORS = (OSError, ValueError, RuntimeError, KeyError)
 # Statuses some alert can move to ("new" is never one): the bulk action offers only these.
 BULK_STATUSES = tuple(s for s in STATUSES if any(s in nexts for nexts in TRANSITIONS.values()))
 TOP_USERS = 20
+NO_FLAGS = {
+    "behaviour": "A behaviour alert has no flags of its own.",
+    "coverage": "A coverage alert has no flags: it counts the accesses the audit could not "
+    "judge, which no rule could flag.",
+}
 MAX_TIMELINE_ACCESSES = 2000  # the user's flagged accesses marked on the timeline
 
 
@@ -96,7 +101,7 @@ def _flags(request: Request, alert: Alert, query: params.FlagQuery) -> dict[str,
     """The alert's flags page, count and top users from the warehouse, or why there are none
     (never an error page: the reason, which names paths, goes to the log)."""
     if alert.kind != "rule":
-        return {"flags_note": "A behaviour alert has no flags of its own.", "flags": None}
+        return {"flags_note": NO_FLAGS.get(alert.kind, NO_FLAGS["behaviour"]), "flags": None}
     from pipeline.detect.alert_flags import alert_flag_count, alert_flags, alert_users
 
     warehouse = warehouse_of(request)
@@ -293,7 +298,20 @@ def _partner_page(request: Request, partner_id: str) -> Response:
             "open_alerts": open_alerts,
             "start": start,
             "end": end,
+            **_coverage_of(request, partner, start, end),
         },
+    )
+
+
+def _coverage_of(
+    request: Request, partner: str, start: date | None, end: date | None
+) -> dict[str, Any]:
+    """The partner's coverage and measures section (templates/_coverage.html)."""
+    from pipeline.review.web.partner_coverage import coverage_context
+
+    settings = request.app.state.settings
+    return coverage_context(
+        warehouse_of(request), settings, partner, start, end, base_path(request)
     )
 
 

@@ -11,11 +11,12 @@ from dataclasses import dataclass, replace
 from datetime import date
 from urllib.parse import parse_qsl, urlencode
 
+from pipeline.detect.coverage_alerts import COVERAGE_RULE
 from pipeline.review.store import KINDS, SORTS, STATUSES, AlertFilter
 from pipeline.schema import ACTIONS, RULES, SEVERITIES
 
 BEHAVIOUR_KINDS = ("partner_day", "app_user_day")  # a behaviour alert's rule: its entity kind
-ALERT_RULES = (*RULES, *BEHAVIOUR_KINDS)
+ALERT_RULES = (*RULES, *BEHAVIOUR_KINDS, COVERAGE_RULE)
 MAX_PAGE = 100_000
 PER_PAGE_CHOICES = (25, 50, 100, 200)
 DEFAULT_PER_PAGE = 50
