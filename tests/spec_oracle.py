@@ -9,7 +9,9 @@ Points the spec leaves open, decided here the way the lead engineer's implementa
   same time, the one ingested later — greater (delivery_date, source_file, source_line) — is later;
 - `t - g.time > TTL` is strict, TTL = grant_ttl_days * 86400 seconds (to the microsecond);
 - "some row ended at or before t" means period_end is not null and period_end <= t;
-- "at most one of" is read as precedence in the order the spec lists the rules.
+- "at most one of" is read as precedence in the order the spec lists the rules;
+- an admin (tenant-wide) consent is stored with user_id `*` (formats.md, Part 3 §4: it "covers
+  all users"): it is a consent event of every user of its app, ordered with the user's own.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ PARTNERSHIP_RULES = frozenset(
     {"AFTER_PARTNERSHIP_END", "BEFORE_PARTNERSHIP_START", "SCOPE_NOT_IN_PARTNERSHIP"}
 )
 CONSENT_RULES = frozenset({"NO_SIGNIN", "SIGNIN_REVOKED", "SIGNIN_EXPIRED", "SCOPE_NOT_GRANTED"})
+ALL_USERS = "*"  # the user of an admin consent
 
 
 def _covers(period: Row, t: dt.datetime) -> bool:
@@ -73,8 +76,11 @@ def consent_evidence(
     skew = dt.timedelta(seconds=clock_skew_seconds)
     eligible: list[Row] = []
     for event in consent:
-        # "Take the consent events of the same `user_id` and `app_id`"
-        if event["user_id"] != access_row["user_id"] or event["app_id"] != access_row["app_id"]:
+        # "Take the consent events of the same `user_id` and `app_id`" (an admin consent's user
+        # `*` is every user)
+        if event["user_id"] not in (access_row["user_id"], ALL_USERS):
+            continue
+        if event["app_id"] != access_row["app_id"]:
             continue
         # "delivered on days `<= D`"
         if event["delivery_date"] > day:

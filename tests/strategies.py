@@ -43,6 +43,7 @@ UNKNOWN_APP = "app_z"  # never in the registry
 APPS = ("app_a", "app_a", "app_a", "app_b", "app_b", UNKNOWN_APP)  # weighted
 PARTNERS = {"app_a": ("p_1", "Partner One"), "app_b": ("p_2", "Partner Two")}
 USERS = ("u1", "u1", "u1", "u2")  # weighted
+CONSENT_USERS = (*USERS, "*")  # and admin consent: user `*` is every user of the app
 SCOPE_SET = ("messages.read", "messages.write", "messages.delete", "contacts.read")
 # 0.7 days is 16:48:00 exactly, though 0.7 * 86400e6 in floating point is not a whole number.
 TTL_DAYS = (None, 0.0, 0.25, 0.25, 0.5, 1.0, 0.7)
@@ -278,7 +279,7 @@ def consent_tables(draw: st.DrawFn, pool: list[dt.datetime]) -> pa.Table:
                 event_type,
                 scopes=draw(st.none() | scope_lists()) if event_type == "grant" else None,
                 app_id=draw(st.sampled_from(APPS)),
-                user_id=draw(st.sampled_from(USERS)),
+                user_id=draw(st.sampled_from(CONSENT_USERS)),
                 delivery_date=delivery_date,
                 source_file=f"consent/{delivery_date.isoformat()}/{file_name}",
                 source_line=source_line,

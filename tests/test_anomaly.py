@@ -68,6 +68,30 @@ def test_a_rise_over_thousands_outranks_a_larger_ratio_of_a_few(fitted):
     assert ranked(fitted, rows) == ["big", "tiny"]
 
 
+def test_a_rise_held_over_days_is_evidence_where_yesterday_s_spike_is_not(fitted):
+    rows = [
+        # a ramp: 230, 300, 400 calls on the last 3 days, 600 today, where 200 was usual; the
+        # recent days raised today's baseline to 400
+        row("ramp", calls=600, calls_baseline=400, calls_early_median=200,
+            calls_sustained=600 + 400 + 300 + 230),
+        # a spike of 1,500 yesterday, 200 today: the sum counts yesterday as at most 200
+        row("spiked", calls_sustained=200 + 1500 + 200 + 200),
+        row("usual"),
+    ]  # fmt: skip
+    assert rows[1]["calls_sustained"] == 2100  # as given; features clip it to 800
+    rows[1]["calls_sustained"] = 800
+    evidence = fitted.evidence(pd.DataFrame(rows))
+    sustained = evidence[:, FEATURES.index("calls_sustained")]
+    assert sustained[0] > evidence[0, FEATURES.index("calls")]
+    assert sustained[1] == 0.0 and sustained[2] == 0.0
+    scored = score(fitted, pd.DataFrame(rows)).to_pandas().set_index("partner_id")
+    assert ranked(fitted, rows)[0] == "ramp" and scored.loc["ramp", "alert"]
+    assert scored.loc["ramp", "explanation"].startswith(
+        "1,530 calls on the day and the 3 before (each at most the day's), as many days before "
+        "usually 800"
+    )
+
+
 def test_a_drop_is_no_evidence(fitted):
     # the false alerts: "deletes 0.4x (5 vs 14.5)"
     rows = [row("fewer", message_deletes=5, message_deletes_baseline=14.5,

@@ -155,6 +155,18 @@ def test_relative_features_measure_against_the_nearer_of_long_and_recent_medians
     assert row["message_reads_ratio"] == pytest.approx((reads + 1) / (baseline + 1))
 
 
+def test_relative_features_sum_the_last_days_calls_each_at_most_today_s():
+    calls = {1: 100, 2: 100, 3: 100, 4: 100, 6: 50, 7: 900, 8: 120}  # day 5 without calls
+    history = [partner_row(day, 1, ["ip1"], 0.0) | {"calls": n} for day, n in calls.items()]
+    row = relative_row(history, partner_row(9, 1, ["ip1"], 0.0) | {"calls": 200})
+    # today and days 6-8 (the spike of day 7 counts as today's 200)
+    assert (row["calls_sustained"], row["sustained_days"]) == (200 + 50 + 200 + 120, 4)
+    assert row["calls_early_median"] == 100.0  # days 1-5 (the days before the last three)
+    alone = relative_row([], partner_row(9, 1, ["ip1"], 0.0) | {"calls": 200})
+    assert (alone["calls_sustained"], alone["sustained_days"]) == (200, 1)
+    assert pd.isna(alone["calls_early_median"])
+
+
 def test_relative_features_compare_new_ips_with_the_entity_s_usual_rate():
     steady = [partner_row(day, 1, ["a"] + (["x"] if day in (2, 3) else []), 0.0) for day in
               range(1, 9)]  # fmt: skip

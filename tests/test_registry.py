@@ -210,3 +210,33 @@ def test_registry_invalid_fails_cli_run_with_one_line(tmp_path: Path, landing_ro
         "the period ends before it starts"
     ]
     assert not (tmp_path / "warehouse" / "flags" / f"date={DAY}").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Identifiers holding a control character (SPEC §2): refused, naming the row and the character
+
+
+@pytest.mark.parametrize(
+    ("row", "line", "column", "char", "at"),
+    [
+        ("p1,P,app\x001,2024-01-01,,messages.read,", 3, "app_id", "0000", 4),
+        ("p\x1f1,P,app1,2024-01-01,,messages.read,", 3, "partner_id", "001F", 2),
+        ("p1,P,app1\x7f,2024-01-01,,messages.read,", 3, "app_id", "007F", 5),
+        # a quoted line break: the row is named by the line it ends on, as every registry error
+        ('p1,P,"app\n1",2024-01-01,,messages.read,', 4, "app_id", "000A", 4),
+        ("p1,P,a\tb,2024-01-01,,messages.read,", 3, "app_id", "0009", 2),  # inside: not trimmed
+    ],
+)
+def test_registry_identifier_with_control_character_is_refused(
+    row: str, line: int, column: str, char: str, at: int
+):
+    assert error("p0,Fine,app0,2024-01-01,,messages.read,", row) == (
+        f"partners.csv line {line}, column {column}: holds a control character (U+{char} at "
+        f"character {at}); identifiers may not"
+    )
+
+
+def test_registry_control_characters_elsewhere_and_outer_whitespace_are_kept():
+    """Only identifiers are refused: a name may hold a tab; blanks around an id are trimmed."""
+    rows = registry("p1,Tab\tName,\tapp1 ,2024-01-01,,messages.read,")
+    assert (rows[0]["partner_name"], rows[0]["app_id"]) == ("Tab\tName", "app1")

@@ -25,7 +25,10 @@ networks (IPv6: /48) and scopes (resource.action) with their calls, from which
 relative_features counts the never-seen ones and the history's own rate of them. A user's
 scope is new when its app never used it. The significance model (model.py) reads the counts,
 their history sums and means (`<count>_hist`, `<count>_of_hist`, `<count>_hist_mean`) and the
-app's typical user-day (`<count>_app_user_median`).
+app's typical user-day (`<count>_app_user_median`). A rise held over several days (a slow ramp)
+is `calls_sustained`: today's calls and the last RECENT_DAYS days' (each at most today's), over
+`sustained_days` days, against `calls_early_median`, the median of the window's days before
+those (a windowed cumulative sum against the entity's own earlier level).
 """
 
 from __future__ import annotations
@@ -357,9 +360,19 @@ def _baselines_sql() -> str:
         FROM today d LEFT JOIN long l ON {_same_entity("d", "l")}
     ),
     recent AS (
-        SELECT {", ".join(f"t.{k}" for k in ENTITY_KEYS)}, t.day, {recents}
+        SELECT {", ".join(f"t.{k}" for k in ENTITY_KEYS)}, t.day, {recents},
+               -- a sustained rise: the recent days' calls, each at most today's (a spike
+               -- yesterday is yesterday's news, a ramp's days are all below today)
+               sum(least(h.calls, t.calls)) AS calls_recent_clipped,
+               count(DISTINCT h.day) AS recent_days
         FROM t JOIN hist h ON {_same_entity("t", "h")}
              AND h.day < t.day AND h.day >= t.day - {RECENT_DAYS}
+        GROUP BY ALL
+    ),
+    early AS (
+        SELECT {", ".join(f"t.{k}" for k in ENTITY_KEYS)}, t.day,
+               median(h.calls) AS calls_early_median
+        FROM t JOIN hist h ON {_same_entity("t", "h")} AND h.day < t.day - {RECENT_DAYS}
         GROUP BY ALL
     )"""
 
@@ -525,9 +538,12 @@ def _relative_sql() -> str:
     WITH {_history_sql()}, {_baselines_sql()}, {_evidence_sql()}
     SELECT t.*, coalesce(l.history_days, 0) AS history_days, {_WEIGHT} AS history_weight,
            {", ".join(_change_sql(c) for c in _COMPARED)},
+           t.calls + coalesce(r.calls_recent_clipped, 0) AS calls_sustained,
+           1 + coalesce(r.recent_days, 0) AS sustained_days, e.calls_early_median,
            ev.* EXCLUDE (ek)
     FROM t LEFT JOIN long l ON {_same_entity("t", "l")}
     LEFT JOIN recent r ON {_same_entity("t", "r")} AND t.day = r.day
+    LEFT JOIN early e ON {_same_entity("t", "e")} AND t.day = e.day
     LEFT JOIN evidence ev ON ev.ek = {_EK.format(p="t.")}
     ORDER BY t.entity_kind, t.partner_id, t.app_id, t.user_id
     """

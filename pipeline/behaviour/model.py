@@ -40,6 +40,7 @@ from pipeline.behaviour.features import (
     LEVEL_COUNTS,
     PARTNER_DAY,
     RARE_COUNTS,
+    RECENT_DAYS,
     SHARES,
 )
 from pipeline.schema import ANOMALIES
@@ -51,9 +52,13 @@ EXPLAINED_ONLY = ("new_ip", "new_network")
 # calls against the whole window's median, not the nearer edge of it and the last days': a slow
 # ramp is a new level every day, and only the window remembers where it started
 TREND_COUNTS = ("calls_trend",)
+# today's and the last days' calls against the days before them (features.py): a ramp's every
+# day is a little above the one before, its days together are far above where it started
+SUSTAINED_COUNTS = ("calls_sustained",)
 FEATURES: tuple[str, ...] = (
     *LEVEL_COUNTS,
     *TREND_COUNTS,
+    *SUSTAINED_COUNTS,
     *RARE_COUNTS,
     *(s for s in SHARE_NAMES if s not in EXPLAINED_ONLY),
 )
@@ -242,7 +247,7 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
         h = np.maximum(_history_days(rows), 1.0)
         known = _history_days(rows) > 0
         prior = self.prior_[kind]
-        for count in (*LEVEL_COUNTS, *TREND_COUNTS, *RARE_COUNTS):
+        for count in (*LEVEL_COUNTS, *TREND_COUNTS, *SUSTAINED_COUNTS, *RARE_COUNTS):
             x = self._observed(rows, count)
             mu = self._expectation(rows, count, prior)
             ok = known & np.isfinite(x) & np.isfinite(mu)
@@ -272,6 +277,11 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
             return level_expectation(rows, count)
         if count in TREND_COUNTS:
             return level_expectation(rows, count.removesuffix("_trend"), "median")
+        if count in SUSTAINED_COUNTS:
+            days = _col(rows, "sustained_days")
+            early = np.isfinite(_col(rows, "calls_early_median"))  # else no earlier level
+            mu = level_expectation(rows, "calls", "early_median") * days
+            return np.where(early, mu, np.nan)
         return rare_expectation(rows, count, prior[count])
 
     @staticmethod
@@ -371,6 +381,7 @@ _COUNT_LABELS = {
     "message_deletes": "message deletes",
     "distinct_users": "users read or written",
     "calls_trend": "calls",
+    "calls_sustained": f"calls on the day and the {RECENT_DAYS} before (each at most the day's)",
     "new_users": "users signed in for the first time",
     "revokes": "revocations",
     "revoked_reads": "message reads of users after they revoked the app",
@@ -414,6 +425,8 @@ def _phrase(feature: str, row: Mapping[str, float], who: str) -> str:
     times = row["x"] / max(row["mu"], MIN_LEVEL)
     factor = f" ({times:.0f}x)" if times >= 10 else f" ({times:.1f}x)"
     usual = "the window's median" if feature in TREND_COUNTS else "usually"
+    if feature in SUSTAINED_COUNTS:
+        usual = "as many days before usually"
     return f"{_number(row['x'])} {label}, {usual} {_number(row['mu'])}{factor}"
 
 

@@ -30,7 +30,7 @@ READ, WRITE, DELETE = 0, 1, 2
 ACTIONS = np.array(["read", "write", "delete"])
 MESSAGES, CONTACTS, FILES = 0, 1, 2
 RESOURCES = np.array(["messages", "contacts", "files"])
-ACTIVE, IDLE, RESERVE, REVOKED = 0, 1, 2, 3
+ACTIVE, IDLE, RESERVE, REVOKED, GONE = 0, 1, 2, 3, 4  # GONE: granted, never called again
 
 KINDS = (
     "bulk_read",
@@ -43,6 +43,7 @@ KINDS = (
     "slow_ramp",
 )
 RAMP_DAYS, RAMP_FACTOR = 5, 1.5
+DELETE_MIN_ACCESSES = 150  # a delete spike is stated on days of at least this many accesses
 STRENGTHS = {
     "bulk_read": "partner: message reads 15x its usual day; user: the busy user's reads 15x",
     "night_crawl": "every call between 01:00 and 04:00 UTC from never-seen addresses in new /24s "
@@ -51,7 +52,9 @@ STRENGTHS = {
     "since; user: one such idle user read 15x the app's typical user's day",
     "post_revocation": "partner: 30% of the day's users (at least 10) revoke 06:00-08:00 and the "
     "app keeps reading them after; user: the busy user likewise",
-    "delete_spike": "15% of message accesses are deletes (usual 0.3-2%)",
+    "delete_spike": "15% of message accesses are deletes (usual 0.3-2%), on a partner-day and a "
+    f"user-day of at least {DELETE_MIN_ACCESSES} message accesses (at 15% of 16 accesses, 2-3 "
+    "deletes are within chance of a 2% rate)",
     "scope_creep": "10% of calls with a scope the app never used (files.read)",
     "new_user_burst": "partner: new sign-ins equal to 30% of the day's users (at least 10), each "
     "read as a usual user; user: one new user read 15x the app's typical user's day",
@@ -86,6 +89,7 @@ class World:
     next_net: int = 1
     app_names: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
     regrant: list[int] = field(default_factory=list)
+    leave: list[int] = field(default_factory=list)  # an injection's users, called on its day only
     consent: list[pa.Table] = field(default_factory=list)
     last_seen: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
@@ -312,9 +316,26 @@ def _users_of(world: World, partner: int, state: int) -> np.ndarray:
     return np.flatnonzero((world.user_partner == partner) & (world.user_state == state))
 
 
-def _join(world: World, users: np.ndarray, day: date) -> None:
+def _join(world: World, users: np.ndarray, day: date, hours: np.ndarray | None = None) -> None:
     world.user_state[users] = ACTIVE
-    world.consent.append(_consent(world, users, "grant", world.rng.uniform(0, 5, len(users)), day))
+    at = world.rng.uniform(0, 5, len(users)) if hours is None else hours
+    world.consent.append(_consent(world, users, "grant", at, day))
+
+
+def _busy_enough(world: World, calls: Calls, a: int, b: int, least: int) -> tuple[int, int]:
+    """A partner and a busy user (of another partner) with at least `least` message accesses
+    on the day: `a` and b's busy user when they have them, else drawn from those that do (the
+    most busy when none does)."""
+    message = calls.resource == MESSAGES
+    per_partner = np.bincount(world.user_partner[calls.user[message]], minlength=world.partners)
+    per_busy = np.bincount(calls.user[message], minlength=len(world.user_q))[world.busy_user]
+    if per_partner[a] < least:
+        ok = np.flatnonzero((per_partner >= least) & (np.arange(world.partners) != b))
+        a = int(world.rng.choice(ok)) if len(ok) else a
+    if per_busy[b] < least:
+        ok = np.flatnonzero((per_busy >= least) & (np.arange(world.partners) != a))
+        b = int(world.rng.choice(ok)) if len(ok) else b
+    return a, int(world.busy_user[b])
 
 
 def inject(world: World, calls: Calls, active: np.ndarray, inj: Injection, day: date) -> None:
@@ -356,6 +377,9 @@ def inject(world: World, calls: Calls, active: np.ndarray, inj: Injection, day: 
         world.user_state[wave] = REVOKED
         world.regrant.append(busy)  # the busy user signs in again the next morning
     elif kind == "delete_spike":
+        a, busy = _busy_enough(world, calls, a, b, DELETE_MIN_ACCESSES)
+        inj.partner, inj.user = a, busy
+        of_a, of_u = world.user_partner[calls.user] == a, calls.user == busy
         for mask in (of_a, of_u):
             message = np.flatnonzero(mask & (calls.resource == MESSAGES))
             calls.action[message] = np.where(rng.random(len(message)) < 0.15, DELETE, READ)
@@ -368,10 +392,12 @@ def inject(world: World, calls: Calls, active: np.ndarray, inj: Injection, day: 
         seen_a = len(np.unique(calls.user[of_a]))
         joiners = reserve[: max(10, round(0.3 * seen_a))]
         _join(world, joiners, day)
+        world.leave.extend(joiners.tolist())
         per_user = _typical_user_calls(world, calls, a)
         calls.extend(make_calls(world, np.repeat(joiners, rng.poisson(per_user, len(joiners)))))
         newcomer = _users_of(world, b, RESERVE)[:1]
         _join(world, newcomer, day)
+        world.leave.extend(newcomer.tolist())
         inj.user = int(newcomer[0])
         heavy = 15 * _typical_user_calls(world, calls, b)
         extra = make_calls(world, np.repeat(newcomer, heavy))
@@ -500,9 +526,12 @@ def simulate(world: World, dormant_days: int) -> Iterator[SimDay]:
     next_id = 0
     for index, (injection, judged) in enumerate(plan):
         day = day_of(index)
-        if world.regrant:
-            _join(world, np.array(world.regrant), day)
+        if world.regrant:  # at the day's first moment: no call of the day precedes the grant
+            _join(world, np.array(world.regrant), day, np.zeros(len(world.regrant)))
             world.regrant.clear()
+        if world.leave:  # an injection's one-day users: the days after it are clean days
+            world.user_state[np.array(world.leave)] = GONE
+            world.leave.clear()
         _rotate_addresses(world)
         calls, active = base_calls(world, index, np.ones(world.partners))
         natural_consent(world, calls, day)

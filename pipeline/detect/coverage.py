@@ -13,8 +13,9 @@ folder syncs that stand for message reads. Each unjudged access is counted under
 - `aggregated_window`: the record aggregates reads of up to two minutes (M365 Bind) and a consent
   event or a partnership start or end of the app falls inside that window, so the verdict at the
   window's start may not hold for every read in it;
-- `user_not_in_consent_sources`: no consent source mentions the user at all, so a missing grant
-  may be a gap of the sources rather than a missing sign-in.
+- `user_not_in_consent_sources`: no consent source mentions the user at all (nor is there an
+  admin consent for the app, which stands for every user), so a missing grant may be a gap of
+  the sources rather than a missing sign-in.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import pyarrow as pa
 
 from pipeline import duck
 from pipeline.config import Settings
+from pipeline.detect.rules import ALL_USERS
 from pipeline.readers.formats.m365_mail_items_accessed import FOLDER_RESOURCE
 from pipeline.schema import UNKNOWN_PARTNER
 from pipeline.warehouse import Warehouse
@@ -64,13 +66,16 @@ def coverage_sql(settings: Settings, access: str, consent: str, registry: str) -
         WHEN a.resource = '{FOLDER_RESOURCE}' THEN 'folder_sync'
         WHEN a.method LIKE '% throttled' THEN 'throttled'
         WHEN a.method LIKE 'Bind%' AND (
-            EXISTS (SELECT 1 FROM {consent} c WHERE c.user_id = a.user_id AND c.app_id = a.app_id
+            EXISTS (SELECT 1 FROM {consent} c WHERE c.user_id IN (a.user_id, '{ALL_USERS}')
+                    AND c.app_id = a.app_id
                     AND c.event_time > a.event_time AND c.event_time <= a.event_time + {window})
             OR EXISTS (SELECT 1 FROM {registry} r WHERE r.app_id = a.app_id AND (
                 (r.period_start > a.event_time AND r.period_start <= a.event_time + {window})
                 OR (r.period_end > a.event_time AND r.period_end <= a.event_time + {window}))))
             THEN 'aggregated_window'
-        WHEN a.user_id NOT IN (SELECT user_id FROM {consent}) THEN 'user_not_in_consent_sources'
+        WHEN a.user_id NOT IN (SELECT user_id FROM {consent}) AND a.app_id NOT IN (
+            SELECT app_id FROM {consent} WHERE user_id = '{ALL_USERS}')
+            THEN 'user_not_in_consent_sources'
     END"""
     counts = ", ".join(f"count(*) FILTER (WHERE reason = '{r}')::BIGINT AS {r}" for r in REASONS)
     return f"""

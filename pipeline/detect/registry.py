@@ -17,6 +17,8 @@ from pipeline.schema import REGISTRY, RFC3339
 COLUMNS = ("partner_id", "partner_name", "app_id", "start", "end", "scopes", "grant_ttl_days")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 TIMESTAMP = re.compile(RFC3339)
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # SPEC §2: an identifier holding one is invalid
+IDENTIFIERS = ("partner_id", "app_id")
 
 
 def _instant(text: str, *, is_end: bool, where: str) -> datetime:
@@ -57,6 +59,14 @@ def parse_registry(text: str, source: str = "partners.csv") -> pa.Table:
         for column in ("partner_id", "partner_name", "app_id", "start"):
             if not values[column]:
                 raise RegistryError(f"{where(column)}: empty, but required")
+        for column in IDENTIFIERS:
+            control = CONTROL.search(values[column])
+            if control is not None:
+                # named by code point and position: the value itself may be huge or unprintable
+                raise RegistryError(
+                    f"{where(column)}: holds a control character (U+{ord(control.group()):04X} "
+                    f"at character {control.start() + 1}); identifiers may not"
+                )
         start = _instant(values["start"], is_end=False, where=where("start"))
         end = _instant(values["end"], is_end=True, where=where("end")) if values["end"] else None
         if end is not None and end <= start:

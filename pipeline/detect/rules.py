@@ -24,6 +24,8 @@ BASE_SEVERITY = {
     "SCOPE_NOT_GRANTED": "medium",
 }
 RAISED = {"low": "medium", "medium": "high", "high": "critical", "critical": "critical"}
+# The user of an admin (tenant-wide) consent: a consent event of every user of its app.
+ALL_USERS = "*"
 MICROS_PER_DAY = 86_400_000_000
 FLAG_ORDER = "event_time, request_id, rule"  # the order of a day's flags, whoever writes them
 
@@ -141,11 +143,17 @@ WITH acc AS (
            any_value(grant_ttl_days) AS grant_ttl_days
     FROM registry GROUP BY app_id
 ), partnership AS ({_partnership_sql()}
+), pairs AS (
+    SELECT DISTINCT user_id, app_id FROM acc
 ), delivered AS (
-    -- consent delivered on days <= D, for the (user, app) pairs that matter today
-    SELECT * FROM consent SEMI JOIN (SELECT DISTINCT user_id, app_id FROM acc)
-        USING (user_id, app_id)
+    -- consent delivered on days <= D, for the (user, app) pairs that matter today; an admin
+    -- consent (user '{ALL_USERS}') is one of each user of its app, as if they had given it
+    SELECT * FROM consent SEMI JOIN pairs USING (user_id, app_id)
     WHERE delivery_date <= DATE '{day.isoformat()}'
+    UNION ALL
+    SELECT c.* REPLACE (p.user_id AS user_id) FROM consent c JOIN pairs p USING (app_id)
+    WHERE c.user_id = '{ALL_USERS}' AND p.user_id <> '{ALL_USERS}'
+        AND c.delivery_date <= DATE '{day.isoformat()}'
 ), grants AS MATERIALIZED (  -- materialized: grant_id must be the same for both readers
     -- of two grants at one instant, the one ingested last wins
     SELECT *, row_number() OVER () AS grant_id FROM delivered WHERE event_type = 'grant'

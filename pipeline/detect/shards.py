@@ -26,7 +26,13 @@ import pyarrow as pa
 
 from pipeline import duck
 from pipeline.config import Settings
-from pipeline.detect.rules import FLAG_ORDER, decorated_flags_sql, evidence_sql, judged_access_sql
+from pipeline.detect.rules import (
+    ALL_USERS,
+    FLAG_ORDER,
+    decorated_flags_sql,
+    evidence_sql,
+    judged_access_sql,
+)
 from pipeline.errors import MissingInput
 from pipeline.tables import value_counts
 from pipeline.warehouse import Shard, Warehouse
@@ -82,7 +88,11 @@ def write_shard_flags(
             con.register("registry", registry)
             unit_access = warehouse.scan(con, "access", [day], shard=shard)
             unit_access.create_view("unit_access")
-            unit_consent = warehouse.scan(con, "consent", consent_days, shard=shard)
+            # the unit's users' consent, and admin consent (every user's)
+            admin = f"user_id = '{ALL_USERS}'"
+            unit_consent = warehouse.scan(con, "consent", consent_days).filter(
+                f"{shard.predicate()} OR {admin}"
+            )
             day_rows = warehouse.row_count("access", day)
             subs = _sub_shards(math.ceil(day_rows / shard.count), settings)
             modulus = shard.count * subs
@@ -98,7 +108,7 @@ def write_shard_flags(
                 # (a sub-shard without a staged file reads the unit's accesses: it has no flags)
                 source = con.read_parquet(files) if files else unit_access
                 source.filter(in_sub).create_view("access")
-                unit_consent.filter(in_sub).create_view("consent")
+                unit_consent.filter(f"{in_sub} OR {admin}").create_view("consent")
                 evidence.append(os.path.join(scratch, f"evidence-{g}.parquet"))
                 con.sql(evidence_sql(day, settings)).write_parquet(evidence[-1])
             # the access columns of the flagged rows, joined once for the unit

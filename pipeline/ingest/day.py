@@ -13,9 +13,8 @@ import os
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
-from typing import IO
 
 import duckdb
 import pyarrow as pa
@@ -26,11 +25,11 @@ from pipeline import duck
 from pipeline.config import Settings
 from pipeline.ingest.blocks import InOrder, prefetched, validated_blocks
 from pipeline.ingest.counts import FileCounts, IngestResult
-from pipeline.ingest.dedupe import LineReader, conflict_raw_lines, resolve_duplicates
+from pipeline.ingest.dedupe import conflict_raw_lines, resolve_duplicates
+from pipeline.ingest.reading import Readings
 from pipeline.ingest.row_keys import file_index_of, row_keys, unreadable_row, with_lineage
 from pipeline.ingest.staging import Staging
-from pipeline.ingest.validation import ACCESS_KIND, CONSENT_KIND, validation_sql
-from pipeline.readers.formats import record_batches
+from pipeline.ingest.validation import ACCESS_KIND, CONSENT_KIND
 from pipeline.readers.formats.convert import with_format_reasons
 from pipeline.readers.jsonl import FileStats
 from pipeline.readers.landing import Landing, LandingFile
@@ -46,8 +45,7 @@ KINDS = {"access": ACCESS_KIND, "consent": CONSENT_KIND}
 
 def _validate_file(
     con: duckdb.DuckDBPyConnection,
-    sql: str,
-    kind_name: str,
+    readings: Readings,
     landing: Landing,
     source: LandingFile,
     file_index: int,
@@ -61,7 +59,8 @@ def _validate_file(
     reasons: Counter[str] = Counter()
     try:
         with landing.open(source.path) as fh:
-            lines = record_batches(fh, source, kind_name, settings, landing, stats)
+            lines = readings.blocks(fh, source, stats)
+            sql = readings.sql(source)
             for batch, validated in validated_blocks(con, sql, prefetched(lines), settings):
                 result = with_format_reasons(validated, batch)  # no-op for canonical files
                 reasons.update(value_counts(result["reason"]))
@@ -93,7 +92,7 @@ def ingest_day(
     started = time.perf_counter()
     kind = KINDS[kind_name]
     files: list[LandingFile] = list(day_files(landing, settings, kind_name, day))
-    sql = validation_sql(kind, settings)
+    readings = Readings(kind, settings, landing)
     with warehouse.scratch_dir() as scratch:
         con = duck.connect(settings, spill_dir=scratch)
         records_path = os.path.join(scratch, "records.parquet")
@@ -103,7 +102,7 @@ def ingest_day(
             try:
                 counts = [
                     _validate_file(
-                        con, sql, kind_name, landing, f, i, staging, writes, settings, on_lines
+                        con, readings, landing, f, i, staging, writes, settings, on_lines
                     )
                     for i, f in enumerate(files)
                 ]
@@ -114,9 +113,7 @@ def ingest_day(
         identical, conflicting = resolve_duplicates(con, staging, kind, records_path, names)
         if conflicting.num_rows:
             staging.add_rejected(
-                conflict_raw_lines(
-                    con, landing, files, conflicting, kind, settings, _file_reader(kind_name)
-                )
+                conflict_raw_lines(con, landing, files, conflicting, kind, readings)
             )
         staging.close_rejected()
         con.close()
@@ -133,17 +130,6 @@ def ingest_day(
         f.valid = f.read - sum(f.quarantined.values()) - f.duplicates_dropped
     log.info("ingest %s %s: %s in %.1fs", kind_name, day, result.totals(), result.seconds)
     return result
-
-
-def _file_reader(kind_name: str) -> LineReader:
-    """Canonical lines of a file, whatever its source's format (the conflict re-read)."""
-
-    def read(
-        fh: IO[bytes], f: LandingFile, landing: Landing, settings: Settings
-    ) -> Iterator[pa.Table]:
-        return record_batches(fh, f, kind_name, settings, landing, FileStats())
-
-    return read
 
 
 def _commit_without(

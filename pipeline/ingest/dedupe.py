@@ -3,19 +3,16 @@ different content the first is kept and the others are quarantined as conflictin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import IO
-
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.config import Settings
 from pipeline.ingest.blocks import validate_block
+from pipeline.ingest.reading import Readings
 from pipeline.ingest.row_keys import file_and_line, file_index_of, line_of, row_keys
 from pipeline.ingest.staging import Staging
-from pipeline.ingest.validation import RecordKind, validation_sql
-from pipeline.readers.jsonl import FileStats, read_line_batches
+from pipeline.ingest.validation import RecordKind
+from pipeline.readers.jsonl import FileStats
 from pipeline.readers.landing import Landing, LandingFile
 
 
@@ -63,28 +60,16 @@ def resolve_duplicates(
     return identical, conflicting
 
 
-# Reads one file's lines as validation takes them (a source in a real format: converted).
-LineReader = Callable[[IO[bytes], LandingFile, Landing, Settings], Iterator[pa.Table]]
-
-
-def _raw_lines(
-    fh: IO[bytes], f: LandingFile, landing: Landing, settings: Settings
-) -> Iterator[pa.Table]:
-    return read_line_batches(fh, f.name, settings.read_block_bytes, FileStats())
-
-
 def conflict_raw_lines(
     con: duckdb.DuckDBPyConnection,
     landing: Landing,
     files: list[LandingFile],
     conflicting: pa.Table,
     kind: RecordKind,
-    settings: Settings,
-    read_lines: LineReader = _raw_lines,
+    readings: Readings,
 ) -> pa.Table:
     """Re-read the few lines that conflict, to quarantine their (redacted) raw text."""
     keys = conflicting["row_key"].to_numpy()
-    sql = validation_sql(kind, settings, redact_all=True)
     pieces = []
     for file_index in sorted({file_index_of(int(k)) for k in keys}):
         wanted = pa.array(
@@ -92,8 +77,9 @@ def conflict_raw_lines(
             pa.int64(),
         )
         source = files[file_index]
+        sql = readings.sql(source, redact_all=True)
         with landing.open(source.path) as fh:
-            for lines in read_lines(fh, source, landing, settings):
+            for lines in readings.blocks(fh, source, FileStats()):
                 wanted_lines = lines.filter(pc.is_in(lines["source_line"], value_set=wanted))
                 if wanted_lines.num_rows:
                     result = validate_block(con, sql, wanted_lines)

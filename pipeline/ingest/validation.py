@@ -3,6 +3,10 @@
 One DuckDB query per batch does the JSON parsing (two readings per line: values and types),
 type checks, time parsing, route lookup and redaction, so there is no Python loop per record.
 
+A reader of a real format hands its records over as typed columns instead (`f_<field>`, see
+`typed`): the same query then takes each field's text and JSON type from its column rather than
+parsing a line again, and every check, reason, redaction and hash after that is the same one.
+
 Most lines are clean, so the query first asks a cheap question of every line (is each field of
 the right JSON type, and is every value usable?) and evaluates
 the ordered checks that name a reason only for the lines that fail it. DuckDB evaluates a CASE
@@ -225,18 +229,24 @@ def _clean(field: Field) -> str:
     raise ValueError(field.kind)
 
 
-def _value(field: Field) -> str:
+def _string_list(t: str, document: str, elements: str) -> str:
+    """A JSON list of strings in `document` (its elements at path `elements`) as a list."""
+    return (
+        f"CASE WHEN {t} = 'ARRAY' AND list_bool_and(list_transform("
+        f"json_extract({document}, {elements}), lambda x: json_type(x) = 'VARCHAR')) IS NOT FALSE "
+        f"THEN json_extract_string({document}, {elements}) END"
+    )
+
+
+def _value(field: Field, typed: dict[str, str] | None = None) -> str:
     """The typed value of a field; NULL where it is absent or unusable."""
     n, t = field.name, f"({_json_type(field)})"
     if field.kind in ("string", "enum"):
         return f"CASE WHEN {_is_string(field)} THEN s.{n} END"
     if field.kind == "scopes":
-        elements = _json_path(field, "[*]")
-        return (
-            f"CASE WHEN {t} = 'ARRAY' AND list_bool_and(list_transform("
-            f"json_extract(raw, {elements}), lambda x: json_type(x) = 'VARCHAR')) IS NOT FALSE "
-            f"THEN json_extract_string(raw, {elements}) END"
-        )
+        if typed is not None:
+            return _typed_list(field, typed.get(n, "VARCHAR"))
+        return _string_list(t, "raw", _json_path(field, "[*]"))
     if field.kind == "status":
         return (
             f"CASE WHEN {t} IS NULL THEN 200 WHEN {_is_integer(field)} "
@@ -358,6 +368,77 @@ def _routing(settings: Settings) -> tuple[list[tuple[str, str]], tuple[str, str,
     return steps, check
 
 
+# A typed column's JSON type name, as json_type names the type of a JSON value.
+_JSON_TYPES = {"VARCHAR": "VARCHAR", "BOOLEAN": "BOOLEAN", "DOUBLE": "DOUBLE", "FLOAT": "DOUBLE"}
+_JSON_TYPES |= {t: "BIGINT" for t in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT")}
+
+
+def typed_column(name: str) -> str:
+    """The column in which a reader hands validation a canonical field's value."""
+    return f"f_{name}"
+
+
+def _typed_text_and_type(field: Field, sql_type: str) -> tuple[str, str]:
+    """What the JSON readings would give for a typed column: its text (a string's value, any
+    other value's JSON text) and its JSON type name (NULL where it is NULL). A JSON column is
+    asked its type; a column of another type is that type's JSON type."""
+    c = typed_column(field.name)
+    if sql_type == "JSON" or (sql_type not in _JSON_TYPES and not sql_type.endswith("[]")):
+        j = c if sql_type == "JSON" else f"to_json({c})"
+        t = f"nullif(json_type({j}), 'NULL')"
+        return f"CASE WHEN json_type({j}) = 'VARCHAR' THEN {j} ->> '$' ELSE {j}::VARCHAR END", t
+    json_type = "ARRAY" if sql_type.endswith("[]") else _JSON_TYPES[sql_type]
+    text = c if json_type == "VARCHAR" else f"to_json({c})::VARCHAR"
+    return text, f"CASE WHEN {c} IS NOT NULL THEN '{json_type}' END"
+
+
+def _typed_list(field: Field, sql_type: str) -> str:
+    """A typed scopes column as the list of strings it holds; NULL where it is none."""
+    c, t = typed_column(field.name), f"({_json_type(field)})"
+    if sql_type == "VARCHAR[]":  # a NULL element is not a string
+        every = f"list_bool_and(list_transform({c}, lambda x: x IS NOT NULL))"
+        return f"CASE WHEN {every} IS NOT FALSE THEN {c} END"
+    if sql_type == "JSON":
+        return _string_list(t, c, "'$[*]'")
+    return "NULL::VARCHAR[]"  # a list of other values, or no list: never a list of strings
+
+
+def _typed_steps(kind: RecordKind, typed: dict[str, str], source: str) -> list[tuple[str, str]]:
+    """The steps that give what the JSON readings give (s, the t_ types, is_json, is_object)
+    from a reader's typed columns. `converted` marks the rows it made of a record; the others
+    (a line its parse made nothing of, a record it refused) are taken as lines, as ever."""
+    absent = "".join(
+        f", NULL::VARCHAR AS {typed_column(f.name)}" for f in kind.fields if f.name not in typed
+    )
+    pairs = [(f, _typed_text_and_type(f, typed.get(f.name, "VARCHAR"))) for f in kind.fields]
+    texts = ", ".join(f"{f.name} := {text}" for f, (text, _) in pairs)
+    types = ", ".join(f"{t} AS {_json_type(f)}" for f, (_, t) in pairs)
+    return [
+        (
+            "typed",
+            f"SELECT *, CASE WHEN converted THEN true WHEN encoding_ok THEN json_valid(raw) "
+            f"ELSE false END AS is_json, struct_pack({texts}) AS s, {types} "
+            f"FROM (SELECT *{absent} FROM {source})",
+        ),
+        (
+            "parsed",
+            f"SELECT *, converted OR is_json AND {_STARTS_AS_OBJECT} AS is_object FROM typed",
+        ),
+    ]
+
+
+def _typed_raw(kind: RecordKind, typed: dict[str, str], redact_all: bool) -> str:
+    """The canonical record as JSON text, built only where quarantine or redaction needs it
+    (the reader hands the line itself only where it made no record of it)."""
+    members = ", ".join(
+        f"'{f.name}', {typed_column(f.name)}" for f in kind.fields if f.name in typed
+    )
+    return (
+        f"CASE WHEN NOT converted THEN raw WHEN reason IS NOT NULL OR {redact_all} "
+        f"THEN json_object({members})::VARCHAR END"
+    )
+
+
 def text_struct(kind: RecordKind) -> str:
     """json_transform's structure that reads every field of the kind as plain text."""
     return "{" + ", ".join(f'"{f.name}": "VARCHAR"' for f in kind.fields) + "}"
@@ -368,21 +449,56 @@ def field_paths(kind: RecordKind) -> str:
     return "[" + ", ".join(_json_path(f) for f in kind.fields) + "]"
 
 
-def validation_sql(
-    kind: RecordKind, settings: Settings, source: str = "batch", redact_all: bool = False
-) -> str:
-    """A query over `source` (source_line, raw, encoding_ok) giving typed columns or a reason.
+# valid JSON that starts with '{' is an object (the first test avoids copying the line)
+_STARTS_AS_OBJECT = (
+    "(starts_with(raw, '{') OR starts_with(ltrim(raw, ' ' || chr(9) || chr(10) || chr(13)), '{'))"
+)
 
-    The redacted raw text comes with rejected lines only, unless `redact_all`.
-    """
+
+def _json_steps(kind: RecordKind, source: str) -> list[tuple[str, str]]:
+    """The steps that read a line's JSON: s (the fields as text), the t_ types, is_object."""
     # The line parsed twice: into plain strings (unescaped values; numbers as their text), and
     # for the JSON type of each field, the cheapest two readings DuckDB offers. A line that is
     # not JSON fails the first (caught by try); only those lines are asked json_valid.
-    as_text, paths = text_struct(kind), field_paths(kind)
+    as_text, paths = _quote(text_struct(kind)), field_paths(kind)
     types = ", ".join(
         f"nullif(types[{i}], 'NULL') AS {_json_type(f)}" for i, f in enumerate(kind.fields, 1)
     )
-    values = ", ".join(f"{_value(f)} AS v_{f.name}" for f in kind.fields)
+    return [
+        (
+            "lines",
+            f"SELECT *, CASE WHEN encoding_ok THEN try(json_transform(raw, {as_text})) END"
+            f" AS s FROM {source}",
+        ),
+        (
+            "objects",
+            f"SELECT *, is_json AND {_STARTS_AS_OBJECT} "
+            "AS is_object FROM (SELECT *, CASE WHEN s IS NOT NULL THEN true "
+            "WHEN encoding_ok THEN json_valid(raw) ELSE false END AS is_json FROM lines)",
+        ),
+        (
+            "parsed",
+            f"SELECT *, {types} FROM (SELECT *, CASE WHEN is_object THEN json_type(raw, {paths}) "
+            "END AS types FROM objects)",
+        ),
+    ]
+
+
+def validation_sql(
+    kind: RecordKind,
+    settings: Settings,
+    source: str = "batch",
+    redact_all: bool = False,
+    typed: dict[str, str] | None = None,
+) -> str:
+    """A query over `source` (source_line, raw, encoding_ok) giving typed columns or a reason.
+
+    The redacted raw text comes with rejected lines only, unless `redact_all`. With `typed`
+    (canonical field → DuckDB type of its column `f_<field>`), `source` is a reader's typed
+    records instead: those columns, `converted` (the row is a record the reader made), and
+    `raw` (the line, where it is not).
+    """
+    values = ", ".join(f"{_value(f, typed)} AS v_{f.name}" for f in kind.fields)
     checks = [
         ("NOT encoding_ok", "invalid_encoding", "'the line is not valid UTF-8'"),
         ("NOT is_json", "invalid_json", "'the line is not valid JSON'"),
@@ -390,27 +506,8 @@ def validation_sql(
     ]
     checks += [check for f in kind.fields for check in _checks(f)]
     clean = ["is_object"] + [_clean(f) for f in kind.fields]
-    steps = [
-        (
-            "lines",
-            f"SELECT *, CASE WHEN encoding_ok THEN try(json_transform(raw, {_quote(as_text)})) END"
-            f" AS s FROM {source}",
-        ),
-        (
-            "objects",
-            "SELECT *, is_json AND (starts_with(raw, '{') "
-            "OR starts_with(ltrim(raw, ' ' || chr(9) || chr(10) || chr(13)), '{')) "
-            "AS is_object FROM (SELECT *, CASE WHEN s IS NOT NULL THEN true "
-            "WHEN encoding_ok THEN json_valid(raw) ELSE false END AS is_json FROM lines)",
-        ),
-        # valid JSON that starts with '{' is an object (the first test avoids copying the line)
-        (
-            "parsed",
-            f"SELECT *, {types} FROM (SELECT *, CASE WHEN is_object THEN json_type(raw, {paths}) "
-            "END AS types FROM objects)",
-        ),
-        ("valued", f"SELECT *, {values} FROM parsed"),
-    ]
+    steps = _typed_steps(kind, typed, source) if typed is not None else _json_steps(kind, source)
+    steps.append(("valued", f"SELECT *, {values} FROM parsed"))
     if kind is ACCESS_KIND:  # resource and action come from the route table where absent
         route_steps, route_check = _routing(settings)
         steps += route_steps
@@ -421,13 +518,16 @@ def validation_sql(
     # the ordered checks run only on lines that are not plainly clean
     judged = f"CASE WHEN {' AND '.join(clean)} THEN NULL ELSE {reason} END"
     steps.append(("judged", f"SELECT *, {judged} AS reason FROM {steps[-1][0]}"))
+    if typed is not None:  # the text that quarantine keeps, where it keeps any
+        raw = _typed_raw(kind, typed, redact_all)
+        steps.append(("judged_typed", f"SELECT * REPLACE ({raw} AS raw) FROM judged"))
     # the texts to redact, each a column of its own so the redaction names it, not its formula
     steps.append(
         (
             "texts",
             f"SELECT *, CASE WHEN reason IS NOT NULL THEN left({detail}, 300) END AS detail_text,"
             f" CASE WHEN reason IS NOT NULL OR {redact_all} THEN {_raw_text(kind, settings)} END"
-            " AS raw_text FROM judged",
+            f" AS raw_text FROM {steps[-1][0]}",
         )
     )
     ctes = ",\n".join(f"{name} AS (\n    {body}\n)" for name, body in steps)

@@ -19,6 +19,7 @@ from pipeline import duck
 from pipeline.config import SEVERITIES, Settings
 from pipeline.detect.alert_ids import COVERAGE_ALERT, behaviour_alert_id
 from pipeline.report.coverage import coverage_rows, coverage_summary, measure_figures
+from pipeline.review.web.links import partner_path
 from pipeline.schema import REPORT_ALERT_COLUMNS, RULES, UNKNOWN_PARTNER
 from pipeline.warehouse import MANIFEST, Warehouse, report_label
 
@@ -47,7 +48,7 @@ class ReviewLinks:
         return f"{self.base}/alerts/{quote(alert_id, safe='')}"
 
     def partner(self, partner_id: str) -> str:
-        return f"{self.base}/partners/{quote(partner_id, safe='')}"
+        return f"{self.base}{partner_path(partner_id)}"  # one segment; `.` and `..` by query
 
 
 ALERT_COLUMNS = REPORT_ALERT_COLUMNS

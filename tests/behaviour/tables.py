@@ -40,7 +40,11 @@ def row(partner: str, day: date = DAY, kind: str = "partner_day", **figures: flo
         out[f"{count}_of_hist"] = figures.pop(f"{count}_of_hist", usual[total] * h)
     for rare in ("new_users", "revokes", "revoked_reads", "new_ips", "new_networks", "new_scopes"):
         out[f"{rare}_hist_mean"] = figures.pop(f"{rare}_hist_mean", 0.05)
+    early = figures.pop("calls_early_median", out["calls_baseline"])  # the level held
+    out["calls_early_median"], out["sustained_days"] = early, 4
     out.update(figures)
+    # the last 3 days as usual unless given: each at most today's
+    out.setdefault("calls_sustained", out["calls"] + 3 * min(out["calls"], early))
     return out
 
 
@@ -51,6 +55,7 @@ def training_frame(partners: int = 40, days: int = 14, seed: int = 0) -> pd.Data
     for d in range(days):
         for p in range(partners):
             calls = rng.poisson(200)
+            before = np.minimum(rng.poisson(200, 3), calls).sum()
             deletes = rng.poisson(2)
             rows.append(
                 row(
@@ -68,6 +73,7 @@ def training_frame(partners: int = 40, days: int = 14, seed: int = 0) -> pd.Data
                     new_users=rng.poisson(0.05),
                     revokes=rng.poisson(0.05),
                     new_ips=rng.poisson(0.05),
+                    calls_sustained=calls + before,
                 )
             )
     return pd.DataFrame(rows)

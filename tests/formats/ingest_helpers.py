@@ -59,7 +59,8 @@ def canonical_lines(
     canonical record (JSON), or the format's reason for refusing it."""
     import json
 
-    from pipeline.readers.formats import record_batches
+    from pipeline.ingest.validation import typed_column
+    from pipeline.readers.formats import file_conversion, record_batches
     from pipeline.readers.jsonl import FileStats
     from pipeline.readers.landing import Landing, LandingFile
     from pipeline.sources import SourceFile
@@ -71,15 +72,23 @@ def canonical_lines(
     landing = Landing(str(tmp_path))
     file = SourceFile("f.jsonl", str(path), path.stat().st_size, "", source)
     assert isinstance(file, LandingFile)
+    conversion = file_conversion(file, kind, Settings(), landing)
+    assert conversion is not None
+    columns = {name: typed_column(name) for name in conversion.types}
     out = []
     with open(path, "rb") as fh:
-        for batch in record_batches(fh, file, kind, Settings(), landing, FileStats()):
+        for batch in record_batches(fh, file, Settings(), FileStats(), conversion):
             for row in batch.to_pylist():
                 if row.get("format_reason"):
                     out.append({"line": row["source_line"], "refused": row["format_reason"]})
+                elif row["converted"]:  # the record's fields, as a canonical line holds them
+                    record = {
+                        name: json.loads(row[c])
+                        if conversion.types[name] == "JSON" and row[c] is not None
+                        else row[c]
+                        for name, c in columns.items()
+                    }
+                    out.append({"line": row["source_line"], **record})
                 elif row["encoding_ok"]:
-                    try:
-                        out.append({"line": row["source_line"], **json.loads(row["raw"])})
-                    except ValueError:
-                        out.append({"line": row["source_line"], "raw": row["raw"]})
+                    out.append({"line": row["source_line"], "raw": row["raw"]})
     return out

@@ -12,6 +12,17 @@ from typing import Any
 DAY = date(2024, 3, 10)
 NOON = "2024-03-10T12:00:00Z"
 SECRET = "Hx9SECRETv"
+# partner ids that break a link unless it encodes them as one path segment (issue 13)
+PATH_PARTNERS = {
+    "p/../../audit": "app-math",
+    "a/b": "app-ab",
+    "%2F": "app-pct",
+    "..": "app-dots",
+    ".": "app-dot",
+    "?x=1": "app-query",
+    "#": "app-hash",
+}
+LONG_APP = "app-" + "L" * 100_000  # one huge id must not grow every page's filter lists
 
 
 def _access(request_id: str, app: str = "app-ok", user: str = "u1", **extra: Any) -> dict:
@@ -58,6 +69,8 @@ def _access_records() -> list[Any]:
         _access("slash-1", app="app-slash", user="<script>alert(1)</script>"),
         _access("csv-1", app="app-math", user='=HYPERLINK("http://evil")'),
         _access("unknown-1", app="app-\u202e$x$"),
+        _access("long-app-1", app=LONG_APP),
+        *(_access(f"partner-{app}", app=app) for app in sorted(PATH_PARTNERS.values())),
         # identifiers with control characters: quarantined
         _access("nul-1", app="app\u0000ok"),
         _access("ctl-1", user="u\u001f1"),
@@ -156,5 +169,11 @@ def build(root: Path) -> dict[str, Any]:
         'p-bidi,"Stream\u202eflix <!channel> <https://evil.example|bank> & co",app-bidi,'
         "2024-01-01,,messages.read,30\n"
         'p-csv,"=HYPERLINK(""http://evil"")",app-slash,2024-01-01,,messages.write,\n'
+        + "".join(
+            f'"{partner}",Path {n},{app},2024-01-01,,messages.write,\n'
+            for n, (partner, app) in enumerate(PATH_PARTNERS.items())
+            if app != "app-math"
+        )
+        + f"p-long,Long,{LONG_APP},2024-01-01,,messages.write,\n"
     )
     return {"access_files": 5, "consent_files": 1}

@@ -1,55 +1,23 @@
 """The pipeline on the hostile landing zone (tests/hostile/corpus.py): every step finishes,
-counts reconcile per file, and no secret value is stored in any warehouse file or report.
-
-STEPS is the list to grow as the review store, UI and export steps join it (issue 13's
-"done when"): each is (name, function of (day, settings)), run in order on one warehouse."""
+counts reconcile per file and in both review stores, and no secret value is stored in any
+warehouse file, report or store row. The run itself (tests/hostile/conftest.py: STEPS) is shared
+with test_hostile_ui.py, which opens every page and export on it."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
-from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+import sqlalchemy as sa
 
-from pipeline import steps
-from pipeline.config import Settings, load_settings
+from pipeline.review.store import ReviewStore
+from pipeline.review.tables import review_alerts
+from pipeline.warehouse import Warehouse
 from tests.hostile import corpus
-
-STEPS: list[tuple[str, Callable[[date, Settings], Any]]] = [
-    ("ingest_access", steps.ingest_access),
-    ("ingest_consent", steps.ingest_consent),
-    ("detect", steps.detect),
-    ("alerts", steps.alerts),  # the report reads alerts, never the flags (SPEC §5)
-    ("report", steps.report),
-]
-
-
-@dataclass
-class Run:
-    root: Path
-    settings: Settings
-    results: dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    root = tmp_path_factory.mktemp("hostile")
-    corpus.build(root / "landing")
-    settings = load_settings(
-        env={},
-        landing=str(root / "landing"),
-        warehouse=str(root / "warehouse"),
-        review_db=f"sqlite:///{root / 'review.db'}",
-        read_block_bytes=1 << 20,  # several blocks per file, and lines longer than one
-    )
-    results = {name: step(corpus.DAY, settings) for name, step in STEPS}
-    return Run(root, settings, results)
+from tests.hostile.conftest import STEPS, Run
 
 
 def _stored_text(root: Path) -> str:
@@ -65,7 +33,42 @@ def _stored_text(root: Path) -> str:
 
 
 def test_every_step_finishes(run: Run):
-    assert list(run.results) == [name for name, _ in STEPS]
+    assert list(run.results) == [*(name for name, _ in STEPS), "publish_postgresql"]
+
+
+def _store_rows(url: str) -> dict[str, list[tuple]]:
+    """Every row of every table of a review store (sessions, audit trail, ... included)."""
+    store = ReviewStore.open(url)
+    try:
+        engine = store._engine
+        meta = sa.MetaData()
+        meta.reflect(engine)
+        with engine.connect() as connection:
+            return {
+                name: [tuple(row) for row in connection.execute(sa.select(table))]
+                for name, table in meta.tables.items()
+            }
+    finally:
+        store.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_both_stores_hold_every_alert_and_no_secret(run: Run, backend: str):
+    rows = _store_rows(run.store_urls()[backend])
+    alerts = Warehouse(run.settings.warehouse).read_partition("alerts", corpus.DAY)
+    stored = rows[review_alerts.name]
+    assert len(stored) == alerts.num_rows == run.results["alerts"]["alerts"] > 0
+    published = (
+        run.results["publish"]["review"]
+        if backend == "sqlite"
+        else run.results["publish_postgresql"]
+    )
+    assert published["inserted"] == alerts.num_rows, published
+    text = repr(rows)  # every column of every table, text or JSON
+    assert corpus.LONG_APP in text and "p/../../audit" in text  # the scan sees the ids
+    assert corpus.SECRET not in text
+    values = [v for table in rows.values() for row in table for v in row]
+    assert not [v for v in values if isinstance(v, str) and "\x00" in v]  # PostgreSQL refuses
 
 
 def test_counts_reconcile_per_file(run: Run):

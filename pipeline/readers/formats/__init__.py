@@ -4,6 +4,7 @@ records; `convert.py` is the one mechanism that turns any description into canon
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from importlib import import_module
 from typing import IO
 
@@ -11,7 +12,7 @@ import pyarrow as pa
 
 from pipeline import duck
 from pipeline.config import Settings, Source
-from pipeline.readers.formats.convert import conversion_sql, converted_batches
+from pipeline.readers.formats.convert import conversion_sql, converted_batches, field_types
 from pipeline.readers.formats.describe import RecordFormat
 from pipeline.readers.formats.mapping import Mapping, load_mapping
 from pipeline.readers.jsonl import FileStats, read_line_batches
@@ -41,30 +42,55 @@ def primary_kind(source: Source, fmt: RecordFormat) -> str:
     return fmt.primary_kind if source.kind == "both" else source.kind
 
 
-def source_sql(source: Source, kind: str, mapping: Mapping) -> tuple[str, bool]:
-    """The conversion query of a source's records of `kind`, and whether its records unnest."""
+@dataclass(frozen=True)
+class Conversion:
+    """How a source's records of one kind become canonical ones: the query, whether records
+    unnest, and the DuckDB type of each canonical field's typed column (validation's `typed`)."""
+
+    sql: str
+    unnests: bool
+    types: dict[str, str]
+
+
+def source_conversion(
+    source: Source, kind: str, mapping: Mapping, settings: Settings
+) -> Conversion:
+    """The conversion of a source's records of `kind`."""
     fmt = describe(source, mapping)
     if kind not in fmt.kinds:
         raise ValueError(f"format {source.format} gives no {kind} records")
-    return conversion_sql(fmt, kind, primary_kind(source, fmt), mapping), fmt.items is not None
+    sql = conversion_sql(fmt, kind, primary_kind(source, fmt), mapping)
+    con = duck.connect(settings)
+    try:
+        types = field_types(con, sql)
+    finally:
+        con.close()
+    return Conversion(sql, fmt.items is not None, types)
+
+
+def file_conversion(
+    file: LandingFile, kind: str, settings: Settings, landing: Landing
+) -> Conversion | None:
+    """The conversion of a delivered file's records; None for a file of canonical lines."""
+    source: Source | None = getattr(file, "source", None)
+    if source is None or source.format == "canonical":
+        return None
+    return source_conversion(source, kind, load_mapping(landing, source.mapping), settings)
 
 
 def record_batches(
     raw_file: IO[bytes],
     file: LandingFile,
-    kind: str,
     settings: Settings,
-    landing: Landing,
     stats: FileStats,
+    conversion: Conversion | None,
 ) -> Iterator[pa.Table]:
-    """Blocks of canonical lines (source_line, raw, encoding_ok[, format_reason, format_detail])
-    of one delivered file, whatever its source's format."""
+    """Blocks of one delivered file as validation takes them: canonical lines (source_line, raw,
+    encoding_ok), or with `conversion` its typed records (see convert.conversion_sql)."""
     lines = read_line_batches(raw_file, file.name, settings.read_block_bytes, stats)
-    source: Source | None = getattr(file, "source", None)
-    if source is None or source.format == "canonical":
+    if conversion is None:
         return lines
-    sql, unnests = source_sql(source, kind, load_mapping(landing, source.mapping))
-    return _converted(sql, unnests, lines, settings)
+    return _converted(conversion.sql, conversion.unnests, lines, settings)
 
 
 def _converted(

@@ -1,10 +1,13 @@
 """The one mechanism every format goes through: a description (describe.py) becomes a DuckDB query
-that turns a block of raw lines into canonical JSON lines, which validation, dedupe, redaction and
-quarantine then take exactly as they take canonical files.
+that turns a block of raw lines into canonical records, handed to validation as typed columns (one
+`f_<field>` per canonical field, see validation.typed_column): validation checks those values as
+it checks a canonical line's, and dedupe, redaction and quarantine are the same, without parsing
+the record a second time.
 
 A record the format itself refuses (not its operation, a line that does not match the pattern)
 goes on as its own raw text marked not readable, so that validation quarantines it with the text
-redacted the generic way; `with_format_reasons` then puts the format's reason and detail in.
+redacted the generic way; `with_format_reasons` then puts the format's reason and detail in. A
+line the parse makes no record of goes on as itself (`converted` false), for validation to name.
 
 One record may give several events (a Bind record lists messages). Their `source_line` keeps the
 record's line for the first and adds ITEM_STRIDE per further one (line 57's third event is
@@ -19,6 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.ingest.validation import typed_column
 from pipeline.readers.formats.describe import APPS, SCOPES, USERS, RecordFormat, quote
 from pipeline.readers.formats.mapping import Mapping
 
@@ -48,8 +52,9 @@ def _cases(checks: list[tuple[str, str]]) -> str:
 def conversion_sql(
     fmt: RecordFormat, kind: str, primary_kind: str, mapping: Mapping, source: str = "batch"
 ) -> str:
-    """A query over `source` (source_line, raw, encoding_ok) giving the same columns with canonical
-    JSON in `raw`, plus format_reason and format_detail for the records the format refuses."""
+    """A query over `source` (source_line, raw, encoding_ok) giving the typed columns of the
+    canonical records, `converted`, `raw` (the line, where no record was made of it), and
+    format_reason and format_detail for the records the format refuses."""
     spec = fmt.kinds[kind]
     record_reason = _cases([(c.condition, quote(c.reason)) for c in fmt.checks])
     record_detail = _cases([(c.condition, c.detail) for c in fmt.checks])
@@ -82,10 +87,10 @@ def conversion_sql(
     # rows to keep is a column that Arrow filters by: a filter in the query costs far more (it
     # slices the parsed records' structs).
     unusable = "TRUE" if kind == primary_kind else "FALSE"
-    canonical = (
-        "json_object("
-        + ", ".join(f"{quote(name)}, {expr}" for name, expr in spec.fields.items())
-        + ")::VARCHAR"
+    converted = "r IS NOT NULL AND format_reason IS NULL"
+    typed = "".join(
+        f", CASE WHEN {converted} THEN {expr} END AS {typed_column(name)}"
+        for name, expr in spec.fields.items()
     )
     sql = f"""
 WITH parsing AS (
@@ -110,19 +115,36 @@ WITH parsing AS (
     FROM named
 )
 SELECT (source_line + (item_no - 1) * {ITEM_STRIDE})::BIGINT AS source_line,
-       CASE WHEN r IS NOT NULL AND format_reason IS NULL THEN {canonical} ELSE raw END AS raw,
-       encoding_ok AND format_reason IS NULL AS encoding_ok,
+       CASE WHEN {converted} THEN NULL ELSE raw END AS raw,
+       encoding_ok AND format_reason IS NULL AS encoding_ok, {converted} AS converted,
        format_reason, left(format_detail, 300) AS format_detail,
-       CASE WHEN {fine} THEN coalesce(({spec.where}), false) ELSE {unusable} END AS keep
+       CASE WHEN {fine} THEN coalesce(({spec.where}), false) ELSE {unusable} END AS keep{typed}
 FROM checked
 """
     return _with_mapping(sql, mapping)
 
 
+def field_types(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, str]:
+    """Canonical field → the DuckDB type of its typed column in the query's result (what
+    validation reads them as), asked of DuckDB on an empty block."""
+    empty = pa.table(
+        {"source_line": pa.array([], pa.int64()), "raw": pa.array([], pa.string())}
+        | {"encoding_ok": pa.array([], pa.bool_())}
+    )
+    con.register("batch", empty)
+    try:
+        relation = con.sql(sql)
+        columns = zip(relation.columns, relation.types, strict=True)
+        prefix = typed_column("")
+        return {c[len(prefix) :]: str(t) for c, t in columns if c.startswith(prefix)}
+    finally:
+        con.unregister("batch")
+
+
 def converted_batches(
     con: duckdb.DuckDBPyConnection, sql: str, lines: Iterator[pa.Table], unnests: bool
 ) -> Iterator[pa.Table]:
-    """Each block of raw lines as canonical lines (blocks that keep no line are left out)."""
+    """Each block of raw lines as typed canonical records (blocks that keep none are left out)."""
     for batch in lines:
         if unnests and batch.num_rows and batch["source_line"][-1].as_py() >= ITEM_STRIDE:
             raise OSError(f"a file of records that unnest may hold {ITEM_STRIDE - 1} lines")

@@ -4,7 +4,9 @@
 `ConsentAction.Permissions` or `DelegatedPermissionGrant.Scope`); `Remove delegated permission
 grant` and `Revoke consent` are revokes. The app is `additionalDetails[AppId]` (the application
 id M365 and Graph name), else the target service principal's object id (map it in [apps]). The
-user is the initiator's UPN; an admin consent for all users has user `*`.
+user is the initiator's UPN; an admin consent for all users (`ConsentContext.IsAdminConsent` or
+`OnBehalfOfAll` true, or a grant of `ConsentType` `AllPrincipals`, and the removal of one) has
+user `*`, which the rules take as every user of the app.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pipeline.readers.formats.describe import (
     json_record,
     named,
     one_of,
+    quote,
     scopes_of,
     user_of,
     utc_time,
@@ -40,6 +43,12 @@ STRUCTURE = {
     ],
     "additionalDetails": [{"key": "VARCHAR", "value": "VARCHAR"}],
 }
+# What makes a consent (or its removal) an admin consent for every user of the tenant: user `*`
+ADMIN_MARKS = (
+    ("ConsentContext.IsAdminConsent", "true"),
+    ("ConsentContext.OnBehalfOfAll", "true"),
+    ("DelegatedPermissionGrant.ConsentType", "allprincipals"),  # vs Principal: one user's
+)
 INITIATOR = "coalesce(r.initiatedBy.user.userPrincipalName, r.initiatedBy.user.id)"
 PROPERTIES = "flatten(list_transform(r.targetResources, lambda t: t.modifiedProperties))"
 
@@ -59,7 +68,10 @@ def _scopes() -> str:
 
 
 def describe(source: Source, mapping: Mapping) -> RecordFormat:
-    admin = f"lower(trim({_property('ConsentContext.IsAdminConsent')}, '\"')) = 'true'"
+    admin = " OR ".join(
+        f"coalesce(lower(trim({_property(name)}, '\" ')) = {quote(value)}, false)"
+        for name, value in ADMIN_MARKS
+    )
     consent = KindRecords(
         fields={
             "event_id": "r.id",

@@ -300,7 +300,7 @@ def add_suppression(
     reason: Annotated[str, Form()],
 ) -> RedirectResponse:
     """Suppress a rule for an app until a day (e.g. a partner's known, agreed migration)."""
-    app = params.text("app_id", app_id)
+    app = params.identifier("app_id", app_id)
     chosen_rule = params.choice("rule", rule, params.ALERT_RULES)
     last_day = params.day("until", until)
     why = params.note("reason", reason)

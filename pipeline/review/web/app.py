@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
@@ -24,7 +25,7 @@ from pipeline.review.login_throttle import LoginThrottle
 from pipeline.review.secret_strength import secret_problem
 from pipeline.review.sessions import SessionStore, engine_of
 from pipeline.review.store import ReviewStore
-from pipeline.review.web import actions, export, login, pages
+from pipeline.review.web import actions, export, links, login, pages, params
 from pipeline.review.web.auth import Authenticator, Principal, StandaloneAuth
 from pipeline.review.web.deps import (
     LoginRequired,
@@ -38,11 +39,13 @@ from pipeline.review.web.facets import FacetCache
 from pipeline.review.web.headers import SecurityHeadersMiddleware
 from pipeline.review.web.params import BadInput
 from pipeline.review.web.session_middleware import COOKIE, ServerSessionMiddleware
+from pipeline.text_safety import BIDI_CONTROLS, visible_bidi
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 SESSION_COOKIE = COOKIE
 RECORDED_REFUSALS = (403, 409)
+SHORT_ID = 80  # characters of a partner-controlled id shown where a page lists many
 
 
 def _wants_html(request: Request) -> bool:
@@ -142,6 +145,37 @@ class ReviewApp(FastAPI):
         return SecurityHeadersMiddleware(super().build_middleware_stack(), self.state.framed)
 
 
+def _shown(value: Any) -> Any:
+    """Text shown in a page: direction overrides shown, not obeyed (markup passes as is)."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible_bidi(value)
+    return value
+
+
+_BIDI_REFERENCES = {ord(c): f"&#x{ord(c):04X};" for c in BIDI_CONTROLS}
+
+
+def _exact(value: Any) -> Markup:
+    """A form value kept exactly (so it submits what it holds), escaped, and its direction
+    controls written as character references: the page's text holds none raw."""
+    return Markup(str(escape(value)).translate(_BIDI_REFERENCES))
+
+
+def _template_helpers(templates: Jinja2Templates) -> None:
+    """Filters for partner-controlled text: shown inert, linked as one path segment, cut short
+    for display (`exact` keeps a form value as it is, escaped but not rewritten)."""
+    env = templates.env
+    env.finalize = _shown
+    env.filters["label"] = lambda value: str(value).replace("_", " ")
+    env.filters["segment"] = links.segment
+    env.filters["exact"] = _exact
+    env.filters["short"] = lambda value, n=SHORT_ID: (
+        value if len(value) <= n else f"{value[: n - 1]}…"
+    )
+    env.globals["partner_path"] = links.partner_path
+    env.globals["linkable"] = lambda value: len(value) <= params.MAX_LINKED_ID
+
+
 def create_app(
     settings: Settings,
     store: ReviewStore | None = None,
@@ -167,7 +201,7 @@ def create_app(
     app.state.auth = auth if auth is not None else StandaloneAuth(settings.review_users, sessions)
     app.state.facets = FacetCache()
     templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.filters["label"] = lambda value: str(value).replace("_", " ")
+    _template_helpers(templates)
     app.state.templates = templates
     app.add_middleware(
         ServerSessionMiddleware,

@@ -244,15 +244,23 @@ def _partner_names(request: Request) -> dict[str, str]:
 
 @router.get("/partners", response_class=HTMLResponse)
 def partners(request: Request, _user: LoggedIn) -> Response:
-    """Every partner with its open and total alerts, most open first."""
+    """Every partner with its open and total alerts, most open first; with `?id=`, one
+    partner's page (how ids a browser would rewrite as a path, `.` and `..`, are linked)."""
+    if "id" in request.query_params:
+        return _partner_page(request, request.query_params["id"])
     rows = sorted(store_of(request).partners(), key=lambda r: (-r[1], -r[2], r[0]))
     return render(request, "partners.html", {"partners": rows, "names": _partner_names(request)})
 
 
-@router.get("/partners/{partner_id}", response_class=HTMLResponse)
+@router.get("/partners/{partner_id:path}", response_class=HTMLResponse)
 def partner_page(request: Request, partner_id: str, _user: LoggedIn) -> Response:
-    """Flags by rule over time and the partner's open alerts."""
-    partner = params.text("partner", partner_id)
+    """Flags by rule over time and the partner's open alerts. The id is the rest of the path
+    (it may hold `/`, sent encoded as %2F: links.partner_path)."""
+    return _partner_page(request, partner_id)
+
+
+def _partner_page(request: Request, partner_id: str) -> Response:
+    partner = params.identifier("partner", partner_id, linked=True)
     start = params.day("start", request.query_params.get("start"))
     end = params.day("end", request.query_params.get("end"))
     if start and end and end < start:

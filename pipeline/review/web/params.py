@@ -20,7 +20,15 @@ ALERT_RULES = (*RULES, *BEHAVIOUR_KINDS, COVERAGE_RULE)
 MAX_PAGE = 100_000
 PER_PAGE_CHOICES = (25, 50, 100, 200)
 DEFAULT_PER_PAGE = 50
-MAX_TEXT = 200  # identifiers (partner, app, assignee) are at most this long in the store
+MAX_TEXT = 200  # a name typed here (assignee, user, request id) is at most this long
+# Ids (partner, app, user, request) come from partners' data, where no length is set. A form (a
+# suppression) takes one this long; a link (a filter, a partner page) one of MAX_LINKED_ID, as
+# every link of its page repeats it (clients refuse URLs over 64 KB, uvicorn lines over 16 KB).
+# Longer: refused with the reason, and pages show such an id unlinked. Control characters never
+# occur in stored ids: ingest and the registry refuse them.
+MAX_ID = 100_000
+MAX_LINKED_ID = 4_000
+TOO_LONG_FOR_A_LINK = "too long for a link (the command line takes it: access-audit review list)"
 MAX_NOTE = 4000
 ALERT_ID = re.compile(r"^[0-9a-f]{32}$")  # alert and series ids: md5 hex
 FLAGS_PER_PAGE = 50
@@ -40,10 +48,18 @@ def text(name: str, value: str | None, *, limit: int = MAX_TEXT, lines: bool = F
         return None
     value = value.strip()
     if len(value) > limit:
-        raise BadInput(f"{name}: longer than {limit} characters")
+        raise BadInput(f"{name}: longer than {limit:,} characters")
     if (_CONTROL_EXCEPT_NEWLINES if lines else _CONTROL).search(value):
         raise BadInput(f"{name}: control characters are not allowed")
     return value
+
+
+def identifier(name: str, value: str | None, *, linked: bool = False) -> str | None:
+    """A partner, app, user or request id (as long as MAX_ID, or MAX_LINKED_ID in a link), None
+    when empty."""
+    if linked and value is not None and len(value.strip()) > MAX_LINKED_ID:
+        raise BadInput(f"{name}: longer than {MAX_LINKED_ID:,} characters, {TOO_LONG_FOR_A_LINK}")
+    return text(name, value, limit=MAX_ID)
 
 
 def note(name: str, value: str | None) -> str | None:
@@ -123,12 +139,12 @@ class FlagQuery:
 def flag_query(params: Mapping[str, str]) -> FlagQuery:
     """Parse /alerts/<id>'s query string; BadInput names the first bad field."""
     return FlagQuery(
-        user=text("user", params.get("user")),
-        request_id=text("request_id", params.get("request_id")),
+        user=identifier("user", params.get("user"), linked=True),
+        request_id=identifier("request_id", params.get("request_id"), linked=True),
         action=choice("action", params.get("action"), ACTIONS),
         offset=integer("offset", params.get("offset"), low=0, high=MAX_FLAG_OFFSET, default=0),
-        users_search=text("users_q", params.get("users_q")),
-        timeline_user=text("timeline", params.get("timeline")),
+        users_search=identifier("users_q", params.get("users_q"), linked=True),
+        timeline_user=identifier("timeline", params.get("timeline"), linked=True),
     )
 
 
@@ -179,8 +195,8 @@ def queue_query(params: Mapping[str, str]) -> QueueQuery:
     filt = AlertFilter(
         start=start,
         end=end,
-        partner_id=text("partner", params.get("partner")),
-        app_id=text("app", params.get("app")),
+        partner_id=identifier("partner", params.get("partner"), linked=True),
+        app_id=identifier("app", params.get("app"), linked=True),
         rule=choice("rule", params.get("rule"), ALERT_RULES),
         severity=choice("severity", params.get("severity"), SEVERITIES),
         status=choice("status", params.get("status"), STATUSES),

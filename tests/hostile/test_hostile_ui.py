@@ -1,0 +1,271 @@
+"""The hostile run (tests/hostile/conftest.py) as analysts see it, on both review stores: every
+UI page, the report, digest and notifications, and every CSV export. Each answers 200 (a bad id
+a clean 404), counts reconcile with the warehouse, no secret value appears, and partner-made
+names are inert: escaped, their direction overrides shown, their ids linked as one segment."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from unittest import mock
+from urllib.parse import quote, urlencode, urlsplit
+
+import pyarrow as pa
+import pytest
+from fastapi.testclient import TestClient
+from markupsafe import escape
+
+from pipeline.config import ReviewUser, Settings
+from pipeline.report.notifications import alerts_for
+from pipeline.review.publish import publish_day
+from pipeline.review.store import AlertFilter, ReviewStore
+from pipeline.review.web.app import create_app
+from pipeline.review.web.auth import hash_password
+from pipeline.review.web.links import partner_path
+from pipeline.review.web.params import MAX_LINKED_ID
+from pipeline.schema import UNKNOWN_PARTNER
+from pipeline.text_safety import csv_cell
+from pipeline.warehouse import Warehouse
+from tests.hostile import corpus
+from tests.hostile.conftest import Run
+from tests.postgres import scratch_schema
+from tests.review.web.conftest import PASSWORDS, ROLES, SESSION_SECRET, login
+
+BACKENDS = ["sqlite", "postgresql"]
+HREF = re.compile(r'href="([^"]*)"')
+ROW = re.compile(r"<tr data-row-key=")
+MAX_PAGE_BYTES = 60_000  # a queue page of the corpus: twenty rows, bounded filter lists
+
+
+@dataclass
+class UI:
+    client: TestClient
+    store: ReviewStore
+    settings: Settings
+    alerts: pa.Table  # the day's alerts in the warehouse
+    flags: pa.Table
+
+
+def _users() -> tuple[ReviewUser, ...]:
+    return tuple(ReviewUser(n, hash_password(pw), ROLES[n]) for n, pw in PASSWORDS.items())
+
+
+def _ui(run: Run, url: str) -> Iterator[UI]:
+    settings = replace(
+        run.settings, review_db=url, review_users=_users(), review_session_secret=SESSION_SECRET
+    )
+    store = ReviewStore.open(url)
+    client = TestClient(create_app(settings, store), raise_server_exceptions=False)
+    login(client, "rita", PASSWORDS["rita"])
+    warehouse = Warehouse(settings.warehouse)
+    yield UI(
+        client,
+        store,
+        settings,
+        warehouse.read_partition("alerts", corpus.DAY),
+        warehouse.read_partition("flags", corpus.DAY),
+    )
+    store.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def ui(request: pytest.FixtureRequest, run: Run) -> Iterator[UI]:
+    """A reviewer logged in to the UI on the run's store (read only: tests here change nothing)."""
+    yield from _ui(run, run.store_urls()[request.param])
+
+
+@pytest.fixture(params=BACKENDS)
+def fresh_ui(request: pytest.FixtureRequest, run: Run, tmp_path: Path) -> Iterator[UI]:
+    """The run's alerts in a store of this test's own (it may change it)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'review.db'}"
+        publish_day(corpus.DAY, replace(run.settings, review_db=url))
+        yield from _ui(run, url)
+        return
+    with scratch_schema("hostile_ui") as url:
+        publish_day(corpus.DAY, replace(run.settings, review_db=url))
+        yield from _ui(run, url)
+
+
+def assert_inert(text: str, where: str) -> None:
+    """No secret, no raw direction override, no partner markup or Slack mention left live."""
+    assert corpus.SECRET not in text, where
+    assert "\u202e" not in text, where
+    for live in ("<script>alert(1)</script>", "<!channel>", "<https://evil.example|bank>"):
+        assert live not in text, where
+
+
+def _get(ui: UI, path: str, status: int) -> str:
+    # Starlette's TestClient decodes the path twice (httpx's url.path, then unquote): `%252F`
+    # would arrive as `/`. A server (uvicorn) decodes the path it is sent once; so here.
+    with mock.patch("starlette.testclient.unquote", lambda path: path):
+        response = ui.client.get(path)
+    assert response.status_code == status, (path[:200], response.status_code, response.text[:300])
+    assert corpus.SECRET not in response.text, path[:200]
+    return response.text
+
+
+def page(ui: UI, path: str, status: int = 200) -> str:
+    text = _get(ui, path, status)
+    assert_inert(text, path[:200])
+    return text
+
+
+def rows_on(text: str) -> int:
+    return len(ROW.findall(text))
+
+
+def test_the_queue_shows_every_alert_and_each_filter_reconciles(ui: UI):
+    assert rows_on(page(ui, "/queue?per_page=200")) == ui.alerts.num_rows > 0
+    by_app: dict[str, int] = {}
+    for app in ui.alerts["app_id"].to_pylist():
+        by_app[app] = by_app.get(app, 0) + 1
+    for app, n in by_app.items():  # the direction override and the `$…$` too
+        if app != corpus.LONG_APP:
+            assert rows_on(page(ui, f"/queue?{urlencode({'app': app, 'per_page': 200})}")) == n
+    # too long for a link (clients refuse URLs over 64 KB): refused, saying where it is taken
+    refusal = page(ui, f"/queue?{urlencode({'app': corpus.LONG_APP[: MAX_LINKED_ID + 1]})}", 400)
+    assert f"app: longer than {MAX_LINKED_ID:,} characters, too long for a link" in refusal
+    partners = ui.store.partners()
+    shown = 0
+    for partner, _open, total in partners:
+        if partner != UNKNOWN_PARTNER:
+            query = urlencode({"partner": partner, "per_page": 200})
+            assert rows_on(page(ui, f"/queue?{query}")) == total, partner
+            shown += total
+    unknown = sum(t for p, _o, t in partners if p == UNKNOWN_PARTNER)
+    assert shown + unknown == ui.alerts.num_rows
+    for name, values in (
+        ("rule", set(ui.alerts["rule"].to_pylist())),
+        ("severity", set(ui.alerts["severity"].to_pylist())),
+        ("status", {"new"}),
+        ("kind", {"rule"}),
+        ("sort", {"-severity", "partner_id", "-flags", "-users", "day"}),
+    ):
+        for value in values:
+            page(ui, f"/queue?{urlencode({name: value})}")
+
+
+def test_every_alert_page_renders_with_its_flags_and_timelines(ui: UI):
+    users = ui.flags.group_by(["alert_id", "user_id"]).aggregate([]).to_pylist()
+    for row in ui.alerts.select(["alert_id", "flags"]).to_pylist():
+        text = page(ui, f"/alerts/{row['alert_id']}")
+        assert 'id="status-form"' in text
+        for pair in (u for u in users if u["alert_id"] == row["alert_id"]):
+            if len(pair["user_id"]) > MAX_LINKED_ID:  # the 5,000-character user: shown, unlinked
+                assert "id too long to link" in text
+                continue
+            query = urlencode({"timeline": pair["user_id"], "user": pair["user_id"]})
+            text = page(ui, f"/alerts/{row['alert_id']}?{query}")
+            assert "Timeline unavailable" not in text and "Flags unavailable" not in text
+            assert "has no flags in this alert" not in text, pair  # the filter matched
+    page(ui, "/alerts/not-an-id", 404)
+    page(ui, f"/alerts/{'0' * 32}", 404)
+
+
+def test_every_series_page_renders_and_bad_ids_are_404(ui: UI):
+    series_ids = {a.series_id for a in ui.store.iter_alerts(AlertFilter()) if a.series_id}
+    for series_id in series_ids:
+        page(ui, f"/series/{series_id}")
+    page(ui, f"/series/{'f' * 32}", 404)
+    page(ui, "/series/..%2F..%2Faudit", 404)
+
+
+def test_every_partner_link_opens_that_partner(ui: UI):
+    """Each partner's link on /partners (and the queue) opens its own page; `p/../../audit`,
+    `a/b`, `%2F`, `.`, `..`, `?x=1` and `#` included, never another page."""
+    listing = page(ui, "/partners")
+    links = set(HREF.findall(listing))
+    partners = [p for p, _o, _t in ui.store.partners() if p != UNKNOWN_PARTNER]
+    assert set(corpus.PATH_PARTNERS) <= set(partners)
+    for partner in partners:
+        link = str(escape(partner_path(partner)))
+        assert link in links, partner
+        text = page(ui, html.unescape(link))
+        assert 'id="partner-rules"' in text, partner  # the partner page, not /audit or /queue
+        assert f"<h1>{escape(partner)}" in text, partner
+    page(ui, "/partners/no-such-partner", 404)
+    page(ui, f"/partners/{quote('p/../../audit', safe='')}x", 404)
+    page(ui, "/partners/" + "x" * (MAX_LINKED_ID + 1), 400)  # too long for a link: refused
+
+
+def test_suppressions_and_audit_pages_render(ui: UI):
+    page(ui, "/suppressions")
+    text = page(ui, "/audit")
+    assert f"inserted {ui.alerts.num_rows}" in text  # the publish is on the trail
+
+
+def test_filter_lists_stay_small_with_a_huge_id(ui: UI):
+    for path in ("/queue", "/suppressions", "/partners"):
+        text = page(ui, path)
+        assert len(text.encode()) < MAX_PAGE_BYTES, (path, len(text))
+        assert corpus.LONG_APP[:1000] not in text  # shown cut short, never suggested
+
+
+def test_the_report_digest_and_notifications_are_inert_and_link_each_partner(ui: UI, run: Run):
+    report = run.results["report"]
+    html_text = Path(report["files"]["html"]).read_text()
+    digest = Path(report["files"]["digest"]).read_text()
+    summary = Path(report["files"]["summary"]).read_text()
+    for name, text in (("report", html_text), ("digest", digest)):
+        assert_inert(text, name)
+    assert corpus.SECRET not in summary  # data, not a page: the names are kept as they are
+    assert report["totals"]["alerts"] == ui.alerts.num_rows
+    notifications = alerts_for(report, run.settings)
+    assert notifications  # the corpus quarantines a large share: an incomplete-input alert
+    for alert in notifications:
+        for text in (alert.subject, alert.body, alert.slack_text(), html.escape(alert.body)):
+            assert corpus.SECRET not in text
+        assert "<!channel>" not in alert.slack_text() and "\u202e" not in alert.slack_text()
+    base = run.settings.review_url.rstrip("/")
+    partner_links = [
+        html.unescape(h)
+        for h in HREF.findall(html_text)
+        if h.startswith((f"{base}/partners/", f"{base}/partners?"))
+    ]
+    assert len(partner_links) >= len(corpus.PATH_PARTNERS)
+    for link in partner_links:  # as a browser resolves it, then as the UI answers it
+        parts = urlsplit(link)
+        assert "/../" not in parts.path and not parts.path.endswith(("/..", "/."))
+        path = parts.path[len(urlsplit(base).path) :] + (f"?{parts.query}" if parts.query else "")
+        assert 'id="partner-rules"' in page(ui, path), link
+
+
+def exported(ui: UI, path: str) -> str:
+    """A CSV export: data, so its ids are exact (direction overrides kept), but no secret."""
+    return _get(ui, path, 200)
+
+
+def _csv_rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _assert_no_formula(rows: list[dict[str, str]], where: str) -> None:
+    for row in rows:
+        for cell in row.values():
+            assert cell.startswith("'") or csv_cell(cell) == cell, (where, cell[:40])
+
+
+def test_every_export_reconciles_and_runs_no_formula(ui: UI):
+    rows = _csv_rows(exported(ui, "/export.csv"))
+    assert sorted(r["alert_id"] for r in rows) == sorted(ui.alerts["alert_id"].to_pylist())
+    _assert_no_formula(rows, "export.csv")
+    assert {r["app_id"] for r in rows} >= {corpus.LONG_APP, "app-\u202e$x$"}  # exported whole
+    query = urlencode({"partner": "p/../../audit"})
+    assert {r["partner_id"] for r in _csv_rows(exported(ui, f"/export.csv?{query}"))} == {
+        "p/../../audit"
+    }
+    flagged = ui.alerts.select(["alert_id", "flags"]).to_pylist()
+    users = set()
+    for alert in flagged:
+        flags = _csv_rows(exported(ui, f"/alerts/{alert['alert_id']}/flags.csv"))
+        assert len(flags) == alert["flags"], alert
+        _assert_no_formula(flags, alert["alert_id"])
+        users |= {f["user_id"] for f in flags}
+    assert '\'=HYPERLINK("http://evil")' in users  # the formula user id, quoted
+    assert sum(a["flags"] for a in flagged) == ui.flags.num_rows
