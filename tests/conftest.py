@@ -6,10 +6,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from pipeline.config import PROJECT_ROOT, Settings, load_settings
 
 CHECKOUT_STATE = ("review.db", "review.db-wal", "models")
+
+# No per-example wall-clock deadline (Hypothesis' default is 200 ms): on a machine busy with
+# parallel test workers an example that takes 90 ms alone took 330 ms and failed the run
+# (test_series). Property tests already said deadline=None one by one; a test that hangs is
+# still stopped by pytest-timeout (pyproject.toml).
+hypothesis_settings.register_profile("access-audit", deadline=None)
+hypothesis_settings.load_profile("access-audit")
 
 
 def _checkout_state() -> dict[str, int | None]:

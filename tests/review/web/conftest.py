@@ -18,6 +18,7 @@ from pipeline.config import PROJECT_ROOT, ReviewUser, Settings, load_settings
 from pipeline.review.store import ReviewStore
 from pipeline.review.web.app import create_app
 from pipeline.review.web.auth import hash_password
+from tests.built_once import built_once
 
 SAMPLE_DAYS = (date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3))
 PASSWORDS = {"rita": "rita-reviews-2026", "vic": "vic-only-reads"}
@@ -37,12 +38,16 @@ class SampleRun:
 
 @pytest.fixture(scope="session")
 def sample_run(tmp_path_factory: pytest.TempPathFactory) -> SampleRun:
-    from pipeline.steps import run_day
-
-    root = tmp_path_factory.mktemp("review-web")
+    root = built_once(tmp_path_factory, "review-web", run_sample_days)  # one for all workers
     users = tuple(
         ReviewUser(name, hash_password(pw), ROLES[name]) for name, pw in PASSWORDS.items()
     )
+    return SampleRun(root / "warehouse", root / "review.db", users)
+
+
+def run_sample_days(root: Path) -> None:
+    from pipeline.steps import run_day
+
     settings = load_settings(
         env={},
         landing=str(PROJECT_ROOT / "sample_logs"),
@@ -53,7 +58,6 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> SampleRun:
     for day in SAMPLE_DAYS:
         run_day(day, settings)
         publish_alerts(day, settings)
-    return SampleRun(root / "warehouse", root / "review.db", users)
 
 
 def publish_alerts(day: date, settings: Settings) -> None:
