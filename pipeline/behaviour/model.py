@@ -46,6 +46,7 @@ from pipeline.behaviour.features import (
 from pipeline.schema import ANOMALIES
 
 SHARE_NAMES = tuple(name for name, _, _ in SHARES)
+FIRST_USE_SHARES = ("new_scope",)  # the share of calls with something never seen before
 # the new-address shares are kept for explanations only: one rotated address of an app with one
 # is all of its calls, every time; how many addresses are new is the evidence
 EXPLAINED_ONLY = ("new_ip", "new_network")
@@ -55,6 +56,10 @@ TREND_COUNTS = ("calls_trend",)
 # today's and the last days' calls against the days before them (features.py): a ramp's every
 # day is a little above the one before, its days together are far above where it started
 SUSTAINED_COUNTS = ("calls_sustained",)
+# as a CUSUM's allowance: the days together are weighed against 1.5x the earlier level (a held
+# rise of half again; smaller drifts of a few days are the day-to-day wander of a big app)
+SUSTAINED_ALLOWANCE = 1.5
+MIN_EARLY_DAYS = 7
 FEATURES: tuple[str, ...] = (
     *LEVEL_COUNTS,
     *TREND_COUNTS,
@@ -129,7 +134,12 @@ def _share_rate(frame: pd.DataFrame, name: str, prior: float) -> np.ndarray:
     k_hist, n_hist = np.nan_to_num(k_hist), np.nan_to_num(n_hist)
     app = _col(frame, f"{name}_app_rate")
     toward = np.where(np.isfinite(app), app, prior)
-    return (k_hist + toward * SHARE_PRIOR_EVENTS) / (n_hist + SHARE_PRIOR_EVENTS)
+    rate = (k_hist + toward * SHARE_PRIOR_EVENTS) / (n_hist + SHARE_PRIOR_EVENTS)
+    if name in FIRST_USE_SHARES:
+        # a first use is as likely as one more call of the history's (the rule of succession):
+        # an app of 16 calls a day that used contacts once a month is not news the day it does
+        rate = np.maximum(rate, 1.0 / (n_hist + 1.0))
+    return rate
 
 
 def with_app_rates(X: pd.DataFrame) -> pd.DataFrame:
@@ -249,7 +259,7 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
         prior = self.prior_[kind]
         for count in (*LEVEL_COUNTS, *TREND_COUNTS, *SUSTAINED_COUNTS, *RARE_COUNTS):
             x = self._observed(rows, count)
-            mu = self._expectation(rows, count, prior)
+            mu = self._expectation(rows, count, prior, allowance=False)
             ok = known & np.isfinite(x) & np.isfinite(mu)
             widen = 1.0 + MEDIAN_VARIANCE / h
             level = count not in RARE_COUNTS
@@ -272,16 +282,23 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
         return spreads
 
     @staticmethod
-    def _expectation(rows: pd.DataFrame, count: str, prior: Mapping[str, float]) -> np.ndarray:
+    def _expectation(
+        rows: pd.DataFrame, count: str, prior: Mapping[str, float], allowance: bool = True
+    ) -> np.ndarray:
         if count in LEVEL_COUNTS:
             return level_expectation(rows, count)
         if count in TREND_COUNTS:
             return level_expectation(rows, count.removesuffix("_trend"), "median")
         if count in SUSTAINED_COUNTS:
             days = _col(rows, "sustained_days")
-            early = np.isfinite(_col(rows, "calls_early_median"))  # else no earlier level
+            # the window's days before the last ones: a level of a week of days, or none (a
+            # user's day of joining is not its level)
+            early_days = _history_days(rows) - (days - 1)
+            known = np.isfinite(_col(rows, "calls_early_median")) & (early_days >= MIN_EARLY_DAYS)
             mu = level_expectation(rows, "calls", "early_median") * days
-            return np.where(early, mu, np.nan)
+            if allowance:  # scoring; the spread is fit on the days as they are
+                mu = mu * SUSTAINED_ALLOWANCE
+            return np.where(known, mu, np.nan)
         return rare_expectation(rows, count, prior[count])
 
     @staticmethod
@@ -426,7 +443,7 @@ def _phrase(feature: str, row: Mapping[str, float], who: str) -> str:
     factor = f" ({times:.0f}x)" if times >= 10 else f" ({times:.1f}x)"
     usual = "the window's median" if feature in TREND_COUNTS else "usually"
     if feature in SUSTAINED_COUNTS:
-        usual = "as many days before usually"
+        usual = f"{SUSTAINED_ALLOWANCE}x as many days before"
     return f"{_number(row['x'])} {label}, {usual} {_number(row['mu'])}{factor}"
 
 
