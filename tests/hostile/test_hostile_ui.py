@@ -8,7 +8,10 @@ from __future__ import annotations
 import csv
 import html
 import io
+import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,14 +30,14 @@ from pipeline.review.store import AlertFilter, ReviewStore
 from pipeline.review.web.app import create_app
 from pipeline.review.web.auth import hash_password
 from pipeline.review.web.links import partner_path
-from pipeline.review.web.params import MAX_LINKED_ID
+from pipeline.review.web.params import MAX_ID, MAX_LINKED_ID
 from pipeline.schema import UNKNOWN_PARTNER
 from pipeline.text_safety import csv_cell
 from pipeline.warehouse import Warehouse
 from tests.hostile import corpus
 from tests.hostile.conftest import Run
 from tests.postgres import scratch_schema
-from tests.review.web.conftest import PASSWORDS, ROLES, SESSION_SECRET, login
+from tests.review.web.conftest import PASSWORDS, ROLES, SESSION_SECRET, csrf_of, login
 
 BACKENDS = ["sqlite", "postgresql"]
 HREF = re.compile(r'href="([^"]*)"')
@@ -269,3 +272,71 @@ def test_every_export_reconciles_and_runs_no_formula(ui: UI):
         users |= {f["user_id"] for f in flags}
     assert '\'=HYPERLINK("http://evil")' in users  # the formula user id, quoted
     assert sum(a["flags"] for a in flagged) == ui.flags.num_rows
+
+
+def _suppress(ui: UI, app_id: str, rule: str = "NO_SIGNIN") -> tuple[int, str]:
+    form = {
+        "csrf_token": csrf_of(ui.client, "/suppressions"),
+        "app_id": app_id,
+        "rule": rule,
+        "until": "2024-03-31",
+        "reason": "agreed migration",
+    }
+    response = ui.client.post("/suppressions", data=form, follow_redirects=False)
+    return response.status_code, response.text
+
+
+def test_a_huge_app_id_is_suppressed_in_the_ui_and_bad_ones_refused(fresh_ui: UI):
+    ui = fresh_ui
+    status, text = _suppress(ui, corpus.LONG_APP)
+    assert status == 303, text[-300:]
+    (suppression,) = ui.store.suppressions()
+    assert suppression.app_id == corpus.LONG_APP  # the whole id, not a cut
+    hidden = ui.store.alerts(AlertFilter(app_id=corpus.LONG_APP), per_page=10)
+    assert [a.rule for a in hidden.alerts] == ["SCOPE_NOT_IN_PARTNERSHIP"]  # NO_SIGNIN hidden
+    text = page(ui, "/suppressions")
+    assert f"{corpus.LONG_APP[:79]}…" in text and len(text.encode()) < MAX_PAGE_BYTES
+    for bad, reason in (
+        ("app\x00ok", "app_id: control characters are not allowed"),
+        ("a\x1fb", "app_id: control characters are not allowed"),
+        ("x" * (MAX_ID + 1), f"app_id: longer than {MAX_ID:,} characters"),
+    ):
+        status, text = _suppress(ui, bad)
+        assert (status, reason in html.unescape(text)) == (400, True), (bad[:20], text[-600:])
+    refusal = page(ui, "/queue?" + urlencode({"app": "a\x01b"}), 400)
+    assert "app: control characters are not allowed" in refusal
+    assert len(ui.store.suppressions()) == 1
+
+
+CLI = Path(sys.executable).parent / "access-audit"
+
+
+def _review(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CLI), "review", *args, "--db", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_command_line_lists_and_suppresses_a_huge_id_and_refuses_a_control_character(
+    fresh_ui: UI,
+):
+    url = fresh_ui.settings.review_db
+    listed = _review(url, "list", "--app", corpus.LONG_APP, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert {a["app_id"] for a in json.loads(listed.stdout)["alerts"]} == {corpus.LONG_APP}
+    until = ("--until", "2024-03-31", "--reason", "migration", "--as", "rita")
+    done = _review(url, "suppress", "--app", corpus.LONG_APP, "--rule", "NO_SIGNIN", *until)
+    assert done.returncode == 0, done.stderr
+    assert [s.app_id for s in fresh_ui.store.suppressions()] == [corpus.LONG_APP]
+    for bad, code in (("app\x01ok", "0001"), ("a\x7f", "007F")):
+        refused = _review(url, "suppress", "--app", bad, "--rule", "NO_SIGNIN", *until)
+        assert refused.returncode == 2
+        assert refused.stderr.splitlines() == [
+            f"access-audit: error: argument --app: holds a control character (U+{code}), which "
+            "no id may hold (see 'access-audit review suppress --help')"
+        ]
+    assert len(fresh_ui.store.suppressions()) == 1

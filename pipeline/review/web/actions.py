@@ -20,7 +20,7 @@ from pipeline.review.store import (
 from pipeline.review.web import params
 from pipeline.review.web.auth import Principal
 from pipeline.review.web.csrf import require_csrf
-from pipeline.review.web.deps import base_path, current_reviewer, flash, store_of
+from pipeline.review.web.deps import base_path, current_reviewer, flash, short_id, store_of
 
 MAX_BULK = 500  # a queue page holds at most this many rows
 MAX_VERSION = 999_999_999  # forms carry versions of at most nine digits (a series': a sum)
@@ -308,5 +308,5 @@ def add_suppression(
         raise params.BadInput("app_id, rule, until and reason are all required")
     store_of(request).suppress(app, chosen_rule, last_day, why, actor=user.name)
     _changed(request)
-    flash(request, f"{chosen_rule} suppressed for {app} until {last_day}.")
+    flash(request, f"{chosen_rule} suppressed for {short_id(app)} until {last_day}.")
     return RedirectResponse(f"{base_path(request)}/suppressions", status_code=303)
