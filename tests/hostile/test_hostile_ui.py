@@ -143,6 +143,9 @@ def test_the_queue_shows_every_alert_and_each_filter_reconciles(ui: UI):
             shown += total
     unknown = sum(t for p, _o, t in partners if p == UNKNOWN_PARTNER)
     assert shown + unknown == ui.alerts.num_rows
+    queue = page(ui, "/queue?per_page=200")
+    for partner in corpus.PATH_PARTNERS:
+        assert f'href="{escape(partner_path(partner))}"' in queue, partner
     for name, values in (
         ("rule", set(ui.alerts["rule"].to_pylist())),
         ("severity", set(ui.alerts["severity"].to_pylist())),
@@ -156,9 +159,11 @@ def test_the_queue_shows_every_alert_and_each_filter_reconciles(ui: UI):
 
 def test_every_alert_page_renders_with_its_flags_and_timelines(ui: UI):
     users = ui.flags.group_by(["alert_id", "user_id"]).aggregate([]).to_pylist()
-    for row in ui.alerts.select(["alert_id", "flags"]).to_pylist():
+    for row in ui.alerts.select(["alert_id", "flags", "partner_id"]).to_pylist():
         text = page(ui, f"/alerts/{row['alert_id']}")
         assert 'id="status-form"' in text
+        if row["partner_id"]:  # its partner linked as one segment (`.`/`..` by query)
+            assert f'href="{escape(partner_path(row["partner_id"]))}"' in text
         for pair in (u for u in users if u["alert_id"] == row["alert_id"]):
             if len(pair["user_id"]) > MAX_LINKED_ID:  # the 5,000-character user: shown, unlinked
                 assert "id too long to link" in text
