@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from unittest import mock
 from urllib.parse import quote, urlencode, urlsplit
@@ -176,10 +177,21 @@ def test_every_alert_page_renders_with_its_flags_and_timelines(ui: UI):
     page(ui, f"/alerts/{'0' * 32}", 404)
 
 
-def test_every_series_page_renders_and_bad_ids_are_404(ui: UI):
+def test_every_series_page_renders_and_bad_ids_are_404(fresh_ui: UI):
+    """The corpus is one day: the same alerts a day later make every app and rule a series."""
+    ui = fresh_ui
+    later = corpus.DAY + timedelta(days=1)
+    rows = [
+        {**row, "alert_id": f"{n:032x}", "day": later, "series_id": None}
+        for n, row in enumerate(ui.alerts.to_pylist())
+    ]
+    ui.store.upsert_day(later, pa.Table.from_pylist(rows, schema=ui.alerts.schema))
     series_ids = {a.series_id for a in ui.store.iter_alerts(AlertFilter()) if a.series_id}
+    assert len(series_ids) == ui.alerts.num_rows  # one per app and rule
     for series_id in series_ids:
-        page(ui, f"/series/{series_id}")
+        text = page(ui, f"/series/{series_id}")
+        assert 'id="series-status-form"' in text
+    assert rows_on(page(ui, "/queue?per_page=200")) == ui.alerts.num_rows  # a row a series
     page(ui, f"/series/{'f' * 32}", 404)
     page(ui, "/series/..%2F..%2Faudit", 404)
 
@@ -197,6 +209,8 @@ def test_every_partner_link_opens_that_partner(ui: UI):
         text = page(ui, html.unescape(link))
         assert 'id="partner-rules"' in text, partner  # the partner page, not /audit or /queue
         assert f"<h1>{escape(partner)}" in text, partner
+    bidi = page(ui, partner_path("p-bidi"))
+    assert "Stream&lt;U+202E&gt;flix &lt;!channel&gt; &lt;https://evil.example|bank&gt;" in bidi
     page(ui, "/partners/no-such-partner", 404)
     page(ui, f"/partners/{quote('p/../../audit', safe='')}x", 404)
     page(ui, "/partners/" + "x" * (MAX_LINKED_ID + 1), 400)  # too long for a link: refused
