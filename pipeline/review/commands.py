@@ -46,8 +46,8 @@ def add_review_parser(commands: Any, day: Callable[[str], date]) -> None:
     listing = action("list", "list alerts, newest day first")
     listing.add_argument("--start", type=day, help="first day, YYYY-MM-DD")
     listing.add_argument("--end", type=day, help="last day (included)")
-    listing.add_argument("--partner", type=_identifier, help="only this partner_id")
-    listing.add_argument("--app", type=_identifier, help="only this app_id")
+    listing.add_argument("--partner", help="only this partner_id")
+    listing.add_argument("--app", help="only this app_id")
     listing.add_argument("--rule", help="only this rule (partner_day, app_user_day: behaviour)")
     listing.add_argument("--severity", choices=SEVERITIES)
     listing.add_argument("--status", choices=STATUSES)
@@ -105,7 +105,7 @@ def add_review_parser(commands: Any, day: Callable[[str], date]) -> None:
 
 
 def _identifier(value: str) -> str:
-    """An app or partner id as given (any length); one holding a control character, which no
+    """An app id to suppress, as given (any length); one holding a control character, which no
     stored id holds (ingest and the registry refuse them), is a usage error saying so."""
     control = next((c for c in value if ord(c) < 0x20 or ord(c) == 0x7F), None)
     if control is not None:
