@@ -91,7 +91,7 @@ def add_review_parser(commands: Any, day: Callable[[str], date]) -> None:
     _actor_option(note)
 
     suppress = action("suppress", "keep an app's alerts of one rule out of the queue up to a day")
-    suppress.add_argument("--app", required=True, help="app_id")
+    suppress.add_argument("--app", required=True, type=_identifier, help="app_id")
     suppress.add_argument("--rule", required=True, help="rule, e.g. SIGNIN_EXPIRED")
     suppress.add_argument("--until", required=True, type=day, help="last day (included)")
     suppress.add_argument("--reason", required=True)
@@ -102,6 +102,17 @@ def add_review_parser(commands: Any, day: Callable[[str], date]) -> None:
     _actor_option(logout_all)
 
     action("verify-audit", "check the audit trail's hash chain; exit 1 at the first broken row")
+
+
+def _identifier(value: str) -> str:
+    """An app id to suppress, as given (any length); one holding a control character, which no
+    stored id holds (ingest and the registry refuse them), is a usage error saying so."""
+    control = next((c for c in value if ord(c) < 0x20 or ord(c) == 0x7F), None)
+    if control is not None:
+        raise argparse.ArgumentTypeError(
+            f"holds a control character (U+{ord(control):04X}), which no id may hold"
+        )
+    return value
 
 
 def _actor_option(parser: argparse.ArgumentParser) -> None:

@@ -8,9 +8,13 @@ from __future__ import annotations
 import csv
 import html
 import io
+import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from unittest import mock
 from urllib.parse import quote, urlencode, urlsplit
@@ -27,14 +31,14 @@ from pipeline.review.store import AlertFilter, ReviewStore
 from pipeline.review.web.app import create_app
 from pipeline.review.web.auth import hash_password
 from pipeline.review.web.links import partner_path
-from pipeline.review.web.params import MAX_LINKED_ID
+from pipeline.review.web.params import MAX_ID, MAX_LINKED_ID
 from pipeline.schema import UNKNOWN_PARTNER
 from pipeline.text_safety import csv_cell
 from pipeline.warehouse import Warehouse
 from tests.hostile import corpus
 from tests.hostile.conftest import Run
 from tests.postgres import scratch_schema
-from tests.review.web.conftest import PASSWORDS, ROLES, SESSION_SECRET, login
+from tests.review.web.conftest import PASSWORDS, ROLES, SESSION_SECRET, csrf_of, login
 
 BACKENDS = ["sqlite", "postgresql"]
 HREF = re.compile(r'href="([^"]*)"')
@@ -140,6 +144,9 @@ def test_the_queue_shows_every_alert_and_each_filter_reconciles(ui: UI):
             shown += total
     unknown = sum(t for p, _o, t in partners if p == UNKNOWN_PARTNER)
     assert shown + unknown == ui.alerts.num_rows
+    queue = page(ui, "/queue?per_page=200")
+    for partner in corpus.PATH_PARTNERS:
+        assert f'href="{escape(partner_path(partner))}"' in queue, partner
     for name, values in (
         ("rule", set(ui.alerts["rule"].to_pylist())),
         ("severity", set(ui.alerts["severity"].to_pylist())),
@@ -153,9 +160,11 @@ def test_the_queue_shows_every_alert_and_each_filter_reconciles(ui: UI):
 
 def test_every_alert_page_renders_with_its_flags_and_timelines(ui: UI):
     users = ui.flags.group_by(["alert_id", "user_id"]).aggregate([]).to_pylist()
-    for row in ui.alerts.select(["alert_id", "flags"]).to_pylist():
+    for row in ui.alerts.select(["alert_id", "flags", "partner_id"]).to_pylist():
         text = page(ui, f"/alerts/{row['alert_id']}")
         assert 'id="status-form"' in text
+        if row["partner_id"]:  # its partner linked as one segment (`.`/`..` by query)
+            assert f'href="{escape(partner_path(row["partner_id"]))}"' in text
         for pair in (u for u in users if u["alert_id"] == row["alert_id"]):
             if len(pair["user_id"]) > MAX_LINKED_ID:  # the 5,000-character user: shown, unlinked
                 assert "id too long to link" in text
@@ -168,10 +177,21 @@ def test_every_alert_page_renders_with_its_flags_and_timelines(ui: UI):
     page(ui, f"/alerts/{'0' * 32}", 404)
 
 
-def test_every_series_page_renders_and_bad_ids_are_404(ui: UI):
+def test_every_series_page_renders_and_bad_ids_are_404(fresh_ui: UI):
+    """The corpus is one day: the same alerts a day later make every app and rule a series."""
+    ui = fresh_ui
+    later = corpus.DAY + timedelta(days=1)
+    rows = [
+        {**row, "alert_id": f"{n:032x}", "day": later, "series_id": None}
+        for n, row in enumerate(ui.alerts.to_pylist())
+    ]
+    ui.store.upsert_day(later, pa.Table.from_pylist(rows, schema=ui.alerts.schema))
     series_ids = {a.series_id for a in ui.store.iter_alerts(AlertFilter()) if a.series_id}
+    assert len(series_ids) == ui.alerts.num_rows  # one per app and rule
     for series_id in series_ids:
-        page(ui, f"/series/{series_id}")
+        text = page(ui, f"/series/{series_id}")
+        assert 'id="series-status-form"' in text
+    assert rows_on(page(ui, "/queue?per_page=200")) == ui.alerts.num_rows  # a row a series
     page(ui, f"/series/{'f' * 32}", 404)
     page(ui, "/series/..%2F..%2Faudit", 404)
 
@@ -189,6 +209,8 @@ def test_every_partner_link_opens_that_partner(ui: UI):
         text = page(ui, html.unescape(link))
         assert 'id="partner-rules"' in text, partner  # the partner page, not /audit or /queue
         assert f"<h1>{escape(partner)}" in text, partner
+    bidi = page(ui, partner_path("p-bidi"))
+    assert "Stream&lt;U+202E&gt;flix &lt;!channel&gt; &lt;https://evil.example|bank&gt;" in bidi
     page(ui, "/partners/no-such-partner", 404)
     page(ui, f"/partners/{quote('p/../../audit', safe='')}x", 404)
     page(ui, "/partners/" + "x" * (MAX_LINKED_ID + 1), 400)  # too long for a link: refused
@@ -269,3 +291,71 @@ def test_every_export_reconciles_and_runs_no_formula(ui: UI):
         users |= {f["user_id"] for f in flags}
     assert '\'=HYPERLINK("http://evil")' in users  # the formula user id, quoted
     assert sum(a["flags"] for a in flagged) == ui.flags.num_rows
+
+
+def _suppress(ui: UI, app_id: str, rule: str = "NO_SIGNIN") -> tuple[int, str]:
+    form = {
+        "csrf_token": csrf_of(ui.client, "/suppressions"),
+        "app_id": app_id,
+        "rule": rule,
+        "until": "2024-03-31",
+        "reason": "agreed migration",
+    }
+    response = ui.client.post("/suppressions", data=form, follow_redirects=False)
+    return response.status_code, response.text
+
+
+def test_a_huge_app_id_is_suppressed_in_the_ui_and_bad_ones_refused(fresh_ui: UI):
+    ui = fresh_ui
+    status, text = _suppress(ui, corpus.LONG_APP)
+    assert status == 303, text[-300:]
+    (suppression,) = ui.store.suppressions()
+    assert suppression.app_id == corpus.LONG_APP  # the whole id, not a cut
+    hidden = ui.store.alerts(AlertFilter(app_id=corpus.LONG_APP), per_page=10)
+    assert [a.rule for a in hidden.alerts] == ["SCOPE_NOT_IN_PARTNERSHIP"]  # NO_SIGNIN hidden
+    text = page(ui, "/suppressions")
+    assert f"{corpus.LONG_APP[:79]}…" in text and len(text.encode()) < MAX_PAGE_BYTES
+    for bad, reason in (
+        ("app\x00ok", "app_id: control characters are not allowed"),
+        ("a\x1fb", "app_id: control characters are not allowed"),
+        ("x" * (MAX_ID + 1), f"app_id: longer than {MAX_ID:,} characters"),
+    ):
+        status, text = _suppress(ui, bad)
+        assert (status, reason in html.unescape(text)) == (400, True), (bad[:20], text[-600:])
+    refusal = page(ui, "/queue?" + urlencode({"app": "a\x01b"}), 400)
+    assert "app: control characters are not allowed" in refusal
+    assert len(ui.store.suppressions()) == 1
+
+
+CLI = Path(sys.executable).parent / "access-audit"
+
+
+def _review(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CLI), "review", *args, "--db", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_command_line_lists_and_suppresses_a_huge_id_and_refuses_a_control_character(
+    fresh_ui: UI,
+):
+    url = fresh_ui.settings.review_db
+    listed = _review(url, "list", "--app", corpus.LONG_APP, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert {a["app_id"] for a in json.loads(listed.stdout)["alerts"]} == {corpus.LONG_APP}
+    until = ("--until", "2024-03-31", "--reason", "migration", "--as", "rita")
+    done = _review(url, "suppress", "--app", corpus.LONG_APP, "--rule", "NO_SIGNIN", *until)
+    assert done.returncode == 0, done.stderr
+    assert [s.app_id for s in fresh_ui.store.suppressions()] == [corpus.LONG_APP]
+    for bad, code in (("app\x01ok", "0001"), ("a\x7f", "007F")):
+        refused = _review(url, "suppress", "--app", bad, "--rule", "NO_SIGNIN", *until)
+        assert refused.returncode == 2
+        assert refused.stderr.splitlines() == [
+            f"access-audit: error: argument --app: holds a control character (U+{code}), which "
+            "no id may hold (see 'access-audit review suppress --help')"
+        ]
+    assert len(fresh_ui.store.suppressions()) == 1

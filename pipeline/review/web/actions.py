@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException
 from starlette.requests import Request
@@ -20,7 +21,7 @@ from pipeline.review.store import (
 from pipeline.review.web import params
 from pipeline.review.web.auth import Principal
 from pipeline.review.web.csrf import require_csrf
-from pipeline.review.web.deps import base_path, current_reviewer, flash, store_of
+from pipeline.review.web.deps import base_path, current_reviewer, flash, short_id, store_of
 
 MAX_BULK = 500  # a queue page holds at most this many rows
 MAX_VERSION = 999_999_999  # forms carry versions of at most nine digits (a series': a sum)
@@ -76,30 +77,100 @@ def _status_of(status: str) -> str:
     return new_status
 
 
+@dataclass(frozen=True)
+class _Item:
+    """What a decision form is about: one alert, or every day of a series (same forms)."""
+
+    kind: str  # "alerts" or "series": its page's path
+    item_id: str
+
+    @property
+    def what(self) -> str:
+        return "alert" if self.kind == "alerts" else "series"
+
+    def targets(self, version: str | None = None) -> dict[str, Any]:
+        """The store call's targets; with the form's `version`, the one the page showed."""
+        one = [self.item_id]
+        chosen: dict[str, Any] = (
+            {"alert_ids": one} if self.kind == "alerts" else {"alert_ids": [], "series_ids": one}
+        )
+        if version is not None:
+            expected = params.integer("version", version, low=0, high=MAX_VERSION, default=0)
+            chosen["expected_version"] = (
+                expected if self.kind == "alerts" else {self.item_id: expected}
+            )
+        return chosen
+
+
+def _item(kind: str, value: str) -> _Item:
+    item = _Item(kind, value)
+    return _Item(kind, _checked(value, item.what))
+
+
+def _decide(
+    request: Request, item: _Item, user: Principal, status: str, version: str, note: str
+) -> RedirectResponse:
+    """Set the status of an alert or a whole series; refused if it changed since the page."""
+    new_status = _status_of(status)
+    targets = item.targets(version)
+    with _refusals("decide again", item.what):
+        changed = store_of(request).set_status(
+            status=new_status, actor=user.name, note=params.note("note", note), **targets
+        )
+    _changed(request)
+    label = new_status.replace("_", " ")
+    if item.kind == "alerts":
+        flash(request, f"Status set to {label}.")
+    else:
+        flash(request, f"{changed} day(s) of the series set to {label}.")
+    return _page_of(request, item.kind, item.item_id)
+
+
+def _assign(
+    request: Request, item: _Item, user: Principal, version: str, assignee: str
+) -> RedirectResponse:
+    """Assign an alert or a whole series (empty: unassign); refused if it changed."""
+    who = params.text("assignee", assignee)
+    targets = item.targets(version)
+    with _refusals("assign again", item.what):
+        store_of(request).assign(assignee=who, actor=user.name, **targets)
+    _changed(request)
+    if item.kind == "series":
+        flash(request, f"Series assigned to {who}." if who else "Series unassigned.")
+    else:
+        flash(request, f"Assigned to {who}." if who else "Unassigned.")
+    return _page_of(request, item.kind, item.item_id)
+
+
+def _add_note(request: Request, item: _Item, user: Principal, note: str) -> RedirectResponse:
+    """Add a note to an alert's trail, or to that of every day of a series."""
+    text = params.note("note", note)
+    if text is None:
+        raise params.BadInput("note: write something")
+    with _refusals("write the note again", item.what):
+        store_of(request).add_note(note=text, actor=user.name, **item.targets())
+    flash(
+        request,
+        "Note added." if item.kind == "alerts" else "Note added to every day of the series.",
+    )
+    return _page_of(request, item.kind, item.item_id)
+
+
+Status = Annotated[str, Form()]
+Version = Annotated[str, Form()]
+
+
 @router.post("/alerts/{alert_id}/status")
 def set_status(
     request: Request,
     alert_id: str,
     user: Reviewer,
-    status: Annotated[str, Form()],
-    version: Annotated[str, Form()],
+    status: Status,
+    version: Version,
     note: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
     """Decide one alert; refused if someone changed it since the page was loaded."""
-    checked = _checked(alert_id, "alert")
-    new_status = _status_of(status)
-    expected = params.integer("version", version, low=0, high=MAX_VERSION, default=0)
-    with _refusals("decide again"):
-        store_of(request).set_status(
-            [checked],
-            new_status,
-            actor=user.name,
-            note=params.note("note", note),
-            expected_version=expected,
-        )
-    _changed(request)
-    flash(request, f"Status set to {new_status.replace('_', ' ')}.")
-    return _page_of(request, "alerts", checked)
+    return _decide(request, _item("alerts", alert_id), user, status, version, note)
 
 
 @router.post("/alerts/{alert_id}/assign")
@@ -107,18 +178,11 @@ def assign(
     request: Request,
     alert_id: str,
     user: Reviewer,
-    version: Annotated[str, Form()],
+    version: Version,
     assignee: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
     """Assign one alert to someone (empty: unassign); refused if it changed since the page."""
-    checked = _checked(alert_id, "alert")
-    who = params.text("assignee", assignee)
-    expected = params.integer("version", version, low=0, high=MAX_VERSION, default=0)
-    with _refusals("assign again"):
-        store_of(request).assign([checked], who, actor=user.name, expected_version=expected)
-    _changed(request)
-    flash(request, f"Assigned to {who}." if who else "Unassigned.")
-    return _page_of(request, "alerts", checked)
+    return _assign(request, _item("alerts", alert_id), user, version, assignee)
 
 
 @router.post("/alerts/{alert_id}/note")
@@ -126,14 +190,7 @@ def add_note(
     request: Request, alert_id: str, user: Reviewer, note: Annotated[str, Form()]
 ) -> RedirectResponse:
     """Add a note to one alert's audit trail."""
-    checked = _checked(alert_id, "alert")
-    text = params.note("note", note)
-    if text is None:
-        raise params.BadInput("note: write something")
-    with _refusals("write the note again"):
-        store_of(request).add_note([checked], text, actor=user.name)
-    flash(request, "Note added.")
-    return _page_of(request, "alerts", checked)
+    return _add_note(request, _item("alerts", alert_id), user, note)
 
 
 @router.post("/series/{series_id}/status")
@@ -141,26 +198,12 @@ def set_series_status(
     request: Request,
     series_id: str,
     user: Reviewer,
-    status: Annotated[str, Form()],
-    version: Annotated[str, Form()],
+    status: Status,
+    version: Version,
     note: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
     """Decide every day of a series at once; refused if any day changed since the page."""
-    checked = _checked(series_id, "series")
-    new_status = _status_of(status)
-    expected = params.integer("version", version, low=0, high=MAX_VERSION, default=0)
-    with _refusals("decide again", "series"):
-        changed = store_of(request).set_status(
-            [],
-            new_status,
-            actor=user.name,
-            note=params.note("note", note),
-            expected_version={checked: expected},
-            series_ids=[checked],
-        )
-    _changed(request)
-    flash(request, f"{changed} day(s) of the series set to {new_status.replace('_', ' ')}.")
-    return _page_of(request, "series", checked)
+    return _decide(request, _item("series", series_id), user, status, version, note)
 
 
 @router.post("/series/{series_id}/assign")
@@ -168,20 +211,11 @@ def assign_series(
     request: Request,
     series_id: str,
     user: Reviewer,
-    version: Annotated[str, Form()],
+    version: Version,
     assignee: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
     """Assign every day of a series (empty: unassign); refused if any day changed."""
-    checked = _checked(series_id, "series")
-    who = params.text("assignee", assignee)
-    expected = params.integer("version", version, low=0, high=MAX_VERSION, default=0)
-    with _refusals("assign again", "series"):
-        store_of(request).assign(
-            [], who, actor=user.name, expected_version={checked: expected}, series_ids=[checked]
-        )
-    _changed(request)
-    flash(request, f"Series assigned to {who}." if who else "Series unassigned.")
-    return _page_of(request, "series", checked)
+    return _assign(request, _item("series", series_id), user, version, assignee)
 
 
 @router.post("/series/{series_id}/note")
@@ -189,14 +223,7 @@ def add_series_note(
     request: Request, series_id: str, user: Reviewer, note: Annotated[str, Form()]
 ) -> RedirectResponse:
     """Add a note to the trail of every day of a series."""
-    checked = _checked(series_id, "series")
-    text = params.note("note", note)
-    if text is None:
-        raise params.BadInput("note: write something")
-    with _refusals("write the note again", "series"):
-        store_of(request).add_note([], text, actor=user.name, series_ids=[checked])
-    flash(request, "Note added to every day of the series.")
-    return _page_of(request, "series", checked)
+    return _add_note(request, _item("series", series_id), user, note)
 
 
 def _queue_return(request: Request, query: str) -> str:
@@ -308,5 +335,5 @@ def add_suppression(
         raise params.BadInput("app_id, rule, until and reason are all required")
     store_of(request).suppress(app, chosen_rule, last_day, why, actor=user.name)
     _changed(request)
-    flash(request, f"{chosen_rule} suppressed for {app} until {last_day}.")
+    flash(request, f"{chosen_rule} suppressed for {short_id(app)} until {last_day}.")
     return RedirectResponse(f"{base_path(request)}/suppressions", status_code=303)

@@ -33,6 +33,7 @@ from pipeline.review.web.deps import (
     client_address,
     current_principal,
     render,
+    short_id,
     web_origin,
 )
 from pipeline.review.web.facets import FacetCache
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 SESSION_COOKIE = COOKIE
 RECORDED_REFUSALS = (403, 409)
-SHORT_ID = 80  # characters of a partner-controlled id shown where a page lists many
 
 
 def _wants_html(request: Request) -> bool:
@@ -169,9 +169,7 @@ def _template_helpers(templates: Jinja2Templates) -> None:
     env.filters["label"] = lambda value: str(value).replace("_", " ")
     env.filters["segment"] = links.segment
     env.filters["exact"] = _exact
-    env.filters["short"] = lambda value, n=SHORT_ID: (
-        value if len(value) <= n else f"{value[: n - 1]}…"
-    )
+    env.filters["short"] = short_id
     env.globals["partner_path"] = links.partner_path
     env.globals["linkable"] = lambda value: len(value) <= params.MAX_LINKED_ID
 

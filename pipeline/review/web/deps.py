@@ -17,6 +17,7 @@ from pipeline.review.web.auth import Authenticator, Principal
 from pipeline.review.web.csrf import FORM_FIELD, csrf_token
 
 FLASH_KEY = "flash"
+SHORT_ID = 80  # characters of a partner-controlled id shown where a page lists many
 
 
 class LoginRequired(Exception):
@@ -61,6 +62,11 @@ def audit_text(value: str, limit: int = 500) -> str:
     PostgreSQL) shown as escapes, and cut to `limit` characters."""
     cut = value[:limit]
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in cut)
+
+
+def short_id(value: str, limit: int = SHORT_ID) -> str:
+    """An id cut to `limit` characters for display (a list, a message), marked cut with `…`."""
+    return value if len(value) <= limit else f"{value[: limit - 1]}…"
 
 
 def web_origin(request: HTTPConnection) -> str:

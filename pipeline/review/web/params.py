@@ -26,7 +26,7 @@ MAX_TEXT = 200  # a name typed here (assignee, user, request id) is at most this
 # every link of its page repeats it (clients refuse URLs over 64 KB, uvicorn lines over 16 KB).
 # Longer: refused with the reason, and pages show such an id unlinked. Control characters never
 # occur in stored ids: ingest and the registry refuse them.
-MAX_ID = 100_000
+MAX_ID = 1_000_000
 MAX_LINKED_ID = 4_000
 TOO_LONG_FOR_A_LINK = "too long for a link (the command line takes it: access-audit review list)"
 MAX_NOTE = 4000
