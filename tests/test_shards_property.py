@@ -30,6 +30,7 @@ def spread_cases(draw: st.DrawFn) -> AuditCase:
         set(case.access["user_id"].to_pylist()) | set(case.consent["user_id"].to_pylist())
     )
     renamed = dict(zip(names, draw(st.permutations(MANY_USERS)), strict=False))
+    renamed["*"] = "*"  # an admin consent's user stays every user
 
     def rename(table: pa.Table) -> pa.Table:
         users = pa.array([renamed[u] for u in table["user_id"].to_pylist()], pa.string())

@@ -384,12 +384,18 @@ def _typed_text_and_type(field: Field, sql_type: str) -> tuple[str, str]:
     asked its type; a column of another type is that type's JSON type."""
     c = typed_column(field.name)
     if sql_type == "JSON" or (sql_type not in _JSON_TYPES and not sql_type.endswith("[]")):
-        j = c if sql_type == "JSON" else f"to_json({c})"
+        j = _as_json(c, sql_type)
         t = f"nullif(json_type({j}), 'NULL')"
         return f"CASE WHEN json_type({j}) = 'VARCHAR' THEN {j} ->> '$' ELSE {j}::VARCHAR END", t
     json_type = "ARRAY" if sql_type.endswith("[]") else _JSON_TYPES[sql_type]
     text = c if json_type == "VARCHAR" else f"to_json({c})::VARCHAR"
     return text, f"CASE WHEN {c} IS NOT NULL THEN '{json_type}' END"
+
+
+def _as_json(column: str, sql_type: str) -> str:
+    """A typed column as JSON. A JSON column reaches validation through Arrow as text: cast back
+    (else json_object would take it for a string)."""
+    return f"{column}::JSON" if sql_type == "JSON" else f"to_json({column})"
 
 
 def _typed_list(field: Field, sql_type: str) -> str:
@@ -399,7 +405,7 @@ def _typed_list(field: Field, sql_type: str) -> str:
         every = f"list_bool_and(list_transform({c}, lambda x: x IS NOT NULL))"
         return f"CASE WHEN {every} IS NOT FALSE THEN {c} END"
     if sql_type == "JSON":
-        return _string_list(t, c, "'$[*]'")
+        return _string_list(t, _as_json(c, sql_type), "'$[*]'")
     return "NULL::VARCHAR[]"  # a list of other values, or no list: never a list of strings
 
 
@@ -427,11 +433,12 @@ def _typed_steps(kind: RecordKind, typed: dict[str, str], source: str) -> list[t
     ]
 
 
-def _typed_raw(kind: RecordKind, typed: dict[str, str], redact_all: bool) -> str:
+def _typed_raw(typed: dict[str, str], redact_all: bool) -> str:
     """The canonical record as JSON text, built only where quarantine or redaction needs it
     (the reader hands the line itself only where it made no record of it)."""
     members = ", ".join(
-        f"'{f.name}', {typed_column(f.name)}" for f in kind.fields if f.name in typed
+        f"'{name}', {_as_json(typed_column(name), 'JSON') if t == 'JSON' else typed_column(name)}"
+        for name, t in typed.items()
     )
     return (
         f"CASE WHEN NOT converted THEN raw WHEN reason IS NOT NULL OR {redact_all} "
@@ -519,7 +526,7 @@ def validation_sql(
     judged = f"CASE WHEN {' AND '.join(clean)} THEN NULL ELSE {reason} END"
     steps.append(("judged", f"SELECT *, {judged} AS reason FROM {steps[-1][0]}"))
     if typed is not None:  # the text that quarantine keeps, where it keeps any
-        raw = _typed_raw(kind, typed, redact_all)
+        raw = _typed_raw(typed, redact_all)
         steps.append(("judged_typed", f"SELECT * REPLACE ({raw} AS raw) FROM judged"))
     # the texts to redact, each a column of its own so the redaction names it, not its formula
     steps.append(
