@@ -3,8 +3,9 @@
 Each unit, and the assembly, runs in its own process, one after another, as a worker would run it:
 its CPU seconds (user + system, all threads) and peak RSS are its own (os.wait4). Printed per K:
 per-unit CPU seconds and peak RSS, the assembly's, the wall time of the units run one by one
-here, and the wall time to expect on K workers (the slowest unit, then the assembly). The flags
-are checked to be the same for every K. Prints figures; it does not pass or fail.
+here, the wall time to expect on K workers (the slowest unit, then the assembly), the same path
+in CPU seconds and the speed-up over the first K it gives. The flags are checked to be the same
+for every K. Prints figures; it does not pass or fail.
 
     python bench/bench_shards.py [--events 1000000] [--shards 1 2 4 8] [--work DIR] [--keep]
 """
@@ -139,6 +140,12 @@ def bench(work: Path, events: int, shard_counts: list[int]) -> list[dict[str, An
     return results
 
 
+def _critical_cpu_s(result: dict[str, Any]) -> float:
+    """CPU seconds on the path of a day on K workers: the slowest unit, then the assembly
+    (robust to this machine's load, unlike its walls)."""
+    return float(max(result["unit_cpu_s"]) + result["assembly_cpu_s"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -159,13 +166,15 @@ def main() -> None:
     print(f"\n{args.events:,} events; units run one after another on this machine:")
     print(
         f"{'K':>3} {'unit CPU s (max)':>17} {'unit RSS MB (max)':>18} {'assembly CPU s':>15} "
-        f"{'wall here s':>12} {'wall on K workers s':>20}"
+        f"{'wall here s':>12} {'wall on K workers s':>20} {'CPU s on K workers':>19} "
+        f"{'speed-up':>9}"
     )
     for r in results:
         print(
             f"{r['shards']:>3} {max(r['unit_cpu_s']):>17.2f} {max(r['unit_peak_rss_mb']):>18} "
             f"{r['assembly_cpu_s']:>15.2f} {r['wall_here_s']:>12.1f} "
-            f"{r['wall_on_k_workers_s']:>20.1f}"
+            f"{r['wall_on_k_workers_s']:>20.1f} {_critical_cpu_s(r):>19.2f} "
+            f"{_critical_cpu_s(base) / _critical_cpu_s(r):>8.1f}x"
         )
     print(
         f"(K = {base['shards']} is the baseline; flags identical for every K: "

@@ -200,16 +200,20 @@ def detect_shard(
 
 def detect_commit(day: date, settings: Settings, run: str, shards: int) -> dict[str, Any]:
     """The units' flags → the day's flags partition (atomic), and the detection's record."""
+    from pipeline.detect.coverage import write_day_coverage
     from pipeline.detect.registry import load_registry
     from pipeline.detect.shards import assemble_flags
 
     started = time.perf_counter()
     warehouse = _warehouse(settings)
     registry, registry_sha256 = load_registry(_landing(settings))
-    by_rule = assemble_flags(day, warehouse, run, shards, settings)
+    assembled = assemble_flags(day, warehouse, run, shards, settings)
+    by_rule = assembled.by_rule
     coverage = consent_coverage(day, settings)
-    consent_days = [date.fromisoformat(d) for d in coverage["ingested"]]
-    judged = _record_coverage(day, warehouse, registry, consent_days, settings)
+    write_day_coverage(warehouse, day, assembled.coverage)
+    judged = {
+        n: sum(assembled.coverage[n].to_pylist()) for n in ("accesses", "judged", "not_judged")
+    }
     flags = sum(by_rule.values())
     summary = {
         "day": day.isoformat(),
@@ -245,17 +249,6 @@ def detect(day: date, settings: Settings) -> dict[str, Any]:
     summary = detect_commit(day, settings, plan["run"], plan["shards"])
     summary["seconds"] = round(time.perf_counter() - started, 3)
     return summary
-
-
-def _record_coverage(
-    day: date, warehouse: Any, registry: Any, consent_days: list[date], settings: Settings
-) -> dict[str, int]:
-    """The day's coverage per partner into runs/date=D/coverage.json; returns the totals."""
-    from pipeline.detect.coverage import day_coverage, write_day_coverage
-
-    table = day_coverage(day, warehouse, registry, consent_days, settings)
-    write_day_coverage(warehouse, day, table)
-    return {name: sum(table[name].to_pylist()) for name in ("accesses", "judged", "not_judged")}
 
 
 def score(day: date, settings: Settings) -> dict[str, Any]:

@@ -7,7 +7,8 @@ quarantine has one per record kind so the two ingest tasks can run at once). Eac
 beside its final name and renamed over it: a local rename is atomic, and on an object store the
 move is one whole-object copy, so readers see the old part or the new one and a crash leaves the
 old one whole. Work split over several writers (a day's detection in user shards) stages its
-pieces in a hidden folder of the partition and commits them as the one part (`assemble`).
+pieces in a hidden folder of the partition and commits them as the one part (`assemble`, or
+`commit_staged` for a lone piece, which is moved, not rewritten).
 
 Reads hand DuckDB a relation (`scan`) or Arrow a dataset (`dataset`) of a table for a work unit
 (days, optionally one user shard), with the file system registered on the connection.
@@ -362,6 +363,37 @@ class Warehouse:
         files = [posixpath.join(folder, f"{piece}.parquet") for piece in pieces]
         return self._relation(con, table, files, None, WHOLE_DAY)
 
+    def staged_batches(
+        self, table: str, day: date, run: str, piece: str, batch_rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        """A staged piece's rows, a batch at a time, in the order it was written."""
+        path = posixpath.join(self._staged_dir(table, day, run), f"{piece}.parquet")
+        with self.fs.open(path, "rb") as fh:
+            yield from pq.ParquetFile(fh).iter_batches(batch_size=batch_rows)
+
+    def write_staged_json(
+        self, table: str, day: date, run: str, piece: str, document: dict[str, Any]
+    ) -> None:
+        """A piece's small record beside it (what its writer counted), replaced whole."""
+        text = json.dumps(document, sort_keys=True, default=str)
+        self._write_text_file(self._staged_dir(table, day, run), f"{piece}.json", text)
+
+    def read_staged_json(
+        self, table: str, day: date, run: str, piece: str
+    ) -> dict[str, Any] | None:
+        return self._read_json_file(
+            posixpath.join(self._staged_dir(table, day, run), f"{piece}.json")
+        )
+
+    def commit_staged(
+        self, table: str, day: date, run: str, piece: str, part: str = DEFAULT_PART
+    ) -> None:
+        """Make one staged piece the day's part as it is (no rewrite), replacing the old part
+        atomically, then drop the partition's staging folders (as `assemble`)."""
+        final, _ = self._prepare_part(table, day, part)
+        self._replace(posixpath.join(self._staged_dir(table, day, run), f"{piece}.parquet"), final)
+        self.drop_staged(table, day)
+
     @contextmanager
     def assemble(
         self, table: str, day: date, run: str, part: str = DEFAULT_PART
@@ -408,7 +440,9 @@ class Warehouse:
         return final
 
     def read_json(self, table: str, day: date, name: str) -> dict[str, Any] | None:
-        path = posixpath.join(self.partition_dir(table, day), name)
+        return self._read_json_file(posixpath.join(self.partition_dir(table, day), name))
+
+    def _read_json_file(self, path: str) -> dict[str, Any] | None:
         if not self.fs.exists(path):
             return None
         with self.fs.open(path, "r") as fh:

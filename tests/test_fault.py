@@ -66,7 +66,8 @@ def _kill_when_writing(command: list[str], warehouse: Path, pattern: str) -> Non
     "pattern",
     [
         ".scratch/*/records.parquet",  # ingest staging the access partition
-        "flags/date=*/.part-0.parquet.*.tmp",  # detect writing the flags partition
+        # detect writing the flags (one unit: its piece, which becomes the part by a rename)
+        "flags/date=*/.staged-*/.shard-0-of-1.parquet.*.tmp",
     ],
 )
 def test_fault_kill_while_writing_keeps_partitions_and_rerun_matches_clean_run(

@@ -1,19 +1,25 @@
 """Property: a day's flags are the same rows, in the same order, whatever the number of detection
 units (`detect_shards`) and sub-shards (`detect_shard_rows`): the units run through the warehouse
-(memory://) and are assembled, and the result equals the one-pass `flags_for_day`."""
+(memory://) and are assembled, and the result equals the one-pass `flags_for_day`; the units'
+coverage, summed, equals the whole day's. And the merge of sorted pieces the assembly uses gives
+the sort of their union, whatever the batches."""
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 from hypothesis import HealthCheck, given, note
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from pipeline.config import Settings
+from pipeline.detect.coverage import coverage_table
+from pipeline.detect.merge import merge_sorted
 from pipeline.detect.rules import flags_for_day
 from pipeline.detect.shards import assemble_flags, shards_of, write_shard_flags
 from pipeline.warehouse import Warehouse
@@ -68,9 +74,62 @@ def test_flags_are_identical_for_any_number_of_shards(
             write_shard_flags(
                 case.day, warehouse, case.registry, consent_days, shard, "prop", settings
             )
-        by_rule = assemble_flags(case.day, warehouse, "prop", units, settings)
+        assembled = assemble_flags(case.day, warehouse, "prop", units, settings)
         flags = warehouse.read_partition("flags", case.day)
+        left = warehouse.fs.find(warehouse.partition_dir("flags", case.day))
     finally:
         warehouse.fs.rm(warehouse.root, recursive=True)
     assert flags.equals(expected)
-    assert sum(by_rule.values()) == expected.num_rows
+    assert [p.rsplit("/", 1)[-1] for p in left] == ["part-0.parquet"]  # no staging left
+    assert sum(assembled.by_rule.values()) == expected.num_rows
+    assert assembled.coverage.equals(_whole_day_coverage(case, settings))
+
+
+def _whole_day_coverage(case: AuditCase, settings: Settings) -> pa.Table:
+    con = duckdb.connect()
+    try:
+        for name, table in (("a", case.access), ("c", case.consent), ("r", case.registry)):
+            con.register(name, table)
+        return coverage_table(con, settings, "a", "c", "r")
+    finally:
+        con.close()
+
+
+KEYED = pa.schema([("t", pa.int64()), ("s", pa.string()), ("v", pa.int64())])
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(
+    keys=st.lists(
+        st.tuples(st.integers(0, 5), st.sampled_from(("", "a", "ab", "b", "é"))),
+        unique=True,
+        max_size=40,
+    ),
+    streams=st.integers(1, 5),
+    batch_rows=st.integers(1, 7),
+    data=st.data(),
+)
+def test_merge_of_sorted_streams_is_the_sort_of_their_union(
+    keys: list[tuple[int, str]], streams: int, batch_rows: int, data: st.DataObject
+) -> None:
+    owners = data.draw(
+        st.lists(st.integers(0, streams - 1), min_size=len(keys), max_size=len(keys))
+    )
+    rows = pa.table(
+        {"t": [k[0] for k in keys], "s": [k[1] for k in keys], "v": list(range(len(keys)))},
+        schema=KEYED,
+    )
+    order = [("t", "ascending"), ("s", "ascending")]
+    pieces = []
+    for i in range(streams):
+        piece = rows.filter(pa.array([o == i for o in owners], pa.bool_()))
+        pieces.append(piece.take(pc.sort_indices(piece, sort_keys=order)).to_batches(batch_rows))
+    merged = list(merge_sorted(pieces, ["t", "s"]))
+    result = pa.concat_tables(merged) if merged else KEYED.empty_table()
+    assert result.equals(rows.take(pc.sort_indices(rows, sort_keys=order)))
+
+
+def test_merge_refuses_a_stream_out_of_order() -> None:
+    piece = pa.table({"t": [2, 1], "s": ["a", "a"], "v": [0, 1]}, schema=KEYED)
+    with pytest.raises(ValueError, match="not sorted"):
+        list(merge_sorted([piece.to_batches(1)], ["t", "s"]))

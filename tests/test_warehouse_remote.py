@@ -109,6 +109,23 @@ def test_remote_warehouse_staged_pieces_are_invisible_until_assembled(remote_roo
     assert warehouse.read_partition("quarantine", DAY)["reason"].to_pylist() == ["c"]
 
 
+def test_remote_warehouse_commits_a_lone_staged_piece_as_the_part(remote_root: str):
+    warehouse = Warehouse(remote_root)
+    warehouse.write_table("quarantine", DAY, quarantine_rows("old"))
+    with warehouse.write_staged("quarantine", DAY, "run1", "piece-0") as writer:
+        writer.write(quarantine_rows("new"))
+    warehouse.write_staged_json("quarantine", DAY, "run1", "piece-0", {"rows": 1})
+    assert warehouse.read_staged_json("quarantine", DAY, "run1", "piece-0") == {"rows": 1}
+    assert warehouse.read_staged_json("quarantine", DAY, "run1", "piece-1") is None
+    batches = list(warehouse.staged_batches("quarantine", DAY, "run1", "piece-0", 10))
+    assert [b.column("reason").to_pylist() for b in batches] == [["new"]]
+    assert warehouse.read_partition("quarantine", DAY)["reason"].to_pylist() == ["old"]
+    warehouse.commit_staged("quarantine", DAY, "run1", "piece-0")
+    assert warehouse.read_partition("quarantine", DAY)["reason"].to_pylist() == ["new"]
+    assert warehouse.staged_pieces("quarantine", DAY, "run1") == []
+    assert warehouse.read_staged_json("quarantine", DAY, "run1", "piece-0") is None
+
+
 def test_shard_predicate_splits_users_into_disjoint_units():
     con = duckdb.connect()
     users = pa.table({"user_id": [f"user-{i}" for i in range(500)]})
