@@ -6,12 +6,12 @@ pytest collects this folder and before any test module imports Airflow.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,9 @@ DAGS_FOLDER = PROJECT / "dags"
 SAMPLE_LOGS = PROJECT / "sample_logs"
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="access-audit-airflow-"))
+# removed when this process ends, not by a fixture: a pytest-xdist worker that runs none of the
+# DAG tests never starts the session fixture, and left its folder behind
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
 os.environ.update(
     {
         "AIRFLOW_HOME": str(_AIRFLOW_HOME),
@@ -31,10 +34,9 @@ os.environ.update(
 
 
 @pytest.fixture(scope="session", autouse=True)
-def airflow_home() -> Iterator[Path]:
-    """The session's AIRFLOW_HOME, removed at the end."""
-    yield _AIRFLOW_HOME
-    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+def airflow_home() -> Path:
+    """The session's AIRFLOW_HOME (removed when the process ends)."""
+    return _AIRFLOW_HOME
 
 
 @pytest.fixture(scope="session")
