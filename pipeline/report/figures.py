@@ -18,8 +18,8 @@ from urllib.parse import quote, urlencode
 from pipeline import duck
 from pipeline.config import SEVERITIES, Settings
 from pipeline.detect.alert_ids import COVERAGE_ALERT, behaviour_alert_id
+from pipeline.links import partner_path
 from pipeline.report.coverage import coverage_rows, coverage_summary, measure_figures
-from pipeline.review.web.links import partner_path
 from pipeline.schema import REPORT_ALERT_COLUMNS, RULES, UNKNOWN_PARTNER
 from pipeline.warehouse import MANIFEST, Warehouse, report_label
 

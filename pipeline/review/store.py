@@ -916,22 +916,6 @@ class ReviewStore:
         with self._engine.connect() as connection:
             return [(partner, int(n_open), n) for partner, n_open, n in connection.execute(query)]
 
-    def facets(self) -> dict[str, list[str]]:
-        """The values each queue filter can take, for drop-downs."""
-        order = {"severity": list(SEVERITIES), "status": list(STATUSES)}
-        facets: dict[str, list[str]] = {}
-        with self._engine.connect() as connection:
-            for name in ("partner_id", "app_id", "rule", "severity", "status", "assignee"):
-                column = A[name]
-                values = connection.execute(
-                    sa.select(column).where(column.is_not(None)).distinct()
-                ).scalars()
-                ranking = order.get(name)
-                facets[name] = sorted(
-                    values, key=(lambda v, r=ranking: r.index(v)) if ranking else None
-                )
-        return facets
-
 
 def _on_conflict(insert: Any) -> Any:
     """The upsert: an existing alert's facts are refreshed, never its review decision."""

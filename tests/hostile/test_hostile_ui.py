@@ -25,12 +25,12 @@ from fastapi.testclient import TestClient
 from markupsafe import escape
 
 from pipeline.config import ReviewUser, Settings
+from pipeline.links import partner_path
 from pipeline.report.notifications import alerts_for
 from pipeline.review.publish import publish_day
 from pipeline.review.store import AlertFilter, ReviewStore
 from pipeline.review.web.app import create_app
 from pipeline.review.web.auth import hash_password
-from pipeline.review.web.links import partner_path
 from pipeline.review.web.params import MAX_ID, MAX_LINKED_ID
 from pipeline.schema import UNKNOWN_PARTNER
 from pipeline.text_safety import csv_cell

@@ -544,12 +544,6 @@ def test_store_overviews(queue: ReviewStore):
     assert queue.partners() == [("p-chat", 3, 3), ("p-video", 2, 2), (UNKNOWN_PARTNER, 1, 1)]
     queue.set_status([rule_alert_id(D1, "app-chat", "SIGNIN_REVOKED")], "confirmed", "bob")
     assert queue.partners()[0] == ("p-chat", 2, 3)
-    facets = queue.facets()
-    assert facets["severity"] == ["low", "medium", "high", "critical"]
-    assert facets["status"] == ["new", "triaged", "confirmed"]
-    assert facets["assignee"] == ["bob"]
-    assert facets["partner_id"] == ["p-chat", "p-video"]
-    assert facets["app_id"] == ["app-chat", "app-video", "app-x"]
 
 
 def test_store_open_again_keeps_the_data(store_url: str, store: ReviewStore):

@@ -18,6 +18,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from pipeline import links
 from pipeline.config import Settings
 from pipeline.errors import ConfigError
 from pipeline.review.audit_chain import acting_from
@@ -25,7 +26,7 @@ from pipeline.review.login_throttle import LoginThrottle
 from pipeline.review.secret_strength import secret_problem
 from pipeline.review.sessions import SessionStore, engine_of
 from pipeline.review.store import ReviewStore
-from pipeline.review.web import actions, export, links, login, pages, params
+from pipeline.review.web import actions, export, login, pages, params
 from pipeline.review.web.auth import Authenticator, Principal, StandaloneAuth
 from pipeline.review.web.deps import (
     LoginRequired,
