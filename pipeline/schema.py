@@ -88,6 +88,8 @@ REGISTRY = pa.schema(
         pa.field("registry_line", pa.int64(), nullable=False),
     ]
 )
+# the registry columns that are identifiers (SPEC §2: no control characters in them)
+REGISTRY_IDENTIFIERS = ("partner_id", "app_id")
 
 FLAGS = pa.schema(
     [

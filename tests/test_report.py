@@ -366,7 +366,8 @@ def test_report_screenshot_in_headless_chromium_without_network(settings: Settin
             page.route(re.compile(r"^(?!file:).*"), block)
             page.goto(page_file.as_uri())
             page.wait_for_load_state("load")
-            assert page.locator("svg").count() == 4  # by partner and severity, coverage, per day by rule and by partner
+            # by partner and severity, coverage, per day by rule and by partner
+            assert page.locator("svg").count() == 4
             heading = page.locator("h1").inner_text()
             page.screenshot(path=str(screenshot), full_page=True)
         finally:

@@ -12,13 +12,12 @@ import pyarrow as pa
 
 from pipeline.errors import RegistryError
 from pipeline.readers.landing import Landing
-from pipeline.schema import REGISTRY, RFC3339
+from pipeline.schema import REGISTRY, REGISTRY_IDENTIFIERS, RFC3339
 
 COLUMNS = ("partner_id", "partner_name", "app_id", "start", "end", "scopes", "grant_ttl_days")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 TIMESTAMP = re.compile(RFC3339)
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # SPEC §2: an identifier holding one is invalid
-IDENTIFIERS = ("partner_id", "app_id")
 
 
 def _instant(text: str, *, is_end: bool, where: str) -> datetime:
@@ -59,7 +58,7 @@ def parse_registry(text: str, source: str = "partners.csv") -> pa.Table:
         for column in ("partner_id", "partner_name", "app_id", "start"):
             if not values[column]:
                 raise RegistryError(f"{where(column)}: empty, but required")
-        for column in IDENTIFIERS:
+        for column in REGISTRY_IDENTIFIERS:
             control = CONTROL.search(values[column])
             if control is not None:
                 # named by code point and position: the value itself may be huge or unprintable
