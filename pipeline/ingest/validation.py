@@ -309,7 +309,8 @@ def _raw_text(kind: RecordKind, settings: Settings) -> str:
     as_object = f"json_merge_patch('{{}}', {members})::VARCHAR"
     # A name written with escapes (\u0074oken) would pass the patterns: text from the first
     # escape on is not kept.
-    line = "rtrim(raw, chr(13) || chr(10))"
+    # (a line of line breaks only is kept as it is: quarantine keeps some text of every line)
+    line = "coalesce(nullif(rtrim(raw, chr(13) || chr(10)), ''), raw)"
     unescaped = (
         f"CASE WHEN contains({line}, '\\u') "
         f"THEN left({line}, strpos({line}, '\\u') - 1) || '…(cut at an escape)' ELSE {line} END"
