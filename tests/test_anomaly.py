@@ -280,3 +280,14 @@ def test_ranking_figures_ignore_the_threshold():
         "most_false_in_top_2": 1,
         "recall_at_1": 0.5,
     }
+
+
+def test_a_level_borrowed_from_the_app_is_as_uncertain_as_its_users_differ():
+    users = pd.DataFrame(
+        [row("P1", kind="app_user_day", calls_baseline=2.0 * 10, calls_app_user_median=10)] * 30
+        + [row("P1", kind="app_user_day", history_days=3, calls_baseline=99.0,
+               calls_app_user_median=10)] * 30
+    )  # fmt: skip
+    # users of a week's history are 2x their app's typical user: (2 - 1)^2; short ones ignored
+    assert BehaviourModel._fit_between_users(users) == 1.0
+    assert BehaviourModel._fit_between_users(users.iloc[:10]) == 0.0  # too few to say
