@@ -70,10 +70,10 @@ def test_a_rise_over_thousands_outranks_a_larger_ratio_of_a_few(fitted):
 
 def test_a_rise_held_over_days_is_evidence_where_yesterday_s_spike_is_not(fitted):
     rows = [
-        # a ramp: 230, 300, 400 calls on the last 3 days, 600 today, where 200 was usual; the
-        # recent days raised today's baseline to 400
-        row("ramp", calls=600, calls_baseline=400, calls_early_median=200,
-            calls_sustained=600 + 400 + 300 + 230),
+        # a ramp: 300, 400, 500 calls on the last 3 days, 600 today, where 200 was usual; the
+        # recent days raised today's baseline to 500
+        row("ramp", calls=600, calls_baseline=500, calls_early_median=200,
+            calls_sustained=600 + 500 + 400 + 300),
         # a spike of 1,500 yesterday, 200 today: the sum counts yesterday as at most 200
         row("spiked", calls_sustained=200 + 1500 + 200 + 200),
         row("usual"),
@@ -87,9 +87,17 @@ def test_a_rise_held_over_days_is_evidence_where_yesterday_s_spike_is_not(fitted
     scored = score(fitted, pd.DataFrame(rows)).to_pandas().set_index("partner_id")
     assert ranked(fitted, rows)[0] == "ramp" and scored.loc["ramp", "alert"]
     assert scored.loc["ramp", "explanation"].startswith(
-        "1,530 calls on the day and the 3 before (each at most the day's), as many days before "
-        "usually 800"
+        "1,800 calls on the day and the 3 before (each at most the day's), 1.5x as many days "
+        "before 1,200 (1.5x)"
     )
+
+
+def test_a_sustained_rise_needs_a_week_of_earlier_days(fitted):
+    # 4 days of history, 3 of them the recent ones: the one earlier day is no level
+    rows = [row("young", history_days=4, calls_early_median=20, calls_sustained=800)]
+    assert fitted.evidence(pd.DataFrame(rows))[0, FEATURES.index("calls_sustained")] == 0.0
+    rows[0]["history_days"] = 10
+    assert fitted.evidence(pd.DataFrame(rows))[0, FEATURES.index("calls_sustained")] > 10
 
 
 def test_a_drop_is_no_evidence(fitted):
@@ -272,3 +280,14 @@ def test_ranking_figures_ignore_the_threshold():
         "most_false_in_top_2": 1,
         "recall_at_1": 0.5,
     }
+
+
+def test_a_level_borrowed_from_the_app_is_as_uncertain_as_its_users_differ():
+    users = pd.DataFrame(
+        [row("P1", kind="app_user_day", calls_baseline=2.0 * 10, calls_app_user_median=10)] * 30
+        + [row("P1", kind="app_user_day", history_days=3, calls_baseline=99.0,
+               calls_app_user_median=10)] * 30
+    )  # fmt: skip
+    # users of a week's history are 2x their app's typical user: (2 - 1)^2; short ones ignored
+    assert BehaviourModel._fit_between_users(users) == 1.0
+    assert BehaviourModel._fit_between_users(users.iloc[:10]) == 0.0  # too few to say

@@ -7,7 +7,10 @@ Per entity-day and feature (features.LEVEL_COUNTS, RARE_COUNTS, SHARES) the evid
 little (p ~ 0.003), and 2,104 night reads of 2,110 where 1% is usual is overwhelming. The spread
 a count or share has from day to day beyond Poisson/binomial chance is learned at fit per entity
 kind and feature, robustly (evidence.fit_spread); a short history widens it (the usual level is
-itself uncertain), and a user with little history borrows the app's typical user as its prior.
+itself uncertain), and a user with little history borrows the app's typical user as its prior,
+as uncertain as the training window's users differ from theirs (`between_users_`). A rise held
+over days (a slow ramp) is weighed as today's and the last days' calls together against 1.5x the
+window's earlier level, a CUSUM with an allowance (`calls_sustained`).
 
 The score of a row is its strongest feature's evidence plus a tenth of the next (a tie-break for
 corroboration). Alerts: a row alerts when its score is beyond what the day's many rows and
@@ -211,6 +214,8 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
             self.entities_per_day_[kind] = per_day
             self.prior_[kind] = self._fit_priors(rows)
             self.spread_[kind] = self._fit_spreads(rows, kind)
+            if kind == APP_USER_DAY:
+                self.between_users_ = self._fit_between_users(rows)
             scores = self._combine(self._evidence(rows, kind))
             bonferroni = np.log10(per_day * self._n_features(kind) / self.false_alerts_per_day)
             rate = min(1.0, self.alerts_per_day / per_day)
@@ -282,6 +287,17 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
         return spreads
 
     @staticmethod
+    def _fit_between_users(rows: pd.DataFrame) -> float:
+        """How far a user's own level is from its app's typical user's (the median of the
+        squared relative difference, users of a week's history): the uncertainty of a level
+        borrowed from the app for a user with little history of its own."""
+        own, app = _col(rows, "calls_baseline"), _col(rows, "calls_app_user_median")
+        ok = (_history_days(rows) >= MIN_EARLY_DAYS) & np.isfinite(own) & (app >= 3)
+        if ok.sum() < 20:
+            return 0.0
+        return float(np.median((own[ok] / app[ok] - 1.0) ** 2))
+
+    @staticmethod
     def _expectation(
         rows: pd.DataFrame, count: str, prior: Mapping[str, float], allowance: bool = True
     ) -> np.ndarray:
@@ -330,6 +346,15 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
                 alpha = spread[feature] * (1 + MEDIAN_VARIANCE / h) + MEDIAN_VARIANCE / (
                     h * np.maximum(np.nan_to_num(mu, nan=1.0), MIN_LEVEL)
                 )
+                if kind == APP_USER_DAY and feature not in RARE_COUNTS:
+                    # the part of the level borrowed from the app's typical user is as uncertain
+                    # as users differ from it
+                    # (a week of its own and the user's level is its own)
+                    hd = _history_days(rows)
+                    borrowed = np.where(
+                        hd < MIN_EARLY_DAYS, APP_PRIOR_DAYS / (hd + APP_PRIOR_DAYS), 0.0
+                    )
+                    alpha = alpha + borrowed * getattr(self, "between_users_", 0.0)
                 out[:, j] = count_evidence(x, mu, alpha)
         return out
 
