@@ -8,6 +8,7 @@ the text goes, at the moment it goes there (not to what is stored in the warehou
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 
@@ -43,6 +44,12 @@ _SLACK_MENTION = re.compile(r"@(?=(?:channel|here|everyone)\b)", re.IGNORECASE)
 def slack_escape(s: str) -> str:
     """Text for a Slack message: no link, mention or entity that the text did not mean."""
     return _SLACK_MENTION.sub("@\u2060", s.translate(_SLACK))
+
+
+def markdown_text(s: str) -> str:
+    """Text for a Markdown page (the digest): `<`, `>` and `&` as entities, so a name holding
+    markup, `<!channel>` or `<https://x|y>` shows as itself and never renders live."""
+    return html.escape(s, quote=False)
 
 
 def mathtext_safe(s: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.text_safety import visible_bidi
+from pipeline.text_safety import markdown_text, visible_bidi
 
 
 def period(summary: dict[str, Any]) -> str:
@@ -17,8 +17,13 @@ def period(summary: dict[str, Any]) -> str:
 LISTED = 3  # coverage alerts named on the digest's line; the queue link has them all
 
 
+def _partner(row: dict[str, Any]) -> str:
+    """A partner's name (or id) for the page: partner-controlled, so never live Markdown."""
+    return markdown_text(row["partner_name"] or row["partner_id"])
+
+
 def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{key} {n:,}" for key, n in counts.items()) or "none"
+    return ", ".join(f"{markdown_text(key)} {n:,}" for key, n in counts.items()) or "none"
 
 
 def _coverage(summary: dict[str, Any]) -> str:
@@ -33,7 +38,7 @@ def _coverage(summary: dict[str, Any]) -> str:
     )
     if alerts := coverage["alerts"]:
         alerted = ", ".join(
-            f"{a['partner_name'] or a['partner_id']} {a['day']} "
+            f"{_partner(a)} {a['day']} "
             f"({a['evidence']['not_judged']:,} of {a['evidence']['accesses']:,})"
             for a in alerts[:LISTED]
         )
@@ -48,9 +53,7 @@ def _measures(measures: dict[str, Any]) -> str | None:
     for name, what in (("post_revocation", "a revoke"), ("post_termination", "the end")):
         rows = measures.get(name, [])
         if rows:
-            worst = ", ".join(
-                f"{r['partner_name'] or r['partner_id']} {r['longest']}" for r in rows
-            )
+            worst = ", ".join(f"{_partner(r)} {r['longest']}" for r in rows)
             parts.append(f"calls after {what}, longest: {worst}")
     if not parts:
         return None
@@ -72,7 +75,7 @@ def digest_markdown(summary: dict[str, Any], report_path: str | None = None) -> 
     ]
     if summary["partners_after_end"]:
         after = ", ".join(
-            f"{row['partner_name'] or row['partner_id']} ({row['app_id']}) {row['flags']:,}"
+            f"{_partner(row)} ({markdown_text(row['app_id'])}) {row['flags']:,}"
             for row in summary["partners_after_end"]
         )
         lines.append(f"- Still accessing after their partnership ended: {after}")

@@ -4,7 +4,9 @@ module as spreadsheets read it, Slack's escaping rules, PostgreSQL's text type."
 from __future__ import annotations
 
 import csv
+import html
 import io
+import re
 import unicodedata
 
 import matplotlib
@@ -16,11 +18,13 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from markdown_it import MarkdownIt
 from matplotlib import cbook
 
 from pipeline.text_safety import (
     BIDI_CONTROLS,
     csv_cell,
+    markdown_text,
     mathtext_safe,
     pg_text,
     pg_text_array,
@@ -152,3 +156,15 @@ def test_a_slack_alert_is_sent_escaped():
     alert = Alert("high_severity_flags", "2 flags <!channel>", "Partner <https://evil|bank> \u202e")
     sent = "*2 flags &lt;!channel&gt;*\nPartner &lt;https://evil|bank&gt; &lt;U+202E&gt;"
     assert alert.slack_text() == sent  # the visible mark is escaped too
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["<script>alert(1)</script>", "<!channel>", "<https://evil.example|bank>", "a & <b>co</b>"],
+)
+def test_markdown_text_renders_as_itself_never_as_markup(name: str):
+    # CommonMark passes raw HTML and autolinks through: unescaped, these would be live tags or
+    # links in the digest
+    rendered = MarkdownIt("commonmark").render(markdown_text(name))
+    assert "<script" not in rendered and "<!channel" not in rendered and "<https" not in rendered
+    assert html.unescape(re.sub(r"</?p>", "", rendered)).strip() == name
