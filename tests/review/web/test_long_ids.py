@@ -70,6 +70,8 @@ def test_the_queue_links_a_long_app_by_its_digest_to_exactly_its_alert(client: T
     # the filter box names the id cut short with its length, and keeps the filter on submit
     assert f"{APP[:20]}" in filtered and f"({LENGTH:,} characters)" in filtered
     assert f'name="app_digest" value="{digest(APP)}"' in filtered
+    exported = client.get(f"/export.csv?app_digest={digest(APP)}")  # the Export CSV button
+    assert exported.status_code == 200 and ALERT in exported.text and TWIN not in exported.text
     # paging and sorting links keep the digest, never the id
     assert any("app_digest=" in html.unescape(h) and "sort=" in h for h in HREF.findall(filtered))
 
