@@ -4,6 +4,7 @@ append-only audit trail and suppressions, in SQLite (default) or PostgreSQL (SQL
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -18,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from pipeline.config import SEVERITIES
 from pipeline.errors import InvalidTransition, StaleItem, UnknownItem
+from pipeline.links import MAX_LINKED_ID, digest
 from pipeline.review.audit_chain import chain_entries
 from pipeline.review.lifecycle import KINDS, OPEN_STATUSES, SORTS, STATUSES, TRANSITIONS
 from pipeline.review.rows import FACTS, alert_rows
@@ -54,6 +56,7 @@ INGEST_ACTOR = "pipeline"
 CHUNK_ROWS = 1000  # rows per executemany
 CHUNK_IDS = 500  # ids per IN (...) list
 A = review_alerts.c
+DIGEST = re.compile(r"[0-9a-f]{64}")  # SHA-256 hex: how a link names an id too long for one
 
 
 def _check_text(name: str, value: Any) -> None:
@@ -77,6 +80,9 @@ class AlertFilter:
     assignee: str | None = None
     kind: str | None = None  # rule | behaviour
     series_id: str | None = None
+    # an id too long for a link, named by its digest (pipeline.links.digest)
+    partner_digest: str | None = None
+    app_digest: str | None = None
     include_suppressed: bool = False
 
     def __post_init__(self) -> None:
@@ -92,6 +98,10 @@ class AlertFilter:
             value = getattr(self, name)
             if value is not None and value not in allowed:
                 raise ValueError(f"unknown {name} {value!r} (one of {', '.join(allowed)})")
+        for name in ("partner_digest", "app_digest"):
+            value = getattr(self, name)
+            if value is not None and not DIGEST.fullmatch(value):
+                raise ValueError(f"filter {name}: not a SHA-256 hex digest")
 
 
 @dataclass(frozen=True)
@@ -265,6 +275,10 @@ def engine_url(url: str) -> str:
     return url
 
 
+def _sha256_hex(value: str | None) -> str | None:
+    return None if value is None else digest(value)
+
+
 def _sqlite_engine(url: sa.URL) -> Engine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -283,6 +297,8 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
+        # the queue's filter by an id's digest (ReviewStore._digest_is), as PostgreSQL's sha256
+        dbapi_connection.create_function("sha256_hex", 1, _sha256_hex, deterministic=True)
 
     @sa.event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
@@ -558,9 +574,22 @@ class ReviewStore:
                 conditions.append(_partner_is(value))
             elif value is not None:
                 conditions.append(A[name] == value)
+        for column, wanted in ((A.partner_id, filt.partner_digest), (A.app_id, filt.app_digest)):
+            if wanted is not None:
+                conditions.append(self._digest_is(column, wanted))
         if not filt.include_suppressed:
             conditions.append(A.suppressed_by.is_(None))
         return conditions
+
+    def _digest_is(self, column: sa.ColumnElement[Any], wanted: str) -> sa.ColumnElement[bool]:
+        """The column's id is one named by `wanted` (only ids too long for a link are: shorter
+        ones are linked by their text). The length test comes first, so SQLite computes the
+        digest of the few long ids alone."""
+        if self._dialect == "postgresql":
+            hashed = sa.func.encode(sa.func.sha256(sa.func.convert_to(column, "UTF8")), "hex")
+        else:
+            hashed = sa.func.sha256_hex(column)  # registered on each connection (_sqlite_engine)
+        return sa.and_(sa.func.length(column) > MAX_LINKED_ID, hashed == wanted)
 
     def _ordered(
         self, sort: str, column: sa.ColumnElement[Any], nullable: bool

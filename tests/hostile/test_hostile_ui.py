@@ -25,13 +25,13 @@ from fastapi.testclient import TestClient
 from markupsafe import escape
 
 from pipeline.config import ReviewUser, Settings
-from pipeline.links import partner_path
+from pipeline.links import digest, partner_path
 from pipeline.report.notifications import alerts_for
 from pipeline.review.publish import publish_day
 from pipeline.review.store import AlertFilter, ReviewStore
 from pipeline.review.web.app import create_app
 from pipeline.review.web.auth import hash_password
-from pipeline.review.web.params import MAX_ID, MAX_LINKED_ID
+from pipeline.review.web.params import MAX_ID, MAX_LINKED_ID, id_query
 from pipeline.schema import UNKNOWN_PARTNER
 from pipeline.text_safety import csv_cell
 from pipeline.warehouse import Warehouse
@@ -126,15 +126,22 @@ def rows_on(text: str) -> int:
 
 def test_the_queue_shows_every_alert_and_each_filter_reconciles(ui: UI):
     assert rows_on(page(ui, "/queue?per_page=200")) == ui.alerts.num_rows > 0
-    by_app: dict[str, int] = {}
+    by_app: dict[str | None, int] = {}
     for app in ui.alerts["app_id"].to_pylist():
         by_app[app] = by_app.get(app, 0) + 1
+    queue = page(ui, "/queue?per_page=200")
     for app, n in by_app.items():  # the direction override and the `$…$` too
-        if app != corpus.LONG_APP:
-            assert rows_on(page(ui, f"/queue?{urlencode({'app': app, 'per_page': 200})}")) == n
-    # too long for a link (clients refuse URLs over 64 KB): refused, saying where it is taken
-    refusal = page(ui, f"/queue?{urlencode({'app': corpus.LONG_APP[: MAX_LINKED_ID + 1]})}", 400)
-    assert f"app: longer than {MAX_LINKED_ID:,} characters, too long for a link" in refusal
+        if app is None:  # a coverage alert is of a partner, no app
+            continue
+        # the row's link: the id, or (too long for a link: clients refuse URLs over 64 KB) its
+        # digest, which filters exactly
+        link = f"/queue?{id_query('app', app)}"
+        assert f'href="{escape(link)}"' in queue, app[:40]
+        assert rows_on(page(ui, f"{link}&per_page=200")) == n, app[:40]
+    assert f"app_digest={digest(corpus.LONG_APP)}" in queue
+    # a prefix of the long id, typed: taken (no 400), matching nothing, linked by its digest
+    typed = page(ui, f"/queue?{urlencode({'app': corpus.LONG_APP[: MAX_LINKED_ID + 1]})}")
+    assert rows_on(typed) == 0 and f"({MAX_LINKED_ID + 1:,} characters)" in typed
     partners = ui.store.partners()
     shown = 0
     for partner, _open, total in partners:
@@ -144,7 +151,6 @@ def test_the_queue_shows_every_alert_and_each_filter_reconciles(ui: UI):
             shown += total
     unknown = sum(t for p, _o, t in partners if p == UNKNOWN_PARTNER)
     assert shown + unknown == ui.alerts.num_rows
-    queue = page(ui, "/queue?per_page=200")
     for partner in corpus.PATH_PARTNERS:
         assert f'href="{escape(partner_path(partner))}"' in queue, partner
     for name, values in (
@@ -213,7 +219,8 @@ def test_every_partner_link_opens_that_partner(ui: UI):
     assert "Stream&lt;U+202E&gt;flix &lt;!channel&gt; &lt;https://evil.example|bank&gt;" in bidi
     page(ui, "/partners/no-such-partner", 404)
     page(ui, f"/partners/{quote('p/../../audit', safe='')}x", 404)
-    page(ui, "/partners/" + "x" * (MAX_LINKED_ID + 1), 400)  # too long for a link: refused
+    page(ui, "/partners/" + "x" * (MAX_LINKED_ID + 1), 404)  # taken, though linked by digest
+    page(ui, f"/partners?digest={digest('x' * (MAX_LINKED_ID + 1))}", 404)
 
 
 def test_suppressions_and_audit_pages_render(ui: UI):

@@ -162,6 +162,14 @@ def _exact(value: Any) -> Markup:
     return Markup(str(escape(value)).translate(_BIDI_REFERENCES))
 
 
+def _long_id(value: str) -> str:
+    """An id where a page names one: whole, or (too long for a link) cut short with its
+    length."""
+    if not links.linked_by_digest(value):
+        return value
+    return f"{short_id(value)} ({len(value):,} characters)"
+
+
 def _template_helpers(templates: Jinja2Templates) -> None:
     """Filters for partner-controlled text: shown inert, linked as one path segment, cut short
     for display (`exact` keeps a form value as it is, escaped but not rewritten)."""
@@ -171,7 +179,9 @@ def _template_helpers(templates: Jinja2Templates) -> None:
     env.filters["segment"] = links.segment
     env.filters["exact"] = _exact
     env.filters["short"] = short_id
+    env.filters["long_id"] = _long_id
     env.globals["partner_path"] = links.partner_path
+    env.globals["id_query"] = params.id_query  # a queue filter by a partner or app id
     env.globals["linkable"] = lambda value: len(value) <= params.MAX_LINKED_ID
 
 

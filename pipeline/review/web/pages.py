@@ -10,8 +10,17 @@ from fastapi import APIRouter, Depends, HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from pipeline import links
 from pipeline.errors import UnknownItem
-from pipeline.review.store import SORTS, STATUSES, TRANSITIONS, Alert, AlertFilter, Series
+from pipeline.review.store import (
+    SORTS,
+    STATUSES,
+    TRANSITIONS,
+    Alert,
+    AlertFilter,
+    ReviewStore,
+    Series,
+)
 from pipeline.review.web import params
 from pipeline.review.web.auth import Principal
 from pipeline.review.web.charts import hour_chart, rule_counts_chart, timeline_chart
@@ -66,6 +75,7 @@ def queue(request: Request, _user: LoggedIn) -> Response:
             "page": page,
             "last_page": min(last_page, params.MAX_PAGE),
             "facets": cached_facets(request),
+            "by_digest": _named_by_digest(store, query.filt),
             "rules": params.ALERT_RULES,
             "severities": SEVERITIES,
             "statuses": STATUSES,
@@ -75,6 +85,28 @@ def queue(request: Request, _user: LoggedIn) -> Response:
             "per_page_choices": params.PER_PAGE_CHOICES,
         },
     )
+
+
+def _named_by_digest(store: ReviewStore, filt: AlertFilter) -> dict[str, tuple[str | None, str]]:
+    """The filter's ids too long for its box, by field: (the id, None if no alert has it; its
+    digest). The box shows the id cut short and submits the digest."""
+    named: dict[str, tuple[str | None, str]] = {}
+    for name, value, wanted in (
+        ("partner", filt.partner_id, filt.partner_digest),
+        ("app", filt.app_id, filt.app_digest),
+    ):
+        if value is not None and links.linked_by_digest(value):
+            named[name] = (value, links.digest(value))
+        elif value is None and wanted is not None:
+            named[name] = (_id_of_digest(store, name, wanted), wanted)
+    return named
+
+
+def _id_of_digest(store: ReviewStore, name: str, wanted: str) -> str | None:
+    """The partner or app id a digest names, from one alert that has it (None if none does)."""
+    filt = AlertFilter(include_suppressed=True, **{f"{name}_digest": wanted})  # type: ignore[arg-type]
+    found = store.alerts(filt, per_page=1).alerts
+    return getattr(found[0], f"{name}_id") if found else None
 
 
 def alert_or_404(request: Request, alert_id: str) -> Alert:
@@ -245,7 +277,14 @@ def _partner_names(request: Request) -> dict[str, str]:
 @router.get("/partners", response_class=HTMLResponse)
 def partners(request: Request, _user: LoggedIn) -> Response:
     """Every partner with its open and total alerts, most open first; with `?id=`, one
-    partner's page (how ids a browser would rewrite as a path, `.` and `..`, are linked)."""
+    partner's page (how ids a browser would rewrite as a path, `.` and `..`, are linked), or
+    with `?digest=` (how an id too long for a link is: pipeline.links.partner_path)."""
+    if "digest" in request.query_params:
+        wanted = params.id_digest("digest", request.query_params["digest"])
+        partner = _id_of_digest(store_of(request), "partner", wanted) if wanted else None
+        if partner is None:
+            raise HTTPException(404, "no such partner")
+        return _partner_page(request, partner)
     if "id" in request.query_params:
         return _partner_page(request, request.query_params["id"])
     rows = sorted(store_of(request).partners(), key=lambda r: (-r[1], -r[2], r[0]))
@@ -260,7 +299,7 @@ def partner_page(request: Request, partner_id: str, _user: LoggedIn) -> Response
 
 
 def _partner_page(request: Request, partner_id: str) -> Response:
-    partner = params.identifier("partner", partner_id, linked=True)
+    partner = params.identifier("partner", partner_id)
     start = params.day("start", request.query_params.get("start"))
     end = params.day("end", request.query_params.get("end"))
     if start and end and end < start:
@@ -287,6 +326,7 @@ def _partner_page(request: Request, partner_id: str) -> Response:
         "partner.html",
         {
             "partner_id": partner,
+            "partner_digest": links.digest(partner) if links.linked_by_digest(partner) else None,
             "partner_name": _partner_names(request).get(partner, ""),
             "open_count": known[partner][1],
             "total_count": known[partner][2],

@@ -12,7 +12,8 @@ from datetime import date
 from urllib.parse import parse_qsl, urlencode
 
 from pipeline.detect.coverage_alerts import COVERAGE_RULE
-from pipeline.review.store import KINDS, SORTS, STATUSES, AlertFilter
+from pipeline.links import MAX_LINKED_ID, digest, linked_by_digest
+from pipeline.review.store import DIGEST, KINDS, SORTS, STATUSES, AlertFilter
 from pipeline.schema import ACTIONS, RULES, SEVERITIES
 
 BEHAVIOUR_KINDS = ("partner_day", "app_user_day")  # a behaviour alert's rule: its entity kind
@@ -22,12 +23,12 @@ PER_PAGE_CHOICES = (25, 50, 100, 200)
 DEFAULT_PER_PAGE = 50
 MAX_TEXT = 200  # a name typed here (assignee, user, request id) is at most this long
 # Ids (partner, app, user, request) come from partners' data, where no length is set. A form (a
-# suppression) takes one this long; a link (a filter, a partner page) one of MAX_LINKED_ID, as
-# every link of its page repeats it (clients refuse URLs over 64 KB, uvicorn lines over 16 KB).
-# Longer: refused with the reason, and pages show such an id unlinked. Control characters never
-# occur in stored ids: ingest and the registry refuse them.
+# suppression) takes one this long. A link repeats it (every link of its page): the queue and
+# the partner page name a partner or app longer than MAX_LINKED_ID (pipeline.links) by its
+# digest (`partner_digest=`, `app_digest=`, `/partners?digest=`); the alert page's user and
+# request filters (read from the warehouse) refuse one, and pages show it unlinked. Control
+# characters never occur in stored ids: ingest and the registry refuse them.
 MAX_ID = 1_000_000
-MAX_LINKED_ID = 4_000
 TOO_LONG_FOR_A_LINK = "too long for a link (the command line takes it: access-audit review list)"
 MAX_NOTE = 4000
 ALERT_ID = re.compile(r"^[0-9a-f]{32}$")  # alert and series ids: md5 hex
@@ -60,6 +61,27 @@ def identifier(name: str, value: str | None, *, linked: bool = False) -> str | N
     if linked and value is not None and len(value.strip()) > MAX_LINKED_ID:
         raise BadInput(f"{name}: longer than {MAX_LINKED_ID:,} characters, {TOO_LONG_FOR_A_LINK}")
     return text(name, value, limit=MAX_ID)
+
+
+def id_digest(name: str, value: str | None) -> str | None:
+    """The digest naming an id too long for a link (pipeline.links.digest), None when empty."""
+    if value is None or value == "":
+        return None
+    if not DIGEST.fullmatch(value):
+        raise BadInput(f"{name}: not the SHA-256 hex digest of an id")
+    return value
+
+
+def linked_id(name: str, value: str | None, by_digest: str | None) -> dict[str, str | None]:
+    """An id's query parameter: its text, or (too long for a link) `<name>_digest`."""
+    if value is not None and linked_by_digest(value):
+        return {name: None, f"{name}_digest": digest(value)}
+    return {name: value, f"{name}_digest": by_digest}
+
+
+def id_query(name: str, value: str) -> str:
+    """The query string of a queue filter by one partner or app id, whatever its length."""
+    return urlencode({k: v for k, v in linked_id(name, value, None).items() if v is not None})
 
 
 def note(name: str, value: str | None) -> str | None:
@@ -164,8 +186,8 @@ class QueueQuery:
         values = {
             "start": f.start.isoformat() if f.start else None,
             "end": f.end.isoformat() if f.end else None,
-            "partner": f.partner_id,
-            "app": f.app_id,
+            **linked_id("partner", f.partner_id, f.partner_digest),
+            **linked_id("app", f.app_id, f.app_digest),
             "rule": f.rule,
             "severity": f.severity,
             "status": f.status,
@@ -195,8 +217,10 @@ def queue_query(params: Mapping[str, str]) -> QueueQuery:
     filt = AlertFilter(
         start=start,
         end=end,
-        partner_id=identifier("partner", params.get("partner"), linked=True),
-        app_id=identifier("app", params.get("app"), linked=True),
+        partner_id=identifier("partner", params.get("partner")),
+        app_id=identifier("app", params.get("app")),
+        partner_digest=id_digest("partner_digest", params.get("partner_digest")),
+        app_digest=id_digest("app_digest", params.get("app_digest")),
         rule=choice("rule", params.get("rule"), ALERT_RULES),
         severity=choice("severity", params.get("severity"), SEVERITIES),
         status=choice("status", params.get("status"), STATUSES),
