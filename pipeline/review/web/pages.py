@@ -306,8 +306,11 @@ def _partner_page(request: Request, partner_id: str) -> Response:
         raise params.BadInput(f"end: {end} is before start {start}")
     store = store_of(request)
     known = {row[0]: row for row in store.partners()}
-    if partner is None or partner not in known:
+    names = _partner_names(request)
+    # a registry partner without alerts has a page too: the report links it for its coverage
+    if partner is None or (partner not in known and partner not in names):
         raise HTTPException(404, "no such partner")
+    _id, open_count, total_count = known.get(partner, (partner, 0, 0))
     counts = store.partner_counts(partner, start, end)
     # Counted as the queue counts (suppressed alerts left out), so each figure matches the queue
     # view it links to; a partner has a handful of rules, one cheap count each.
@@ -327,9 +330,9 @@ def _partner_page(request: Request, partner_id: str) -> Response:
         {
             "partner_id": partner,
             "partner_digest": links.digest(partner) if links.linked_by_digest(partner) else None,
-            "partner_name": _partner_names(request).get(partner, ""),
-            "open_count": known[partner][1],
-            "total_count": known[partner][2],
+            "partner_name": names.get(partner, ""),
+            "open_count": open_count,
+            "total_count": total_count,
             "chart": rule_counts_chart(counts),
             "by_rule": sorted(by_rule, key=lambda row: -row[1]),
             "all_alerts_query": params.QueueQuery(

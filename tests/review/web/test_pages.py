@@ -140,3 +140,21 @@ def test_a_series_row_expands_into_its_days(
     assert days == [a.alert_id for a in row.alerts]
     assert f"{row.first.day} → {row.last.day}" in cells
     assert f'<td class="num">{row.flags:,}</td>' in cells
+
+
+def test_a_registry_partner_without_alerts_has_a_page_and_no_other_id_does(
+    app_client: Callable[..., TestClient], store: ReviewStore, web_settings: Settings
+) -> None:
+    """The report links every partner of its coverage table, alerts or not."""
+    from pipeline.detect.registry import load_registry
+    from pipeline.readers.landing import Landing
+
+    registry, _ = load_registry(Landing(web_settings.landing, web_settings))
+    with_alerts = {partner for partner, _open, _total in store.partners()}
+    quiet = sorted(set(registry["partner_id"].to_pylist()) - with_alerts)
+    assert quiet, "the sample days have a partner without alerts"
+    client = app_client(logged_in_as="vic")
+    page = client.get(f"/partners/{quiet[0]}")
+    assert page.status_code == 200
+    assert f"<h1>{quiet[0]} " in page.text and "0 open of 0 alerts" in page.text
+    assert client.get("/partners/no-such-partner").status_code == 404
