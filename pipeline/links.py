@@ -37,3 +37,8 @@ def partner_path(partner_id: str) -> str:
     if partner_id in DOT_SEGMENTS:
         return f"/partners?{urlencode({'id': partner_id})}"
     return f"/partners/{segment(partner_id)}"
+
+
+def alert_path(alert_id: str) -> str:
+    """An alert's page below the app's base, e.g. `/alerts/<id>` (the id as one segment)."""
+    return f"/alerts/{segment(alert_id)}"

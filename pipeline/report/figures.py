@@ -13,12 +13,12 @@ import json
 from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from pipeline import duck
 from pipeline.config import SEVERITIES, Settings
 from pipeline.detect.alert_ids import COVERAGE_ALERT, behaviour_alert_id
-from pipeline.links import partner_path
+from pipeline.links import alert_path, partner_path
 from pipeline.report.coverage import coverage_rows, coverage_summary, measure_figures
 from pipeline.schema import REPORT_ALERT_COLUMNS, RULES, UNKNOWN_PARTNER
 from pipeline.warehouse import MANIFEST, Warehouse, report_label
@@ -45,7 +45,7 @@ class ReviewLinks:
         return f"{self.base}/queue?{urlencode({**self.window, **filters})}"
 
     def alert(self, alert_id: str) -> str:
-        return f"{self.base}/alerts/{quote(alert_id, safe='')}"
+        return f"{self.base}{alert_path(alert_id)}"
 
     def partner(self, partner_id: str) -> str:
         return f"{self.base}{partner_path(partner_id)}"  # one segment; `.` and `..` by query

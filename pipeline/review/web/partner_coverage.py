@@ -8,9 +8,9 @@ from __future__ import annotations
 import logging
 from datetime import date, timedelta
 from typing import Any
-from urllib.parse import quote
 
 from pipeline.config import Settings
+from pipeline.links import alert_path
 from pipeline.report.coverage import coverage_rows, coverage_summary, measure_figures
 from pipeline.warehouse import Warehouse
 
@@ -48,7 +48,7 @@ def coverage_context(
         days = window_days(warehouse, start, end)
         coverage = coverage_summary(coverage_rows(warehouse, days, partner_id))
         measures = measure_figures(
-            warehouse, days, settings, lambda a: f"{base}/alerts/{quote(a, safe='')}", partner_id
+            warehouse, days, settings, lambda a: f"{base}{alert_path(a)}", partner_id
         )
     except UNREADABLE:
         log.warning("coverage of partner %s unavailable", partner_id, exc_info=True)
