@@ -12,6 +12,7 @@ import pytest
 import sklearn
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
@@ -24,7 +25,7 @@ from pipeline.behaviour.metrics import (
     recall_at_k,
     with_alert_rank,
 )
-from pipeline.behaviour.model import FEATURES, BehaviourModel, score
+from pipeline.behaviour.model import FAMILIES, FEATURES, BehaviourModel, score
 from pipeline.behaviour.store import load_model, save_model
 from pipeline.errors import ModelMismatch, NoModel
 from tests.behaviour.tables import row, training_frame
@@ -47,7 +48,7 @@ def test_a_large_clear_shift_outranks_a_small_noisy_one(fitted):
             message_deletes_hist=5 * 21),
         # 2,104 of 2,110 message accesses at night where 1% is usual: overwhelming
         row("night", message_accesses=2110, night_accesses=2104, calls=2120,
-            message_reads=2000, calls_baseline=2120, message_reads_baseline=2000,
+            message_reads=1590, calls_baseline=2120, message_reads_baseline=1590,
             night_accesses_hist=0.01 * 2110 * 21, night_accesses_of_hist=2110 * 21),
         row("usual"),
     ]  # fmt: skip
@@ -288,6 +289,55 @@ def test_a_level_borrowed_from_the_app_is_as_uncertain_as_its_users_differ():
         + [row("P1", kind="app_user_day", history_days=3, calls_baseline=99.0,
                calls_app_user_median=10)] * 30
     )  # fmt: skip
-    # users of a week's history are 2x their app's typical user: (2 - 1)^2; short ones ignored
-    assert BehaviourModel._fit_between_users(users) == 1.0
+    # users of a week's history are 2x their app's typical user (short ones ignored): a
+    # borrowed level is a gamma that reaches 2x at its 99th percentile, and no narrower one does
+    alpha = BehaviourModel._fit_between_users(users)
+    assert stats.gamma.ppf(0.99, 1 / alpha, scale=alpha) >= 2.0
+    assert stats.gamma.ppf(0.99, 1 / (0.97 * alpha), scale=0.97 * alpha) < 2.0
     assert BehaviourModel._fit_between_users(users.iloc[:10]) == 0.0  # too few to say
+
+
+def test_a_steady_entity_s_rise_outranks_the_same_rise_of_a_noisy_one(fitted):
+    # both double their 200 calls; one's days varied as Poisson alone, the other's by 50%
+    rows = [
+        row("noisy", calls=400, calls_early_sd=np.sqrt(200 + 0.25 * 200**2)),
+        row("steady", calls=400, calls_early_sd=np.sqrt(200)),
+    ]
+    evidence = fitted.evidence(pd.DataFrame(rows))[:, FEATURES.index("calls")]
+    assert evidence[1] > 2 * evidence[0]
+    assert ranked(fitted, rows) == ["steady", "noisy"]
+    # a week of its own days is needed: with 3 the entity is its kind's
+    short = [dict(r, early_days=3) for r in rows]
+    evidence = fitted.evidence(pd.DataFrame(short))[:, FEATURES.index("calls")]
+    assert evidence[0] == pytest.approx(evidence[1])
+
+
+def test_a_read_only_sweep_is_evidence(fitted):
+    # 300 calls, every one a message read, where 3 in 4 are: the reads share says so
+    rows = [row("sweep", calls=300, message_reads=300, message_writes=0), row("usual")]
+    assert ranked(fitted, rows) == ["sweep", "usual"]
+    scored = score(fitted, pd.DataFrame(rows)).to_pandas().set_index("partner_id")
+    assert "300 of 300 calls were message reads, usually 75%" in scored.loc["sweep", "explanation"]
+
+
+def test_every_feature_is_in_one_family():
+    assert sorted(f for family in FAMILIES for f in family) == sorted(FEATURES)
+
+
+def test_two_findings_outweigh_either_alone():
+    def evidence(**values: float) -> np.ndarray:
+        out = np.zeros((1, len(FEATURES)))
+        for name, value in values.items():
+            out[0, FEATURES.index(name)] = value
+        return out
+
+    one = BehaviourModel._combine(evidence(calls=6))[0]
+    # a heavy day of reads only: volume and reads, two families
+    sweep = BehaviourModel._combine(evidence(calls=6, reads=6))[0]
+    # more deletes counted as a count and as a share: one finding
+    deletes = BehaviourModel._combine(evidence(message_deletes=6, deletes=6))[0]
+    assert deletes == pytest.approx(6 + 0.1 * 6)
+    # two independent 1e-6 findings: P(sum of two -log10 U >= 12) = (1 + 12 ln 10) 1e-12, for
+    # any of the 55 pairs of families
+    assert sweep == pytest.approx(12 - np.log10(1 + 12 * np.log(10)) - np.log10(55) + 0.6)
+    assert sweep > deletes > one

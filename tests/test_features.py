@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from datetime import UTC, date, datetime
 
 import pandas as pd
@@ -156,15 +157,38 @@ def test_relative_features_measure_against_the_nearer_of_long_and_recent_medians
 
 
 def test_relative_features_sum_the_last_days_calls_each_at_most_today_s():
-    calls = {1: 100, 2: 100, 3: 100, 4: 100, 6: 50, 7: 900, 8: 120}  # day 5 without calls
+    # day 5 without calls; weekends (1, 7, 8) and weekdays at one median: no weekly season
+    calls = {1: 100, 2: 100, 3: 100, 4: 100, 6: 50, 7: 900, 8: 100}
     history = [partner_row(day, 1, ["ip1"], 0.0) | {"calls": n} for day, n in calls.items()]
     row = relative_row(history, partner_row(9, 1, ["ip1"], 0.0) | {"calls": 200})
     # today and days 6-8 (the spike of day 7 counts as today's 200)
-    assert (row["calls_sustained"], row["sustained_days"]) == (200 + 50 + 200 + 120, 4)
+    assert (row["calls_sustained"], row["sustained_days"]) == (200 + 50 + 200 + 100, 4)
     assert row["calls_early_median"] == 100.0  # days 1-5 (the days before the last three)
+    assert (row["calls_early_iqr"], row["early_days"]) == (0, 4)
     alone = relative_row([], partner_row(9, 1, ["ip1"], 0.0) | {"calls": 200})
     assert (alone["calls_sustained"], alone["sustained_days"]) == (200, 1)
     assert pd.isna(alone["calls_early_median"])
+
+
+def test_relative_features_put_history_on_today_s_class_of_day():
+    # two weeks from Monday 2 March: 100 calls on weekdays, 30 on Saturdays and Sundays
+    days = range(2, 16)
+    weekend = {7, 8, 14, 15}
+    history = [partner_row(d, 0, ["ip1"], 0.0) | {"calls": 30 if d in weekend else 100}
+               for d in days]  # fmt: skip
+    factor = (30 + 1) / (100 + 1)  # the weekend's median against the weekdays', smoothed by 1
+    sunday = relative_row(history, partner_row(22, 0, ["ip1"], 0.0) | {"calls": 30})
+    # every weekday seen as it would be on a weekend: the usual Sunday is 30, no change
+    assert sunday["calls_median"] == pytest.approx(100 * factor)
+    assert sunday["calls_ratio"] == pytest.approx(31 / (100 * factor + 1))
+    monday = relative_row(history, partner_row(16, 0, ["ip1"], 0.0) | {"calls": 100})
+    assert monday["calls_median"] == pytest.approx(100.0)  # weekends seen as weekdays
+    # its early days (2-12) flat but for the smoothing: the weekly dip is no day-to-day spread
+    early = [30 / factor if d in weekend else 100 for d in range(2, 13)]
+    quartiles = statistics.quantiles(early, n=4, method="inclusive")
+    assert monday["calls_early_iqr"] == pytest.approx(quartiles[2] - quartiles[0])
+    # the history's raw sums are what the shares are weighed by (no class scaling there)
+    assert monday["message_reads_hist"] == 0 and monday["message_reads_of_hist"] == 100 * 10 + 120
 
 
 def test_relative_features_compare_new_ips_with_the_entity_s_usual_rate():

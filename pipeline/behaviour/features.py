@@ -13,6 +13,8 @@ itself). Three choices make "changed" mean what a reviewer means:
   the rules, not a daily anomaly).
 - New IP addresses as a share of the day's, beside the entity's own usual share (each history
   day's IPs against the days before it): partners that rotate addresses are not always new.
+- Weekly seasonality: each history day's level counts are put on today's class of day (weekend
+  or weekday) by the entity's own weekend factor, so a Sunday is measured against Sundays.
 - Credibility: with fewer than `MIN_HISTORY_DAYS` days of history an entity's changes are shrunk
   toward "no change" in proportion (a ratio r becomes r ** w, a delta d becomes d * w, with
   w = min(history_days, MIN_HISTORY_DAYS) / MIN_HISTORY_DAYS): a median of two days is noise.
@@ -28,7 +30,9 @@ their history sums and means (`<count>_hist`, `<count>_of_hist`, `<count>_hist_m
 app's typical user-day (`<count>_app_user_median`). A rise held over several days (a slow ramp)
 is `calls_sustained`: today's calls and the last RECENT_DAYS days' (each at most today's), over
 `sustained_days` days, against `calls_early_median`, the median of the window's days before
-those (a windowed cumulative sum against the entity's own earlier level).
+those (a windowed cumulative sum against the entity's own earlier level); `calls_early_iqr`
+over `early_days` is the spread of those earlier days, the entity's own day-to-day wander. The
+share of calls that are message reads (`reads`) sees a sweep that reads and does nothing else.
 """
 
 from __future__ import annotations
@@ -319,9 +323,42 @@ _COMPARED = (*RATIO_COUNTS, *DELTA_SHARES)
 _WEIGHT = f"least(coalesce(l.history_days, 0), {MIN_HISTORY_DAYS}) / {MIN_HISTORY_DAYS}"
 
 
+def _weekend(day: str) -> str:
+    return f"(isodow({day}) >= 6)"
+
+
+def _weekend_factor(count: str) -> str:
+    """An entity's weekend level of a count against its weekdays' (the medians of its days of
+    each class before the last RECENT_DAYS, from 2 weekend days and 4 weekdays; else none):
+    weekly seasonality, which a median of all days mistakes for a rise on every weekday or hides
+    a rise on a weekend. Per count: fewer calls at the weekend need not be fewer users. Not from
+    the last days: a rise under way over a weekend is not the entity's week."""
+    weekend, weekday = _weekend("day"), f"NOT {_weekend('day')}"
+    return f"""CASE WHEN count(*) FILTER (WHERE {weekend}) >= 2
+                  AND count(*) FILTER (WHERE {weekday}) >= 4
+             THEN least(greatest(
+                 (median({count}) FILTER (WHERE {weekend}) + 1.0)
+                 / (median({count}) FILTER (WHERE {weekday}) + 1.0), 0.1), 10.0)
+             ELSE 1.0 END AS {count}_weekend_factor"""
+
+
+def _to_todays_class() -> str:
+    """History's level counts as they would be on today's class of day (weekend or weekday):
+    scaled by the entity's weekend factor where a history day's class is not today's."""
+    today_weekend = f"(SELECT bool_or({_weekend('day')}) FROM today)"
+
+    def scale(count: str) -> str:
+        factor = f"coalesce(s.{count}_weekend_factor, 1.0)"
+        return (f"CASE WHEN {_weekend('h.day')} = {today_weekend} THEN 1.0 "
+                f"WHEN {today_weekend} THEN {factor} ELSE 1.0 / {factor} END")  # fmt: skip
+
+    return ", ".join(f"h.{c} * {scale(c)} AS {c}" for c in LEVEL_COUNTS)
+
+
 def _history_sql() -> str:
-    """`hist`: the history rows, each with its own new IP share (the share of its IPs the entity
-    had not used on the history days before; null on the entity's first day)."""
+    """`hist`: the history rows, their level counts on today's class of day (weekend or not:
+    `_to_todays_class`), each with its own new IP share (the share of its IPs the entity had
+    not used on the history days before; null on the entity's first day). Today is one day."""
     return f"""
     ip_days AS (SELECT {_KEY_LIST}, day, unnest(ips) AS ip FROM history WHERE ips IS NOT NULL),
     ip_firsts AS (
@@ -333,9 +370,14 @@ def _history_sql() -> str:
         SELECT {_KEY_LIST}, day, avg(CAST(ip_first_day = day AS DOUBLE)) AS new_ip_share
         FROM ip_firsts WHERE day > entity_first_day GROUP BY ALL
     ),
+    season AS (
+        SELECT {_KEY_LIST}, {", ".join(_weekend_factor(c) for c in LEVEL_COUNTS)}
+        FROM history WHERE day < (SELECT max(day) FROM today) - {RECENT_DAYS} GROUP BY ALL
+    ),
     hist AS (
-        SELECT h.*, n.new_ip_share FROM history h
+        SELECT h.* REPLACE ({_to_todays_class()}), n.new_ip_share FROM history h
         LEFT JOIN history_new_ips n ON {_same_entity("h", "n")} AND h.day = n.day
+        LEFT JOIN season s ON {_same_entity("h", "s")}
     )"""
 
 
@@ -371,7 +413,12 @@ def _baselines_sql() -> str:
     ),
     early AS (
         SELECT {", ".join(f"t.{k}" for k in ENTITY_KEYS)}, t.day,
-               median(h.calls) AS calls_early_median
+               median(h.calls) AS calls_early_median,
+               -- the entity's own day-to-day spread (model.py): over the days before the last
+               -- ones, so a rise under way does not widen it; by quartiles, so an anomaly
+               -- among them does not either
+               quantile_cont(h.calls, 0.75) - quantile_cont(h.calls, 0.25) AS calls_early_iqr,
+               count(*) AS early_days
         FROM t JOIN hist h ON {_same_entity("t", "h")} AND h.day < t.day - {RECENT_DAYS}
         GROUP BY ALL
     )"""
@@ -397,6 +444,8 @@ def _change_sql(column: str) -> str:
 # `<count>_hist` and `<count>_of_hist` (the denominator over the days the count is known).
 SHARES: tuple[tuple[str, str, str], ...] = (
     ("night", "night_accesses", "message_accesses"),
+    # a sweep reads and does nothing else: the share of calls that are message reads
+    ("reads", "message_reads", "calls"),
     ("deletes", "message_deletes", "message_accesses"),
     ("failed", "failed_calls", "calls"),
     # users, not reads: one busy user coming back is one user, however many reads it makes
@@ -540,6 +589,7 @@ def _relative_sql() -> str:
            {", ".join(_change_sql(c) for c in _COMPARED)},
            t.calls + coalesce(r.calls_recent_clipped, 0) AS calls_sustained,
            1 + coalesce(r.recent_days, 0) AS sustained_days, e.calls_early_median,
+           e.calls_early_iqr, coalesce(e.early_days, 0) AS early_days,
            ev.* EXCLUDE (ek)
     FROM t LEFT JOIN long l ON {_same_entity("t", "l")}
     LEFT JOIN recent r ON {_same_entity("t", "r")} AND t.day = r.day

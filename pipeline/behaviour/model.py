@@ -6,15 +6,20 @@ Per entity-day and feature (features.LEVEL_COUNTS, RARE_COUNTS, SHARES) the evid
 (evidence.py): 5 deletes where 14.5 are usual is no evidence at all, 14.5 where 5 are usual is a
 little (p ~ 0.003), and 2,104 night reads of 2,110 where 1% is usual is overwhelming. The spread
 a count or share has from day to day beyond Poisson/binomial chance is learned at fit per entity
-kind and feature, robustly (evidence.fit_spread); a short history widens it (the usual level is
-itself uncertain), and a user with little history borrows the app's typical user as its prior,
-as uncertain as the training window's users differ from theirs (`between_users_`). A rise held
-over days (a slow ramp) is weighed as today's and the last days' calls together against 1.5x the
-window's earlier level, a CUSUM with an allowance (`calls_sustained`).
+kind and feature, robustly (evidence.fit_spread), and scaled per entity by its own early days'
+spread against its kind's typical one (own_spread, shrunk toward the kind's: a service account
+calling 1,000 times every day is steadier than a person); a short history widens it (the usual
+level is itself uncertain), and a user with little history borrows the app's typical user as its
+prior, as uncertain as the training window's users differ from theirs, tails included
+(`between_users_`, quantile_matched_spread). A rise held over days (a slow ramp) is weighed as
+today's and the last days' calls together against 1.5x the window's earlier level, a CUSUM with
+an allowance (`calls_sustained`). Levels are against the entity's own days of today's class
+(weekend or weekday: features.py).
 
-The score of a row is its strongest feature's evidence plus a tenth of the next (a tie-break for
-corroboration). Alerts: a row alerts when its score is beyond what the day's many rows and
-features would reach by chance on `false_alerts_per_day` days (Bonferroni over entities x
+The score of a row is its strongest feature's evidence, or its two strongest families' together
+where that is more (FAMILIES: a heavy day of reads only is two findings), plus a tenth of the
+next feature (a tie-break). Alerts: a row alerts when its score is beyond what the day's many
+rows and features would reach by chance on `false_alerts_per_day` days (Bonferroni over entities x
 features), beyond what the training window's days reached more often than `usual_alerts_per_day`,
 and no more rows than `alerts_per_day` of the training window's would have alerted.
 
@@ -70,6 +75,25 @@ FEATURES: tuple[str, ...] = (
     *RARE_COUNTS,
     *(s for s in SHARE_NAMES if s not in EXPLAINED_ONLY),
 )
+# Families: the features that measure one thing (deletes as a count and as a share are one
+# finding); apart from the volume, each family's chance wander is about independent of the
+# others'. A day far out in two families is two findings (a read-only sweep: a heavy day, and of
+# reads only: volume and reads).
+FAMILIES: tuple[tuple[str, ...], ...] = (
+    ("calls", "message_writes", "distinct_users", *TREND_COUNTS, *SUSTAINED_COUNTS),
+    ("message_reads", "reads"),
+    ("message_deletes", "deletes"),
+    ("night",),
+    ("failed",),
+    ("dormant",),
+    ("revoked", "revokes", "revoked_reads"),
+    ("flagged",),
+    ("new_users",),
+    ("new_ips", "new_networks"),
+    ("new_scopes", "new_scope"),
+)
+_FAMILY_INDEX = tuple([FEATURES.index(f) for f in family] for family in FAMILIES)
+_FAMILY_PAIRS = len(FAMILIES) * (len(FAMILIES) - 1) / 2
 # partner-day only: per user the addresses are not kept
 _PARTNER_ONLY = frozenset({"new_ips", "new_networks", "new_ip", "new_network"})
 MEDIAN_VARIANCE = np.pi / 2  # a median of h days varies pi/2 times as much as a mean
@@ -77,6 +101,14 @@ APP_PRIOR_DAYS = 2.0  # a user's own history counts as much as the app's typical
 RARE_PRIOR_DAYS = 3.0  # a rare count's usual rate: the kind's mean as 3 days of history
 SHARE_PRIOR_EVENTS = 30.0  # a share's usual rate: the kind's rate as 30 events of history
 MIN_LEVEL = 0.5  # a usual level of 0 is taken as half an event: the first one is not news
+# An entity's own day-to-day spread of calls (its early days' variance beyond Poisson, relative to
+# its kind's typical one) counts as much as the kind's at this many days: a service account that
+# calls 1,000 times every day is steadier than a person, and its rises mean more
+OWN_SPREAD_PRIOR_DAYS = 8.0
+# below this level a day's variance is mostly Poisson's: its own part is not measurable
+MIN_OWN_SPREAD_LEVEL = 30.0
+IQR_EFFICIENCY = 0.37  # a spread from quartiles is worth about this share of the days' own
+BETWEEN_USERS_QUANTILE = 0.99  # the borrowed level's spread matches how far users reach this often
 EXPLAIN_MIN_EVIDENCE = 3.0  # features this far out are named (the strongest always)
 TOP_FEATURES = 3
 
@@ -165,6 +197,47 @@ def with_app_rates(X: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+IQR_PER_SD = 1.349  # a normal's interquartile range in standard deviations
+
+
+def own_spread(frame: pd.DataFrame) -> np.ndarray:
+    """Per row, its entity's own over-dispersion of calls over its early days (the variance
+    beyond Poisson over the level squared, the variance from the quartiles and the level their
+    median: robust to a few anomalous days; NaN with less than a week of them or few calls)."""
+    mean = _col(frame, "calls_early_median")
+    var = (_col(frame, "calls_early_iqr") / IQR_PER_SD) ** 2
+    days = np.nan_to_num(_col(frame, "early_days"), nan=0.0)
+    with np.errstate(all="ignore"):
+        alpha = np.maximum(var - mean, 0.0) / mean**2
+    known = (days >= MIN_EARLY_DAYS) & (mean >= MIN_OWN_SPREAD_LEVEL) & np.isfinite(alpha)
+    return np.where(known, alpha, np.nan)
+
+
+def spread_ratio(frame: pd.DataFrame, typical: float) -> np.ndarray:
+    """The entity's own spread against its kind's typical one, shrunk toward 1 by
+    OWN_SPREAD_PRIOR_DAYS days (1 where it is unknown)."""
+    own = own_spread(frame)
+    days = np.nan_to_num(_col(frame, "early_days"), nan=0.0)
+    weight = IQR_EFFICIENCY * np.maximum(days - 1.0, 0.0)
+    ratio = own / max(typical, 1e-6)
+    shrunk = (weight * ratio + OWN_SPREAD_PRIOR_DAYS) / (weight + OWN_SPREAD_PRIOR_DAYS)
+    return np.where(np.isfinite(ratio), shrunk, 1.0)
+
+
+def quantile_matched_spread(ratios: np.ndarray, q: float = BETWEEN_USERS_QUANTILE) -> float:
+    """The gamma spread alpha (mean 1, variance alpha) whose q-quantile reaches the ratios' own:
+    the tails, not the middle, are where a borrowed level's false alerts come from."""
+    from scipy import stats
+
+    target = float(np.quantile(ratios, q))
+    if target <= 1.0:
+        return 0.0
+    alphas = np.logspace(-3, 2, 400)
+    reach = stats.gamma.ppf(q, 1.0 / alphas, scale=alphas)
+    enough = np.flatnonzero(reach >= target)
+    return float(alphas[enough[0]] if len(enough) else alphas[-1])
+
+
 class BehaviourModel(OutlierMixin, BaseEstimator):
     """Significance of each entity-day's changes against its own history (module docstring)."""
 
@@ -201,6 +274,7 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
         self.threshold_: dict[str, float] = {}
         self.entities_per_day_: dict[str, float] = {}
         self.n_train_rows_: dict[str, int] = {}
+        self.typical_own_spread_: dict[str, float] = {}
         rng = np.random.RandomState(self.random_state)
         quantiles = {}
         for kind in ENTITY_KINDS:
@@ -213,9 +287,13 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
             self.n_train_rows_[kind] = len(rows)
             self.entities_per_day_[kind] = per_day
             self.prior_[kind] = self._fit_priors(rows)
+            own = own_spread(rows)
+            own = own[np.isfinite(own)]
+            self.typical_own_spread_[kind] = float(np.median(own)) if len(own) >= 10 else np.nan
             self.spread_[kind] = self._fit_spreads(rows, kind)
             if kind == APP_USER_DAY:
                 self.between_users_ = self._fit_between_users(rows)
+                self.share_between_users_ = self._fit_share_between_users(rows)
             scores = self._combine(self._evidence(rows, kind))
             bonferroni = np.log10(per_day * self._n_features(kind) / self.false_alerts_per_day)
             rate = min(1.0, self.alerts_per_day / per_day)
@@ -262,6 +340,7 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
         h = np.maximum(_history_days(rows), 1.0)
         known = _history_days(rows) > 0
         prior = self.prior_[kind]
+        ratio = self._spread_ratio(rows, kind)
         for count in (*LEVEL_COUNTS, *TREND_COUNTS, *SUSTAINED_COUNTS, *RARE_COUNTS):
             x = self._observed(rows, count)
             mu = self._expectation(rows, count, prior, allowance=False)
@@ -271,9 +350,8 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
             if level:  # levels: rises only, of levels chance alone would not explain
                 ok &= mu >= 3
             rises = (x > mu)[ok] if level else None
-            spreads[count] = fit_spread(
-                (x[ok] - mu[ok]) ** 2, (mu * widen)[ok], (mu**2 * widen)[ok], rises
-            )
+            extra = mu**2 * widen * (1.0 if count in RARE_COUNTS else ratio)
+            spreads[count] = fit_spread((x[ok] - mu[ok]) ** 2, (mu * widen)[ok], extra[ok], rises)
         for name in SHARE_NAMES:
             k, n, _k_hist, n_hist = share_parts(rows, name)
             p = _share_rate(rows, name, prior[name])
@@ -286,16 +364,43 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
             )
         return spreads
 
+    def _spread_ratio(self, rows: pd.DataFrame, kind: str) -> np.ndarray:
+        typical = getattr(self, "typical_own_spread_", {}).get(kind, np.nan)
+        if not np.isfinite(typical):
+            return np.ones(len(rows))
+        return spread_ratio(rows, typical)
+
     @staticmethod
     def _fit_between_users(rows: pd.DataFrame) -> float:
-        """How far a user's own level is from its app's typical user's (the median of the
-        squared relative difference, users of a week's history): the uncertainty of a level
-        borrowed from the app for a user with little history of its own."""
+        """How far a user's own level is from its app's typical user's (users of a week's
+        history), as the spread of a gamma that reaches as far as they do
+        (quantile_matched_spread): the uncertainty of a level borrowed from the app for a user
+        with little history of its own. Users differ by orders of magnitude; a middle measure
+        of it made every heavy user's second day an alert."""
         own, app = _col(rows, "calls_baseline"), _col(rows, "calls_app_user_median")
         ok = (_history_days(rows) >= MIN_EARLY_DAYS) & np.isfinite(own) & (app >= 3)
         if ok.sum() < 20:
             return 0.0
-        return float(np.median((own[ok] / app[ok] - 1.0) ** 2))
+        return quantile_matched_spread(own[ok] / app[ok])
+
+    @staticmethod
+    def _fit_share_between_users(rows: pd.DataFrame) -> dict[str, float]:
+        """Per share, how far users' own rates (users of 50 events or more) are from their
+        app's beyond binomial chance, as an intra-class correlation: the uncertainty of a rate
+        a user new to the window borrows from its app (users of a mail app that only read are
+        as usual as the app's data says they are)."""
+        between = {}
+        for name in SHARE_NAMES:
+            _, _, k_hist, n_hist = share_parts(rows, name)
+            p = _col(rows, f"{name}_app_rate")
+            ok = np.isfinite(k_hist) & (n_hist >= 50) & np.isfinite(p) & (p > 0) & (p < 1)
+            if ok.sum() < 20:
+                between[name] = 1.0 / SHARE_PRIOR_EVENTS
+                continue
+            own, p, n = k_hist[ok] / n_hist[ok], p[ok], n_hist[ok]
+            excess = np.mean((own - p) ** 2 - p * (1 - p) / n)
+            between[name] = float(max(0.0, excess / np.mean(p * (1 - p))))
+        return between
 
     @staticmethod
     def _expectation(
@@ -328,22 +433,32 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
         out = np.zeros((len(rows), len(FEATURES)))
         h = np.maximum(_history_days(rows), 1.0)
         prior, spread = self.prior_[kind], self.spread_[kind]
+        ratio = self._spread_ratio(rows, kind)
         for j, feature in enumerate(FEATURES):
             if kind != PARTNER_DAY and feature in _PARTNER_ONLY:
                 continue
             if feature in SHARE_NAMES:
                 k, n, _k_hist, n_hist = share_parts(rows, feature)
                 p = _share_rate(rows, feature, prior[feature])
-                # the usual rate is itself estimated: from n_hist events, over h days
-                rho = spread[feature] * (1 + 1 / h) + 1 / (
-                    np.nan_to_num(n_hist) + SHARE_PRIOR_EVENTS
-                )
-                has_history = _history_days(rows) > 0
-                out[:, j] = np.where(has_history, share_evidence(k, n, p, rho), 0.0)
+                # the usual rate is itself estimated: from n_hist events, over h days; a user's
+                # is its app's in part, as uncertain as users' rates differ from their apps'
+                borrowed = SHARE_PRIOR_EVENTS / (np.nan_to_num(n_hist) + SHARE_PRIOR_EVENTS)
+                if kind == APP_USER_DAY:
+                    between = getattr(self, "share_between_users_", {})
+                    unknown = 1.0 / SHARE_PRIOR_EVENTS
+                    borrowed = borrowed * between.get(feature, unknown)
+                else:
+                    borrowed = borrowed / SHARE_PRIOR_EVENTS
+                rho = spread[feature] * (1 + 1 / h) + borrowed
+                # a usual rate: the entity's own, or for a user new to the window its app's
+                app_rate = _col(rows, f"{feature}_app_rate")
+                has_rate = (_history_days(rows) > 0) | np.isfinite(app_rate)
+                out[:, j] = np.where(has_rate, share_evidence(k, n, p, rho), 0.0)
             else:
                 x = self._observed(rows, feature)
                 mu = self._expectation(rows, feature, prior)
-                alpha = spread[feature] * (1 + MEDIAN_VARIANCE / h) + MEDIAN_VARIANCE / (
+                own = 1.0 if feature in RARE_COUNTS else ratio
+                alpha = spread[feature] * own * (1 + MEDIAN_VARIANCE / h) + MEDIAN_VARIANCE / (
                     h * np.maximum(np.nan_to_num(mu, nan=1.0), MIN_LEVEL)
                 )
                 if kind == APP_USER_DAY and feature not in RARE_COUNTS:
@@ -360,9 +475,18 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
 
     @staticmethod
     def _combine(evidence: np.ndarray) -> np.ndarray:
+        """The strongest feature's evidence, or the two strongest families' together where
+        that is more (FAMILIES; by the tail of a sum of two independent -log10 p, and the
+        pairs of families there are), plus a tenth of the next feature (a tie-break)."""
         ordered = -np.sort(-evidence, axis=1)
         second = ordered[:, 1] if evidence.shape[1] > 1 else 0.0
-        return ordered[:, 0] + 0.1 * second
+        best = np.stack([evidence[:, idx].max(axis=1) for idx in _FAMILY_INDEX], axis=1)
+        best = -np.sort(-best, axis=1)
+        both = best[:, 0] + best[:, 1]
+        with np.errstate(all="ignore"):
+            together = both - np.log10(1.0 + both * np.log(10.0)) - np.log10(_FAMILY_PAIRS)
+        together = np.where(best[:, 1] > 0, together, 0.0)
+        return np.maximum(ordered[:, 0], together) + 0.1 * second
 
     def evidence(self, X: pd.DataFrame) -> np.ndarray:
         """-log10 p per row and feature (FEATURES order); NaN rows for a kind not trained."""
@@ -433,6 +557,7 @@ _COUNT_LABELS = {
 }
 _SHARE_LABELS = {
     "night": "message accesses between 00:00 and 05:00 UTC",
+    "reads": "calls were message reads",
     "deletes": "message accesses were deletes",
     "failed": "calls failed",
     "dormant": f"users read were idle (no call of this app for {DORMANT_DAYS}+ days)",

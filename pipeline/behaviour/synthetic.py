@@ -379,6 +379,7 @@ def inject(world: World, calls: Calls, active: np.ndarray, inj: Injection, day: 
     elif kind == "delete_spike":
         a, busy = _busy_enough(world, calls, a, b, DELETE_MIN_ACCESSES)
         inj.partner, inj.user = a, busy
+        inj.user_partner = int(world.user_partner[busy])  # left out of the partner-days' ranks
         of_a, of_u = world.user_partner[calls.user] == a, calls.user == busy
         for mask in (of_a, of_u):
             message = np.flatnonzero(mask & (calls.resource == MESSAGES))

@@ -31,6 +31,7 @@ def row(partner: str, day: date = DAY, kind: str = "partner_day", **figures: flo
         out[f"{name}_baseline"] = figures.pop(f"{name}_baseline", usual[name])
         out[f"{name}_app_user_median"] = np.nan
     shares = {"night_accesses": "message_accesses", "message_deletes": "message_accesses",
+              "message_reads": "calls",
               "failed_calls": "calls", "dormant_users": "distinct_users",
               "revoked_users": "distinct_users", "flagged_accesses": "message_accesses",
               "new_ip_calls": "calls", "new_network_calls": "calls",
@@ -42,6 +43,10 @@ def row(partner: str, day: date = DAY, kind: str = "partner_day", **figures: flo
         out[f"{rare}_hist_mean"] = figures.pop(f"{rare}_hist_mean", 0.05)
     early = figures.pop("calls_early_median", out["calls_baseline"])  # the level held
     out["calls_early_median"], out["sustained_days"] = early, 4
+    # 17 days before the last ones, with a little spread of their own beyond Poisson's
+    spread = figures.pop("calls_early_sd", np.sqrt(early + 0.05 * early**2))
+    out["calls_early_iqr"] = 1.349 * spread  # a normal's quartiles
+    out["early_days"] = figures.pop("early_days", 17)
     out.update(figures)
     # the last 3 days as usual unless given: each at most today's
     out.setdefault("calls_sustained", out["calls"] + 3 * min(out["calls"], early))
@@ -49,12 +54,13 @@ def row(partner: str, day: date = DAY, kind: str = "partner_day", **figures: flo
 
 
 def training_frame(partners: int = 40, days: int = 14, seed: int = 0) -> pd.DataFrame:
-    """Usual days of `partners` partners: Poisson counts around their usual levels."""
+    """Usual days of `partners` partners: Poisson counts around their usual levels (calls a
+    little over-dispersed, as the rows' early days say)."""
     rng = np.random.default_rng(seed)
     rows = []
     for d in range(days):
         for p in range(partners):
-            calls = rng.poisson(200)
+            calls = rng.poisson(200 * rng.gamma(20.0, 0.05))  # a spread of 0.05 beyond Poisson
             before = np.minimum(rng.poisson(200, 3), calls).sum()
             deletes = rng.poisson(2)
             rows.append(
@@ -62,7 +68,7 @@ def training_frame(partners: int = 40, days: int = 14, seed: int = 0) -> pd.Data
                     f"P{p:02d}",
                     DAY - timedelta(days - d),
                     calls=calls,
-                    message_reads=rng.poisson(150),
+                    message_reads=rng.binomial(calls, 0.75),
                     message_writes=rng.poisson(40),
                     message_deletes=deletes,
                     message_accesses=calls - 8,
