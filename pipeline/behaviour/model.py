@@ -248,7 +248,7 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
         self,
         false_alerts_per_day: float = 0.05,
         alerts_per_day: float = 1.0,
-        usual_alerts_per_day: float = 0.1,
+        usual_alerts_per_day: float = 0.05,
         max_train_rows: int = 200_000,
         random_state: int = 0,
     ) -> None:
