@@ -17,7 +17,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from pipeline.behaviour.evidence import count_evidence, share_evidence
+from pipeline.behaviour.evidence import count_evidence, fit_spread, share_evidence
 from pipeline.behaviour.metrics import (
     alert_figures,
     precision_at_k,
@@ -341,3 +341,27 @@ def test_two_findings_outweigh_either_alone():
     # any of the 55 pairs of families
     assert sweep == pytest.approx(12 - np.log10(1 + 12 * np.log(10)) - np.log10(55) + 0.6)
     assert sweep > deletes > one
+
+
+def test_a_rare_count_s_clusters_are_its_spread():
+    # 2,000 partner-days of a rare count at 0.002 a day, two of them a revoked token's last 3
+    # reads: trimmed, the two are the top 0.1% and teach nothing (Poisson: 3 is 1e-9); kept,
+    # they are what the count does (clusters), and 3 is no longer a wonder
+    mu = np.full(2000, 0.002)
+    x = np.zeros(2000)
+    x[:2] = 3
+    args = ((x - mu) ** 2, mu, mu**2)
+    assert fit_spread(*args) == 0.0
+    clustered = fit_spread(*args, trim=0.0)
+    assert clustered > 100
+    assert count_evidence(np.array([3.0]), np.array([0.002]), clustered)[0] < 4
+    assert count_evidence(np.array([3.0]), np.array([0.002]), 0.0)[0] > 8
+
+
+def test_a_level_s_spread_is_learned_from_entities_with_a_week_of_their_own():
+    usual = training_frame()
+    # newcomers far from a level that is not theirs yet: the borrowed part is between_users_'
+    newcomers = pd.DataFrame([row(f"N{i}", history_days=3, calls=2000) for i in range(200)])
+    alone = BehaviourModel().fit(usual).spread_["partner_day"]["calls"]
+    mixed = BehaviourModel().fit(pd.concat([usual, newcomers], ignore_index=True))
+    assert mixed.spread_["partner_day"]["calls"] == pytest.approx(alone)

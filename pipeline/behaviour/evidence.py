@@ -83,15 +83,17 @@ def fit_spread(
     base_var: np.ndarray,
     extra_var: np.ndarray,
     rises: np.ndarray | None = None,
+    trim: float = TRIM,
 ) -> float:
     """Method-of-moments over-dispersion s in var = base + s * extra, over training rows.
 
     With `rises` (a mask), only the rows above their expectation count, twice (a symmetric
     spread puts half its mass there): drops such as weekends do not widen the spread of rises,
     which are all that is scored. Without, every row counts (rare counts and shares, whose
-    rises are the whole story). The top TRIM of standardised residuals is left out: a window's
-    own anomalies should not teach the model how far anomalies go. Means, not medians, of
-    the squares: the tails are what the false alerts come from."""
+    rises are the whole story). The top `trim` of standardised residuals is left out: a window's
+    own anomalies should not teach the model how far anomalies go (rare counts keep theirs: a
+    rare event's clusters, a revoked token's last few reads, are all there is to learn from).
+    Means, not medians, of the squares: the tails are what the false alerts come from."""
     ok = np.isfinite(residual_sq) & np.isfinite(base_var) & np.isfinite(extra_var)
     residual_sq, base_var, extra_var = residual_sq[ok], base_var[ok], extra_var[ok]
     weight = np.ones(len(residual_sq))
@@ -104,6 +106,6 @@ def fit_spread(
     # each row's square is capped at the TRIM quantile of the standardised ones: how often the
     # tail is reached counts in full, how far one row goes does not
     scale = np.maximum(base_var + extra_var * 0.01, 1e-12)
-    cap = np.quantile(residual_sq / scale, 1 - TRIM) * scale
+    cap = np.quantile(residual_sq / scale, 1 - trim) * scale
     excess = (weight * np.minimum(residual_sq, cap)).sum() - base_var.sum()
     return float(max(0.0, excess / extra_var.sum()))

@@ -40,7 +40,7 @@ import pandas as pd
 import pyarrow as pa
 from sklearn.base import BaseEstimator, OutlierMixin
 
-from pipeline.behaviour.evidence import count_evidence, fit_spread, share_evidence
+from pipeline.behaviour.evidence import TRIM, count_evidence, fit_spread, share_evidence
 from pipeline.behaviour.features import (
     APP_USER_DAY,
     DORMANT_DAYS,
@@ -347,11 +347,16 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
             ok = known & np.isfinite(x) & np.isfinite(mu)
             widen = 1.0 + MEDIAN_VARIANCE / h
             level = count not in RARE_COUNTS
-            if level:  # levels: rises only, of levels chance alone would not explain
-                ok &= mu >= 3
+            if level:  # levels: rises only, of levels chance alone would not explain, of
+                # entities with a week of their own (a borrowed level's uncertainty is apart:
+                # between_users_)
+                ok &= (mu >= 3) & (_history_days(rows) >= MIN_EARLY_DAYS)
             rises = (x > mu)[ok] if level else None
             extra = mu**2 * widen * (1.0 if count in RARE_COUNTS else ratio)
-            spreads[count] = fit_spread((x[ok] - mu[ok]) ** 2, (mu * widen)[ok], extra[ok], rises)
+            trim = 0.0 if count in RARE_COUNTS else TRIM
+            spreads[count] = fit_spread(
+                (x[ok] - mu[ok]) ** 2, (mu * widen)[ok], extra[ok], rises, trim
+            )
         for name in SHARE_NAMES:
             k, n, _k_hist, n_hist = share_parts(rows, name)
             p = _share_rate(rows, name, prior[name])
