@@ -171,24 +171,28 @@ def test_relative_features_sum_the_last_days_calls_each_at_most_today_s():
 
 
 def test_relative_features_put_history_on_today_s_class_of_day():
-    # two weeks from Monday 2 March: 100 calls on weekdays, 30 on Saturdays and Sundays
-    days = range(2, 16)
-    weekend = {7, 8, 14, 15}
+    # three weeks from Monday 2 March: 100 calls on weekdays, 30 on Saturdays and Sundays
+    weekend = {7, 8, 14, 15, 21, 22}
     history = [partner_row(d, 0, ["ip1"], 0.0) | {"calls": 30 if d in weekend else 100}
-               for d in days]  # fmt: skip
+               for d in range(2, 23)]  # fmt: skip
     factor = (30 + 1) / (100 + 1)  # the weekend's median against the weekdays', smoothed by 1
-    sunday = relative_row(history, partner_row(22, 0, ["ip1"], 0.0) | {"calls": 30})
+    sunday = relative_row(history, partner_row(29, 0, ["ip1"], 0.0) | {"calls": 30})
     # every weekday seen as it would be on a weekend: the usual Sunday is 30, no change
     assert sunday["calls_median"] == pytest.approx(100 * factor)
     assert sunday["calls_ratio"] == pytest.approx(31 / (100 * factor + 1))
-    monday = relative_row(history, partner_row(16, 0, ["ip1"], 0.0) | {"calls": 100})
+    monday = relative_row(history, partner_row(23, 0, ["ip1"], 0.0) | {"calls": 100})
     assert monday["calls_median"] == pytest.approx(100.0)  # weekends seen as weekdays
-    # its early days (2-12) flat but for the smoothing: the weekly dip is no day-to-day spread
-    early = [30 / factor if d in weekend else 100 for d in range(2, 13)]
+    # its early days (2-19) flat but for the smoothing: the weekly dip is no day-to-day spread
+    early = [30 / factor if d in weekend else 100 for d in range(2, 20)]
     quartiles = statistics.quantiles(early, n=4, method="inclusive")
     assert monday["calls_early_iqr"] == pytest.approx(quartiles[2] - quartiles[0])
     # the history's raw sums are what the shares are weighed by (no class scaling there)
-    assert monday["message_reads_hist"] == 0 and monday["message_reads_of_hist"] == 100 * 10 + 120
+    assert monday["message_reads_hist"] == 0 and monday["message_reads_of_hist"] == 15 * 100 + 180
+    # one weekend is no week: a dip over days 5-8 is not taken for the entity's weekends
+    dip = [partner_row(d, 0, ["ip1"], 0.0) | {"calls": 40 if 5 <= d <= 8 else 100}
+           for d in range(1, 14)]  # fmt: skip
+    saturday = relative_row(dip, partner_row(14, 0, ["ip1"], 0.0) | {"calls": 100})
+    assert saturday["calls_median"] == 100.0 and saturday["calls_ratio"] == 1.0
 
 
 def test_relative_features_compare_new_ips_with_the_entity_s_usual_rate():

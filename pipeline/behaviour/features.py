@@ -328,18 +328,23 @@ def _weekend(day: str) -> str:
 
 
 def _weekend_factor(count: str) -> str:
-    """An entity's weekend level of a count against its weekdays' (the medians of its days of
-    each class before the last RECENT_DAYS, from 2 weekend days and 4 weekdays; else none):
-    weekly seasonality, which a median of all days mistakes for a rise on every weekday or hides
-    a rise on a weekend. Per count: fewer calls at the weekend need not be fewer users. Not from
-    the last days: a rise under way over a weekend is not the entity's week."""
-    weekend, weekday = _weekend("day"), f"NOT {_weekend('day')}"
-    return f"""CASE WHEN count(*) FILTER (WHERE {weekend}) >= 2
-                  AND count(*) FILTER (WHERE {weekday}) >= 4
-             THEN least(greatest(
-                 (median({count}) FILTER (WHERE {weekend}) + 1.0)
-                 / (median({count}) FILTER (WHERE {weekday}) + 1.0), 0.1), 10.0)
+    """An entity's weekend level of a count against its weekdays': weekly seasonality, which a
+    median of all days mistakes for a rise on every weekday or hides a rise on a weekend. Per
+    weekend, the median of its days against the median of the weekdays; with two weekends or
+    more, the factor is the weekends' nearest to 1 when they agree on the side, else none (a dip
+    of a few days that takes in one weekend is not the entity's week); with one, its own from two
+    days of it (a user seen on one weekend). Per count: fewer calls at the
+    weekend need not be fewer users. From the days before the last RECENT_DAYS: a rise under way
+    over a weekend is not the entity's week either. Over `season_weeks` x `season_days`."""
+    ratio = f"least(greatest((w.{count} + 1.0) / (d.{count} + 1.0), 0.1), 10.0)"
+    return f"""CASE WHEN any_value(d.weekdays) < 4 THEN 1.0
+             WHEN count(*) = 1 THEN CASE WHEN sum(w.days) >= 2 THEN max({ratio}) ELSE 1.0 END
+             WHEN max({ratio}) < 1.0 THEN max({ratio})
+             WHEN min({ratio}) > 1.0 THEN min({ratio})
              ELSE 1.0 END AS {count}_weekend_factor"""
+
+
+_EARLY = f"day < (SELECT max(day) FROM today) - {RECENT_DAYS}"  # before the last days
 
 
 def _to_todays_class() -> str:
@@ -370,9 +375,21 @@ def _history_sql() -> str:
         SELECT {_KEY_LIST}, day, avg(CAST(ip_first_day = day AS DOUBLE)) AS new_ip_share
         FROM ip_firsts WHERE day > entity_first_day GROUP BY ALL
     ),
+    season_days AS (
+        SELECT {_KEY_LIST}, {", ".join(f"median({c}) AS {c}" for c in LEVEL_COUNTS)},
+               count(*) AS weekdays
+        FROM history WHERE {_EARLY} AND NOT {_weekend("day")} GROUP BY ALL
+    ),
+    season_weeks AS (
+        SELECT {_KEY_LIST}, date_trunc('week', day) AS week, count(*) AS days,
+               {", ".join(f"median({c}) AS {c}" for c in LEVEL_COUNTS)}
+        FROM history WHERE {_EARLY} AND {_weekend("day")} GROUP BY ALL
+    ),
     season AS (
-        SELECT {_KEY_LIST}, {", ".join(_weekend_factor(c) for c in LEVEL_COUNTS)}
-        FROM history WHERE day < (SELECT max(day) FROM today) - {RECENT_DAYS} GROUP BY ALL
+        SELECT {", ".join(f"d.{k}" for k in ENTITY_KEYS)},
+               {", ".join(_weekend_factor(c) for c in LEVEL_COUNTS)}
+        FROM season_days d JOIN season_weeks w ON {_same_entity("d", "w")}
+        GROUP BY ALL
     ),
     hist AS (
         SELECT h.* REPLACE ({_to_todays_class()}), n.new_ip_share FROM history h
