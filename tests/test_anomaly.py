@@ -365,3 +365,32 @@ def test_a_level_s_spread_is_learned_from_entities_with_a_week_of_their_own():
     alone = BehaviourModel().fit(usual).spread_["partner_day"]["calls"]
     mixed = BehaviourModel().fit(pd.concat([usual, newcomers], ignore_index=True))
     assert mixed.spread_["partner_day"]["calls"] == pytest.approx(alone)
+
+
+def test_a_user_s_borrowed_rate_is_as_uncertain_as_users_differ_from_their_apps():
+    def users(own_rates: list[float]) -> pd.DataFrame:
+        rows = [
+            row(
+                "P1",
+                kind="app_user_day",
+                message_reads_hist=rate * 1000,
+                message_reads_of_hist=1000,
+                reads_app_rate=0.75,
+            )
+            for rate in own_rates
+        ]
+        return pd.DataFrame(rows)  # fmt: skip
+
+    alike = BehaviourModel._fit_share_between_users(users([0.75] * 40))["reads"]
+    apart = BehaviourModel._fit_share_between_users(users([0.5, 1.0] * 20))["reads"]
+    # users at their app's rate: only binomial chance apart (none beyond); users at 50% and 100%
+    # of an app's 75%: (0.25^2 - 0.75 * 0.25 / 1000) / (0.75 * 0.25) beyond it
+    assert alike == 0.0
+    assert apart == pytest.approx((0.25**2 - 0.75 * 0.25 / 1000) / (0.75 * 0.25))
+    few = BehaviourModel._fit_share_between_users(users([0.75] * 10))["reads"]
+    assert few == pytest.approx(1 / 30)  # too few users to say: the 30-event prior
+
+
+def test_share_evidence_takes_more_than_all_as_all():
+    evidence = share_evidence(np.array([12.0, 10.0]), np.array([10.0, 10.0]), np.full(2, 0.1), 0.0)
+    assert np.isfinite(evidence).all() and evidence[0] == evidence[1]

@@ -7,8 +7,8 @@ a partner doing less than usual is not what a security reviewer is asked to look
 
 scipy's logsf reaches -inf far out in the tail (2,104 of 2,110 where 1% is usual), which would
 tie every strong change, and before that its rounding (1 - cdf) stalls near 1e-13; there the
-tail is also bounded by its first term and the geometric run of
-the pmf's ratio, log P(X >= x) ~ log pmf(x) - log(1 - pmf(x + 1) / pmf(x)), which keeps order.
+tail is also bounded by its first term and the geometric run of the pmf's ratio,
+log P(X >= x) ~ log pmf(x) - log(1 - pmf(x + 1) / pmf(x)), which keeps order.
 """
 
 from __future__ import annotations

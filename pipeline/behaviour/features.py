@@ -333,9 +333,9 @@ def _weekend_factor(count: str) -> str:
     weekend, the median of its days against the median of the weekdays; with two weekends or
     more, the factor is the weekends' nearest to 1 when they agree on the side, else none (a dip
     of a few days that takes in one weekend is not the entity's week); with one, its own from two
-    days of it (a user seen on one weekend). Per count: fewer calls at the
-    weekend need not be fewer users. From the days before the last RECENT_DAYS: a rise under way
-    over a weekend is not the entity's week either. Over `season_weeks` x `season_days`."""
+    days of it (a user seen on one weekend). Per count: fewer calls at the weekend need not be
+    fewer users. From the days before the last RECENT_DAYS: a rise under way over a weekend is
+    not the entity's week either. Over `season_weeks` x `season_days`."""
     ratio = f"least(greatest((w.{count} + 1.0) / (d.{count} + 1.0), 0.1), 10.0)"
     return f"""CASE WHEN any_value(d.weekdays) < 4 THEN 1.0
              WHEN count(*) = 1 THEN CASE WHEN sum(w.days) >= 2 THEN max({ratio}) ELSE 1.0 END

@@ -108,6 +108,7 @@ OWN_SPREAD_PRIOR_DAYS = 8.0
 # below this level a day's variance is mostly Poisson's: its own part is not measurable
 MIN_OWN_SPREAD_LEVEL = 30.0
 IQR_EFFICIENCY = 0.37  # a spread from quartiles is worth about this share of the days' own
+IQR_PER_SD = 1.349  # a normal's interquartile range in standard deviations
 BETWEEN_USERS_QUANTILE = 0.99  # the borrowed level's spread matches how far users reach this often
 EXPLAIN_MIN_EVIDENCE = 3.0  # features this far out are named (the strongest always)
 TOP_FEATURES = 3
@@ -195,9 +196,6 @@ def with_app_rates(X: pd.DataFrame) -> pd.DataFrame:
         looked_up = by_key.reindex(key.to_numpy()).to_numpy()
         out[f"{name}_app_rate"] = np.where(users, looked_up, np.nan)
     return out
-
-
-IQR_PER_SD = 1.349  # a normal's interquartile range in standard deviations
 
 
 def own_spread(frame: pd.DataFrame) -> np.ndarray:
@@ -352,8 +350,8 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
                 # between_users_)
                 ok &= (mu >= 3) & (_history_days(rows) >= MIN_EARLY_DAYS)
             rises = (x > mu)[ok] if level else None
-            extra = mu**2 * widen * (1.0 if count in RARE_COUNTS else ratio)
-            trim = 0.0 if count in RARE_COUNTS else TRIM
+            extra = mu**2 * widen * (ratio if level else 1.0)
+            trim = TRIM if level else 0.0
             spreads[count] = fit_spread(
                 (x[ok] - mu[ok]) ** 2, (mu * widen)[ok], extra[ok], rises, trim
             )
@@ -370,7 +368,7 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
         return spreads
 
     def _spread_ratio(self, rows: pd.DataFrame, kind: str) -> np.ndarray:
-        typical = getattr(self, "typical_own_spread_", {}).get(kind, np.nan)
+        typical = self.typical_own_spread_.get(kind, np.nan)
         if not np.isfinite(typical):
             return np.ones(len(rows))
         return spread_ratio(rows, typical)
@@ -449,9 +447,7 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
                 # is its app's in part, as uncertain as users' rates differ from their apps'
                 borrowed = SHARE_PRIOR_EVENTS / (np.nan_to_num(n_hist) + SHARE_PRIOR_EVENTS)
                 if kind == APP_USER_DAY:
-                    between = getattr(self, "share_between_users_", {})
-                    unknown = 1.0 / SHARE_PRIOR_EVENTS
-                    borrowed = borrowed * between.get(feature, unknown)
+                    borrowed = borrowed * self.share_between_users_[feature]
                 else:
                     borrowed = borrowed / SHARE_PRIOR_EVENTS
                 rho = spread[feature] * (1 + 1 / h) + borrowed
