@@ -17,7 +17,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from pipeline.behaviour.evidence import count_evidence, fit_spread, share_evidence
+from pipeline.behaviour.evidence import count_evidence, fit_spread, fit_spread_by, share_evidence
 from pipeline.behaviour.metrics import (
     alert_figures,
     precision_at_k,
@@ -25,7 +25,14 @@ from pipeline.behaviour.metrics import (
     recall_at_k,
     with_alert_rank,
 )
-from pipeline.behaviour.model import FAMILIES, FEATURES, BehaviourModel, score
+from pipeline.behaviour.model import (
+    FAMILIES,
+    FEATURES,
+    SUB_COUNTS,
+    BehaviourModel,
+    score,
+    tail_level,
+)
 from pipeline.behaviour.store import load_model, save_model
 from pipeline.errors import ModelMismatch, NoModel
 from tests.behaviour.tables import row, training_frame
@@ -297,19 +304,34 @@ def test_a_level_borrowed_from_the_app_is_as_uncertain_as_its_users_differ():
     assert BehaviourModel._fit_between_users(users.iloc[:10]) == 0.0  # too few to say
 
 
-def test_a_steady_entity_s_rise_outranks_the_same_rise_of_a_noisy_one(fitted):
-    # both double their 200 calls; one's days varied as Poisson alone, the other's by 50%
+def test_a_steady_entity_s_rise_outranks_the_same_rise_of_a_noisy_one():
+    # both double their 200 calls; one's days varied as Poisson alone, the other's by 50%, and
+    # the window's partners' days vary as their early days say
     rows = [
         row("noisy", calls=400, calls_early_sd=np.sqrt(200 + 0.25 * 200**2)),
         row("steady", calls=400, calls_early_sd=np.sqrt(200)),
     ]
-    evidence = fitted.evidence(pd.DataFrame(rows))[:, FEATURES.index("calls")]
-    assert evidence[1] > 2 * evidence[0]
-    assert ranked(fitted, rows) == ["steady", "noisy"]
+    told = BehaviourModel().fit(training_frame(spreads=(0.0, 0.25)))
+    evidence = told.evidence(pd.DataFrame(rows))[:, FEATURES.index("calls")]
+    assert evidence[1] > 1.5 * evidence[0]
+    assert ranked(told, rows) == ["steady", "noisy"]
     # a week of its own days is needed: with 3 the entity is its kind's
     short = [dict(r, early_days=3) for r in rows]
-    evidence = fitted.evidence(pd.DataFrame(short))[:, FEATURES.index("calls")]
+    evidence = told.evidence(pd.DataFrame(short))[:, FEATURES.index("calls")]
     assert evidence[0] == pytest.approx(evidence[1])
+
+
+def test_an_entity_s_own_wander_counts_as_far_as_the_window_shows_it_does():
+    # the same spreads, but the early days' wander is another partner's: it says nothing of
+    # the days, and the two rises are alike
+    untold = BehaviourModel().fit(training_frame(spreads=(0.0, 0.25), early_days_tell=False))
+    assert untold.own_slope_["partner_day"]["calls"] < 0.1 * untold.spread_["partner_day"]["calls"]
+    rows = [
+        row("noisy", calls=400, calls_early_sd=np.sqrt(200 + 0.25 * 200**2)),
+        row("steady", calls=400, calls_early_sd=np.sqrt(200)),
+    ]
+    evidence = untold.evidence(pd.DataFrame(rows))[:, FEATURES.index("calls")]
+    assert evidence[1] == pytest.approx(evidence[0], rel=0.2)
 
 
 def test_a_read_only_sweep_is_evidence(fitted):
@@ -320,8 +342,16 @@ def test_a_read_only_sweep_is_evidence(fitted):
     assert "300 of 300 calls were message reads, usually 75%" in scored.loc["sweep", "explanation"]
 
 
-def test_every_feature_is_in_one_family():
-    assert sorted(f for family in FAMILIES for f in family) == sorted(FEATURES)
+def test_every_feature_is_in_one_family_but_the_counts_of_one_action():
+    in_families = [f for family in FAMILIES for f in family]
+    assert sorted([*in_families, *SUB_COUNTS]) == sorted(FEATURES)
+
+
+def test_a_heavy_day_counted_as_calls_and_as_reads_is_one_finding():
+    # a person's 32 calls where 3 are usual are 30 reads too: the evidence of either, not both
+    out = np.zeros((1, len(FEATURES)))
+    out[0, FEATURES.index("calls")], out[0, FEATURES.index("message_reads")] = 8.0, 10.0
+    assert BehaviourModel._combine(out)[0] == pytest.approx(10 + 0.1 * 8)
 
 
 def test_two_findings_outweigh_either_alone():
@@ -394,3 +424,36 @@ def test_a_user_s_borrowed_rate_is_as_uncertain_as_users_differ_from_their_apps(
 def test_share_evidence_takes_more_than_all_as_all():
     evidence = share_evidence(np.array([12.0, 10.0]), np.array([10.0, 10.0]), np.full(2, 0.1), 0.0)
     assert np.isfinite(evidence).all() and evidence[0] == evidence[1]
+
+
+def test_the_alert_level_is_the_tail_s_not_the_window_s_top_score():
+    # 7 days of 10,000 rows whose scores are exponential (-log10 p of calibrated tests): the
+    # level passed 0.05 times a day is where the tail puts it, log10(10,000 / 0.05)
+    rng = np.random.default_rng(0)
+    scores = rng.exponential(1 / np.log(10), 70_000)
+    expected = np.log10(10_000 / 0.05)
+    assert tail_level(scores, 7.0, 0.05) == pytest.approx(expected, abs=0.6)
+    # one freak of a day far above the rest moves it a quarter of the way at most, not to itself
+    freak = np.append(scores, 16.0)
+    assert expected < tail_level(freak, 7.0, 0.05) < expected + 0.25 * (16.0 - expected)
+    assert np.quantile(freak, 1 - 0.05 / 10_000) > 12  # the near-top quantile it replaces
+    # a window too short to have a tail: the quantile of its rows
+    few = np.arange(1.0, 11.0)
+    assert tail_level(few, 2.0, 0.5) == pytest.approx(np.quantile(few, 0.9))
+
+
+def test_a_spread_by_an_entity_s_own_wander_is_fitted_where_the_days_show_it():
+    # rows whose variance beyond Poisson is (0.02 + 0.3 c) mu^2 for their own c in [0, 1]
+    rng = np.random.default_rng(1)
+    n = 40_000
+    mu, c = rng.uniform(50, 500, n), rng.uniform(0, 1, n)
+    x = rng.poisson(mu * rng.gamma(1 / (0.02 + 0.3 * c), 0.02 + 0.3 * c))
+    args = ((x - mu) ** 2, mu, mu**2)
+    common, slope = fit_spread_by(*args, c, trim=0.0)
+    assert common == pytest.approx(0.02, abs=0.02)
+    assert slope == pytest.approx(0.3, rel=0.15)
+    # a covariate that says nothing: the single spread, all common
+    noise = rng.uniform(0, 1, n)
+    common, slope = fit_spread_by(*args, noise, trim=0.0)
+    assert slope < 0.03
+    assert common + 0.5 * slope == pytest.approx(fit_spread(*args, trim=0.0), rel=0.1)

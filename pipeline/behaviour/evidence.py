@@ -78,6 +78,35 @@ def share_evidence(
 TRIM = 0.001  # the most extreme rows a training window holds are capped in its spread
 
 
+def _row_excess(
+    residual_sq: np.ndarray,
+    base_var: np.ndarray,
+    extra_var: np.ndarray,
+    rises: np.ndarray | None,
+    trim: float,
+    *others: np.ndarray,
+) -> tuple[np.ndarray, ...] | None:
+    """Per usable row, its variance beyond `base_var` (capped, rises only where given: see
+    fit_spread), its `extra_var` and the `others` columns; None with fewer than 10 rows."""
+    ok = np.isfinite(residual_sq) & np.isfinite(base_var) & np.isfinite(extra_var)
+    for column in others:
+        ok &= np.isfinite(column)
+    residual_sq, base_var, extra_var = residual_sq[ok], base_var[ok], extra_var[ok]
+    weight = np.ones(len(residual_sq))
+    if rises is not None:
+        rises = rises[ok]
+        residual_sq = np.where(rises, residual_sq, 0.0)
+        weight = np.where(rises, 2.0, 0.0)
+    if len(residual_sq) < 10 or extra_var.sum() <= 0:
+        return None
+    # each row's square is capped at the TRIM quantile of the standardised ones: how often the
+    # tail is reached counts in full, how far one row goes does not
+    scale = np.maximum(base_var + extra_var * 0.01, 1e-12)
+    cap = np.quantile(residual_sq / scale, 1 - trim) * scale
+    excess = weight * np.minimum(residual_sq, cap) - base_var
+    return (excess, extra_var, *(column[ok] for column in others))
+
+
 def fit_spread(
     residual_sq: np.ndarray,
     base_var: np.ndarray,
@@ -94,18 +123,37 @@ def fit_spread(
     own anomalies should not teach the model how far anomalies go (rare counts keep theirs: a
     rare event's clusters, a revoked token's last few reads, are all there is to learn from).
     Means, not medians, of the squares: the tails are what the false alerts come from."""
-    ok = np.isfinite(residual_sq) & np.isfinite(base_var) & np.isfinite(extra_var)
-    residual_sq, base_var, extra_var = residual_sq[ok], base_var[ok], extra_var[ok]
-    weight = np.ones(len(residual_sq))
-    if rises is not None:
-        rises = rises[ok]
-        residual_sq = np.where(rises, residual_sq, 0.0)
-        weight = np.where(rises, 2.0, 0.0)
-    if len(residual_sq) < 10 or extra_var.sum() <= 0:
+    rows = _row_excess(residual_sq, base_var, extra_var, rises, trim)
+    if rows is None:
         return 0.0
-    # each row's square is capped at the TRIM quantile of the standardised ones: how often the
-    # tail is reached counts in full, how far one row goes does not
-    scale = np.maximum(base_var + extra_var * 0.01, 1e-12)
-    cap = np.quantile(residual_sq / scale, 1 - trim) * scale
-    excess = (weight * np.minimum(residual_sq, cap)).sum() - base_var.sum()
-    return float(max(0.0, excess / extra_var.sum()))
+    excess, extra = rows
+    return float(max(0.0, excess.sum() / extra.sum()))
+
+
+def fit_spread_by(
+    residual_sq: np.ndarray,
+    base_var: np.ndarray,
+    extra_var: np.ndarray,
+    covariate: np.ndarray,
+    rises: np.ndarray | None = None,
+    trim: float = TRIM,
+) -> tuple[float, float]:
+    """fit_spread with a row's spread a + b * covariate, (a, b) both >= 0: by least squares of
+    each row's excess over its extra variance, weighted by it (a single spread so fitted is
+    fit_spread's). How much an entity's own measured wander says of its tails is the data's to
+    say: none where every entity's rare big days are alike whatever its usual wander."""
+    rows = _row_excess(residual_sq, base_var, extra_var, rises, trim, covariate)
+    if rows is None:
+        return 0.0, 0.0
+    excess, w, c = rows
+    y = excess / np.maximum(w, 1e-300)
+    mean = float(excess.sum() / w.sum())
+    c_mean = float((w * c).sum() / w.sum())
+    c_var = float((w * (c - c_mean) ** 2).sum())
+    slope = float((w * (c - c_mean) * y).sum() / c_var) if c_var > 0 else 0.0
+    if slope <= 0:
+        return max(0.0, mean), 0.0
+    common = mean - slope * c_mean
+    if common < 0:  # through the origin
+        return 0.0, float(max(0.0, (w * c * y).sum() / (w * c * c).sum()))
+    return common, slope

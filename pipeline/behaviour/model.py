@@ -6,10 +6,12 @@ Per entity-day and feature (features.LEVEL_COUNTS, RARE_COUNTS, SHARES) the evid
 (evidence.py): 5 deletes where 14.5 are usual is no evidence at all, 14.5 where 5 are usual is a
 little (p ~ 0.003), and 2,104 night reads of 2,110 where 1% is usual is overwhelming. The spread
 a count or share has from day to day beyond Poisson/binomial chance is learned at fit per entity
-kind and feature, robustly (evidence.fit_spread), and scaled per entity by its own early days'
-spread against its kind's typical one (own_spread, shrunk toward the kind's: a service account
-calling 1,000 times every day is steadier than a person); a short history widens it (the usual
-level is itself uncertain), and a user with little history borrows the app's typical user as its
+kind and feature, robustly (evidence.fit_spread); a level's as a part common to the kind and a
+part per unit of the entity's own early days' wander against its kind's typical one (own_spread,
+shrunk toward the kind's), as far as the training window shows the wander tells (a service
+account calling 1,000 times every day may be steadier than a person: fit_spread_by). A short
+history widens it (the usual level is itself uncertain), and a user with little history borrows
+the app's typical user as its
 prior, as uncertain as the training window's users differ from theirs, tails included
 (`between_users_`, quantile_matched_spread). A rise held over days (a slow ramp) is weighed as
 today's and the last days' calls together against 1.5x the window's earlier level, a CUSUM with
@@ -20,8 +22,9 @@ The score of a row is its strongest feature's evidence, or its two strongest fam
 where that is more (FAMILIES: a heavy day of reads only is two findings), plus a tenth of the
 next feature (a tie-break). Alerts: a row alerts when its score is beyond what the day's many
 rows and features would reach by chance on `false_alerts_per_day` days (Bonferroni over entities x
-features), beyond what the training window's days reached more often than `usual_alerts_per_day`,
-and no more rows than `alerts_per_day` of the training window's would have alerted.
+features), beyond the level the training window's tail puts at `usual_alerts_per_day` a day (an
+exponential fitted to its top scores: not its one top score), and no more rows than
+`alerts_per_day` of the training window's would have alerted.
 
 scikit-learn's contract: parameters untouched in __init__, learned state ends in `_`,
 score_samples is higher for more normal rows (minus the score), decision_function is negative
@@ -40,7 +43,12 @@ import pandas as pd
 import pyarrow as pa
 from sklearn.base import BaseEstimator, OutlierMixin
 
-from pipeline.behaviour.evidence import TRIM, count_evidence, fit_spread, share_evidence
+from pipeline.behaviour.evidence import (
+    count_evidence,
+    fit_spread,
+    fit_spread_by,
+    share_evidence,
+)
 from pipeline.behaviour.features import (
     APP_USER_DAY,
     DORMANT_DAYS,
@@ -75,14 +83,16 @@ FEATURES: tuple[str, ...] = (
     *RARE_COUNTS,
     *(s for s in SHARE_NAMES if s not in EXPLAINED_ONLY),
 )
-# Families: the features that measure one thing (deletes as a count and as a share are one
-# finding); apart from the volume, each family's chance wander is about independent of the
-# others'. A day far out in two families is two findings (a read-only sweep: a heavy day, and of
-# reads only: volume and reads).
+# Families: the features that measure one thing; each family's chance wander is about
+# independent of the others'. A day far out in two families is two findings (a read-only sweep:
+# a heavy day, and of reads only: volume and reads). The counts of one action are a day's volume
+# times its share of the actions, both at once: they are findings on their own (SUB_COUNTS) but
+# join no other (a person's 32 calls where 3 are usual are 30 reads too, one finding, not two).
+SUB_COUNTS = ("message_reads", "message_writes", "message_deletes")
 FAMILIES: tuple[tuple[str, ...], ...] = (
-    ("calls", "message_writes", "distinct_users", *TREND_COUNTS, *SUSTAINED_COUNTS),
-    ("message_reads", "reads"),
-    ("message_deletes", "deletes"),
+    ("calls", "distinct_users", *TREND_COUNTS, *SUSTAINED_COUNTS),
+    ("reads",),
+    ("deletes",),
     ("night",),
     ("failed",),
     ("dormant",),
@@ -110,6 +120,8 @@ MIN_OWN_SPREAD_LEVEL = 30.0
 IQR_EFFICIENCY = 0.37  # a spread from quartiles is worth about this share of the days' own
 IQR_PER_SD = 1.349  # a normal's interquartile range in standard deviations
 BETWEEN_USERS_QUANTILE = 0.99  # the borrowed level's spread matches how far users reach this often
+TAIL_ROWS = 20  # the training window's top scores that the alert threshold's tail is fitted to
+MIN_TAIL_ROWS = 10
 EXPLAIN_MIN_EVIDENCE = 3.0  # features this far out are named (the strongest always)
 TOP_FEATURES = 3
 
@@ -236,6 +248,23 @@ def quantile_matched_spread(ratios: np.ndarray, q: float = BETWEEN_USERS_QUANTIL
     return float(alphas[enough[0]] if len(enough) else alphas[-1])
 
 
+def tail_level(scores: np.ndarray, days: float, per_day: float, top: int = TAIL_ROWS) -> float:
+    """The score that `days` days of these scores would pass `per_day` times a day: past the
+    top rows, an exponential tail fitted to them (peaks over a threshold). The window's days
+    reach it less than once, so the top score alone would set it: one freak of a day, a person's
+    32 calls where 3 are usual, would hide every change below it on every day after."""
+    ordered = np.sort(scores[np.isfinite(scores)])[::-1]
+    k = min(top, len(ordered) - 1)
+    if k < MIN_TAIL_ROWS or days <= 0:  # too few to have a tail: the quantile as it is
+        return float(np.quantile(ordered, 1.0 - min(1.0, per_day * days / len(ordered))))
+    start = ordered[k]
+    scale = float(np.mean(ordered[:k] - start))
+    rate = k / days  # how often a day passes `start`
+    if rate <= per_day:
+        return float(start)
+    return float(start + scale * np.log(rate / per_day))
+
+
 class BehaviourModel(OutlierMixin, BaseEstimator):
     """Significance of each entity-day's changes against its own history (module docstring)."""
 
@@ -273,6 +302,7 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
         self.entities_per_day_: dict[str, float] = {}
         self.n_train_rows_: dict[str, int] = {}
         self.typical_own_spread_: dict[str, float] = {}
+        self.own_slope_: dict[str, dict[str, float]] = {}
         rng = np.random.RandomState(self.random_state)
         quantiles = {}
         for kind in ENTITY_KINDS:
@@ -288,7 +318,7 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
             own = own_spread(rows)
             own = own[np.isfinite(own)]
             self.typical_own_spread_[kind] = float(np.median(own)) if len(own) >= 10 else np.nan
-            self.spread_[kind] = self._fit_spreads(rows, kind)
+            self.spread_[kind], self.own_slope_[kind] = self._fit_spreads(rows, kind)
             if kind == APP_USER_DAY:
                 self.between_users_ = self._fit_between_users(rows)
                 self.share_between_users_ = self._fit_share_between_users(rows)
@@ -297,8 +327,8 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
             rate = min(1.0, self.alerts_per_day / per_day)
             budget = float(np.quantile(scores, 1.0 - rate))
             # the tail the window's own usual days reach: chance as the data has it, not only as
-            # the tails assume (an anomaly kept in the window raises this bar too)
-            usual = float(np.quantile(scores, 1.0 - min(1.0, self.usual_alerts_per_day / per_day)))
+            # the tails assume (an anomaly kept in the window raises this bar too, a little)
+            usual = tail_level(scores, len(scores) / per_day, self.usual_alerts_per_day)
             self.threshold_[kind] = float(max(bonferroni, budget, usual))
             quantiles[kind] = {
                 q: round(float(np.quantile(scores, p)), 3)
@@ -331,10 +361,14 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
             priors[name] = float((k[ok].sum() + 0.5) / (n[ok].sum() + 1.0))
         return priors
 
-    def _fit_spreads(self, rows: pd.DataFrame, kind: str) -> dict[str, float]:
+    def _fit_spreads(
+        self, rows: pd.DataFrame, kind: str
+    ) -> tuple[dict[str, float], dict[str, float]]:
         """Per feature, the day-to-day spread beyond chance (evidence.fit_spread), with the
-        variance the evidence assumes: a usual level from h days is itself uncertain."""
-        spreads = {}
+        variance the evidence assumes: a usual level from h days is itself uncertain. A level's
+        is a part common to the kind and a part per unit of the entity's own wander
+        (evidence.fit_spread_by against spread_ratio): the second of the pair."""
+        spreads, slopes = {}, {}
         h = np.maximum(_history_days(rows), 1.0)
         known = _history_days(rows) > 0
         prior = self.prior_[kind]
@@ -343,18 +377,17 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
             x = self._observed(rows, count)
             mu = self._expectation(rows, count, prior, allowance=False)
             ok = known & np.isfinite(x) & np.isfinite(mu)
-            widen = 1.0 + MEDIAN_VARIANCE / h
             level = count not in RARE_COUNTS
             if level:  # levels: rises only, of levels chance alone would not explain, of
                 # entities with a week of their own (a borrowed level's uncertainty is apart:
                 # between_users_)
                 ok &= (mu >= 3) & (_history_days(rows) >= MIN_EARLY_DAYS)
-            rises = (x > mu)[ok] if level else None
-            extra = mu**2 * widen * (ratio if level else 1.0)
-            trim = TRIM if level else 0.0
-            spreads[count] = fit_spread(
-                (x[ok] - mu[ok]) ** 2, (mu * widen)[ok], extra[ok], rises, trim
-            )
+            widen = 1.0 + MEDIAN_VARIANCE / h
+            squares = ((x - mu) ** 2)[ok], (mu * widen)[ok], (mu**2 * widen)[ok]
+            if level:
+                spreads[count], slopes[count] = fit_spread_by(*squares, ratio[ok], (x > mu)[ok])
+            else:  # every row, their clusters kept
+                spreads[count] = fit_spread(*squares, trim=0.0)
         for name in SHARE_NAMES:
             k, n, _k_hist, n_hist = share_parts(rows, name)
             p = _share_rate(rows, name, prior[name])
@@ -365,7 +398,7 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
             spreads[name] = fit_spread(
                 ((k - n * p) ** 2)[use], base[use], (n * (n - 1) * p * (1 - p))[use], rises
             )
-        return spreads
+        return spreads, slopes
 
     def _spread_ratio(self, rows: pd.DataFrame, kind: str) -> np.ndarray:
         typical = self.typical_own_spread_.get(kind, np.nan)
@@ -458,8 +491,10 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
             else:
                 x = self._observed(rows, feature)
                 mu = self._expectation(rows, feature, prior)
-                own = 1.0 if feature in RARE_COUNTS else ratio
-                alpha = spread[feature] * own * (1 + MEDIAN_VARIANCE / h) + MEDIAN_VARIANCE / (
+                # a level's spread: the kind's common part and the entity's own wander's
+                slope = 0.0 if feature in RARE_COUNTS else self.own_slope_[kind][feature]
+                core = spread[feature] + slope * ratio
+                alpha = core * (1 + MEDIAN_VARIANCE / h) + MEDIAN_VARIANCE / (
                     h * np.maximum(np.nan_to_num(mu, nan=1.0), MIN_LEVEL)
                 )
                 if kind == APP_USER_DAY and feature not in RARE_COUNTS:

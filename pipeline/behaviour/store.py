@@ -38,6 +38,7 @@ def model_metadata(model: BehaviourModel, name: str, version: str) -> dict[str, 
             for kind in model.threshold_
         },
         "spreads": model.spread_,
+        "own_wander_slopes": model.own_slope_,
         "priors": model.prior_,
     }
 

@@ -53,14 +53,26 @@ def row(partner: str, day: date = DAY, kind: str = "partner_day", **figures: flo
     return out
 
 
-def training_frame(partners: int = 40, days: int = 14, seed: int = 0) -> pd.DataFrame:
-    """Usual days of `partners` partners: Poisson counts around their usual levels (calls a
-    little over-dispersed, as the rows' early days say)."""
+def training_frame(
+    partners: int = 40,
+    days: int = 14,
+    seed: int = 0,
+    spreads: tuple[float, ...] = (0.05,),
+    early_days_tell: bool = True,
+) -> pd.DataFrame:
+    """Usual days of `partners` partners: Poisson counts around their usual levels, calls
+    over-dispersed by `spreads` (taken in turn by the partners), as the rows' early days say;
+    with `early_days_tell` false, the early days' spread is another partner's (it says nothing)."""
     rng = np.random.default_rng(seed)
     rows = []
+    turn = len(spreads)
     for d in range(days):
         for p in range(partners):
-            calls = rng.poisson(200 * rng.gamma(20.0, 0.05))  # a spread of 0.05 beyond Poisson
+            spread, told = spreads[p % turn], spreads[p % turn]
+            if not early_days_tell:  # uncorrelated with its own: every pair of spreads occurs
+                told = spreads[(p // turn) % turn]
+            level = 200 * (rng.gamma(1 / spread, spread) if spread > 0 else 1.0)
+            calls = rng.poisson(level)
             before = np.minimum(rng.poisson(200, 3), calls).sum()
             deletes = rng.poisson(2)
             rows.append(
@@ -80,6 +92,7 @@ def training_frame(partners: int = 40, days: int = 14, seed: int = 0) -> pd.Data
                     revokes=rng.poisson(0.05),
                     new_ips=rng.poisson(0.05),
                     calls_sustained=calls + before,
+                    calls_early_sd=np.sqrt(200 + told * 200**2),
                 )
             )
     return pd.DataFrame(rows)
