@@ -457,3 +457,20 @@ def test_a_spread_by_an_entity_s_own_wander_is_fitted_where_the_days_show_it():
     common, slope = fit_spread_by(*args, noise, trim=0.0)
     assert slope < 0.03
     assert common + 0.5 * slope == pytest.approx(fit_spread(*args, trim=0.0), rel=0.1)
+
+
+def test_a_user_s_day_cut_by_its_grant_has_no_time_of_day():
+    # revoked at 03:00, every one of the day's 26 accesses was at night where 2% are usual: the
+    # day was night only; the same day kept whole is a night crawl
+    partners = training_frame()
+    users = partners.assign(entity_kind="app_user_day", user_id="u" + partners["partner_id"])
+    model = BehaviourModel().fit(pd.concat([partners, users], ignore_index=True))
+    night = {"calls": 26, "message_accesses": 26, "night_accesses": 26, "message_reads": 26}
+    rows = [
+        row("P01", kind="app_user_day", revokes=1, **night),
+        row("P02", kind="app_user_day", new_users=1, **night),
+        row("P03", kind="app_user_day", **night),
+    ]
+    evidence = model.evidence(pd.DataFrame(rows))[:, FEATURES.index("night")]
+    assert evidence[0] == 0.0 and evidence[1] == 0.0
+    assert evidence[2] > 10

@@ -66,6 +66,9 @@ FIRST_USE_SHARES = ("new_scope",)  # the share of calls with something never see
 # the new-address shares are kept for explanations only: one rotated address of an app with one
 # is all of its calls, every time; how many addresses are new is the evidence
 EXPLAINED_ONLY = ("new_ip", "new_network")
+# a user's day cut by its grant (signed in for the first time, or revoked, that day) has calls only
+# in the hours it was live: revoked at 03:00, every call was at night; its time of day is not news
+TIME_OF_DAY_SHARES = ("night",)
 # calls against the whole window's median, not the nearer edge of it and the last days': a slow
 # ramp is a new level every day, and only the window remembers where it started
 TREND_COUNTS = ("calls_trend",)
@@ -208,6 +211,15 @@ def with_app_rates(X: pd.DataFrame) -> pd.DataFrame:
         looked_up = by_key.reindex(key.to_numpy()).to_numpy()
         out[f"{name}_app_rate"] = np.where(users, looked_up, np.nan)
     return out
+
+
+def cut_by_grant(frame: pd.DataFrame) -> np.ndarray:
+    """The app-user-days whose grant began or ended on the day (TIME_OF_DAY_SHARES)."""
+    users = frame["entity_kind"].to_numpy() == APP_USER_DAY
+    changed = (np.nan_to_num(_col(frame, "revokes")) > 0) | (
+        np.nan_to_num(_col(frame, "new_users")) > 0
+    )
+    return users & changed
 
 
 def own_spread(frame: pd.DataFrame) -> np.ndarray:
@@ -392,6 +404,8 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
             k, n, _k_hist, n_hist = share_parts(rows, name)
             p = _share_rate(rows, name, prior[name])
             ok = known & np.isfinite(k) & np.isfinite(n) & (n >= 1)
+            if name in TIME_OF_DAY_SHARES:
+                ok &= ~cut_by_grant(rows)
             base = n * p * (1 - p) * (1 + n / (np.nan_to_num(n_hist) + SHARE_PRIOR_EVENTS))
             common = ok & (n * p >= 3)
             use, rises = (common, (k > n * p)[common]) if common.sum() >= 50 else (ok, None)
@@ -487,6 +501,8 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
                 # a usual rate: the entity's own, or for a user new to the window its app's
                 app_rate = _col(rows, f"{feature}_app_rate")
                 has_rate = (_history_days(rows) > 0) | np.isfinite(app_rate)
+                if feature in TIME_OF_DAY_SHARES:
+                    has_rate &= ~cut_by_grant(rows)
                 out[:, j] = np.where(has_rate, share_evidence(k, n, p, rho), 0.0)
             else:
                 x = self._observed(rows, feature)
