@@ -215,6 +215,7 @@ def test_load_model_picks_the_newest_version(tmp_path: Path):
     [
         ("features", [*FEATURES[:-1], "something_else"], "feature list differs"),
         ("sklearn_version", "0.0.1", "trained with scikit-learn 0.0.1"),
+        ("model_format", None, "learned state is of format None"),
         ("alert_thresholds", {}, "records no alert thresholds"),
         (
             "alert_thresholds",

@@ -145,15 +145,16 @@ def fit_spread_by(
     rows = _row_excess(residual_sq, base_var, extra_var, rises, trim, covariate)
     if rows is None:
         return 0.0, 0.0
+    # a row's excess over its weight w (its extra variance) is its own spread: the weighted
+    # normal equations, written with the excess itself
     excess, w, c = rows
-    y = excess / np.maximum(w, 1e-300)
     mean = float(excess.sum() / w.sum())
     c_mean = float((w * c).sum() / w.sum())
     c_var = float((w * (c - c_mean) ** 2).sum())
-    slope = float((w * (c - c_mean) * y).sum() / c_var) if c_var > 0 else 0.0
+    slope = float(((c - c_mean) * excess).sum() / c_var) if c_var > 0 else 0.0
     if slope <= 0:
         return max(0.0, mean), 0.0
     common = mean - slope * c_mean
     if common < 0:  # through the origin
-        return 0.0, float(max(0.0, (w * c * y).sum() / (w * c * c).sum()))
+        return 0.0, float(max(0.0, (c * excess).sum() / (w * c * c).sum()))
     return common, slope

@@ -11,12 +11,12 @@ part per unit of the entity's own early days' wander against its kind's typical 
 shrunk toward the kind's), as far as the training window shows the wander tells (a service
 account calling 1,000 times every day may be steadier than a person: fit_spread_by). A short
 history widens it (the usual level is itself uncertain), and a user with little history borrows
-the app's typical user as its
-prior, as uncertain as the training window's users differ from theirs, tails included
-(`between_users_`, quantile_matched_spread). A rise held over days (a slow ramp) is weighed as
-today's and the last days' calls together against 1.5x the window's earlier level, a CUSUM with
-an allowance (`calls_sustained`). Levels are against the entity's own days of today's class
-(weekend or weekday: features.py).
+the app's typical user as its prior, as uncertain as the training window's users differ from
+theirs, tails included (`between_users_`, quantile_matched_spread). A rise held over days (a
+slow ramp) is weighed as today's and the last days' calls together against 1.5x the window's
+earlier level, a CUSUM with an allowance (`calls_sustained`). Levels are against the entity's own
+days of today's class (weekend or weekday: features.py). A user's day cut by its grant has no
+time of day (TIME_OF_DAY_SHARES).
 
 The score of a row is its strongest feature's evidence, or its two strongest families' together
 where that is more (FAMILIES: a heavy day of reads only is two findings), plus a tenth of the
@@ -61,6 +61,9 @@ from pipeline.behaviour.features import (
 )
 from pipeline.schema import ANOMALIES
 
+# the learned state's layout: the store refuses a model of another (2: a level's spread in two
+# parts, own_slope_ beside spread_)
+MODEL_FORMAT = 2
 SHARE_NAMES = tuple(name for name, _, _ in SHARES)
 FIRST_USE_SHARES = ("new_scope",)  # the share of calls with something never seen before
 # the new-address shares are kept for explanations only: one rotated address of an app with one
@@ -389,12 +392,12 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
             x = self._observed(rows, count)
             mu = self._expectation(rows, count, prior, allowance=False)
             ok = known & np.isfinite(x) & np.isfinite(mu)
+            widen = 1.0 + MEDIAN_VARIANCE / h
             level = count not in RARE_COUNTS
             if level:  # levels: rises only, of levels chance alone would not explain, of
                 # entities with a week of their own (a borrowed level's uncertainty is apart:
                 # between_users_)
                 ok &= (mu >= 3) & (_history_days(rows) >= MIN_EARLY_DAYS)
-            widen = 1.0 + MEDIAN_VARIANCE / h
             squares = ((x - mu) ** 2)[ok], (mu * widen)[ok], (mu**2 * widen)[ok]
             if level:
                 spreads[count], slopes[count] = fit_spread_by(*squares, ratio[ok], (x > mu)[ok])

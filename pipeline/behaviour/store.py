@@ -1,6 +1,6 @@
 """The models/ store: a fitted behaviour model and its metadata, by name and version, and the
-checks that refuse a model this code cannot use as trained (its feature list, scikit-learn
-version, or alert thresholds differ from what its metadata records)."""
+checks that refuse a model this code cannot use as trained (its feature list, learned state's
+format, scikit-learn version, or alert thresholds differ from what its metadata records)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import sklearn
 
-from pipeline.behaviour.model import FEATURES, BehaviourModel
+from pipeline.behaviour.model import FEATURES, MODEL_FORMAT, BehaviourModel
 from pipeline.config import MODEL_NAME
 from pipeline.errors import ModelMismatch, NoModel
 
@@ -25,6 +25,7 @@ def model_metadata(model: BehaviourModel, name: str, version: str) -> dict[str, 
         "version": version,
         "window": {"start": model.window_[0], "end": model.window_[1]},
         "features": list(model.feature_names_in_),
+        "model_format": MODEL_FORMAT,
         "sklearn_version": sklearn.__version__,
         "random_state": model.random_state,
         "data_fingerprint": model.fingerprint_,
@@ -86,6 +87,11 @@ def _check(metadata: dict[str, Any], folder: Path) -> None:
         raise ModelMismatch(
             f"model {folder}: its feature list differs from this code's ({what}); "
             "retrain it with `access-audit train`"
+        )
+    if metadata.get("model_format") != MODEL_FORMAT:
+        raise ModelMismatch(
+            f"model {folder}: its learned state is of format {metadata.get('model_format')}, "
+            f"this code reads format {MODEL_FORMAT}; retrain it with `access-audit train`"
         )
     if metadata.get("sklearn_version") != sklearn.__version__:
         raise ModelMismatch(
