@@ -291,8 +291,10 @@ ACCESS_COLUMNS = (
     "ip",
 )
 
-# used by behaviour/features.py
-LEVEL_COUNTS = ("calls", "message_reads", "message_writes", "message_deletes", "distinct_users")
+# used by behaviour/features.py; the counts of one message action (behaviour/model.py: a day's
+# volume and the action's share at once)
+ACTION_COUNTS = ("message_reads", "message_writes", "message_deletes")
+LEVEL_COUNTS = ("calls", *ACTION_COUNTS, "distinct_users")
 
 # used by behaviour/features.py
 RARE_OWN_COUNTS = (

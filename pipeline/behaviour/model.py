@@ -59,7 +59,7 @@ from pipeline.behaviour.features import (
     RECENT_DAYS,
     SHARES,
 )
-from pipeline.schema import ANOMALIES
+from pipeline.schema import ACTION_COUNTS, ANOMALIES
 
 # the learned state's layout: the store refuses a model of another (2: a level's spread in two
 # parts, own_slope_ beside spread_)
@@ -94,7 +94,7 @@ FEATURES: tuple[str, ...] = (
 # a heavy day, and of reads only: volume and reads). The counts of one action are a day's volume
 # times its share of the actions, both at once: they are findings on their own (SUB_COUNTS) but
 # join no other (a person's 32 calls where 3 are usual are 30 reads too, one finding, not two).
-SUB_COUNTS = ("message_reads", "message_writes", "message_deletes")
+SUB_COUNTS = ACTION_COUNTS
 FAMILIES: tuple[tuple[str, ...], ...] = (
     ("calls", "distinct_users", *TREND_COUNTS, *SUSTAINED_COUNTS),
     ("reads",),
