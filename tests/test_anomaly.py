@@ -28,13 +28,13 @@ from pipeline.behaviour.metrics import (
 from pipeline.behaviour.model import (
     FAMILIES,
     FEATURES,
-    SUB_COUNTS,
     BehaviourModel,
     score,
     tail_level,
 )
 from pipeline.behaviour.store import load_model, save_model
 from pipeline.errors import ModelMismatch, NoModel
+from pipeline.schema import ACTION_COUNTS
 from tests.behaviour.tables import row, training_frame
 
 
@@ -345,7 +345,7 @@ def test_a_read_only_sweep_is_evidence(fitted):
 
 def test_every_feature_is_in_one_family_but_the_counts_of_one_action():
     in_families = [f for family in FAMILIES for f in family]
-    assert sorted([*in_families, *SUB_COUNTS]) == sorted(FEATURES)
+    assert sorted([*in_families, *ACTION_COUNTS]) == sorted(FEATURES)
 
 
 def test_a_heavy_day_counted_as_calls_and_as_reads_is_one_finding():

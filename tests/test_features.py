@@ -193,6 +193,11 @@ def test_relative_features_put_history_on_today_s_class_of_day():
            for d in range(1, 14)]  # fmt: skip
     saturday = relative_row(dip, partner_row(14, 0, ["ip1"], 0.0) | {"calls": 100})
     assert saturday["calls_median"] == 100.0 and saturday["calls_ratio"] == 1.0
+    # one weekend is the week of an entity seen on no other (a user): its two days' own factor
+    once = [partner_row(d, 0, ["ip1"], 0.0) | {"calls": 30 if d in (7, 8) else 100}
+            for d in range(2, 14)]  # fmt: skip
+    sunday = relative_row(once, partner_row(15, 0, ["ip1"], 0.0) | {"calls": 30})
+    assert sunday["calls_median"] == pytest.approx(100 * factor)
 
 
 def test_relative_features_compare_new_ips_with_the_entity_s_usual_rate():

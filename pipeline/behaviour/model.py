@@ -59,7 +59,7 @@ from pipeline.behaviour.features import (
     RECENT_DAYS,
     SHARES,
 )
-from pipeline.schema import ACTION_COUNTS, ANOMALIES
+from pipeline.schema import ANOMALIES
 
 # the learned state's layout: the store refuses a model of another (2: a level's spread in two
 # parts, own_slope_ beside spread_)
@@ -92,9 +92,8 @@ FEATURES: tuple[str, ...] = (
 # Families: the features that measure one thing; each family's chance wander is about
 # independent of the others'. A day far out in two families is two findings (a read-only sweep:
 # a heavy day, and of reads only: volume and reads). The counts of one action are a day's volume
-# times its share of the actions, both at once: they are findings on their own (SUB_COUNTS) but
-# join no other (a person's 32 calls where 3 are usual are 30 reads too, one finding, not two).
-SUB_COUNTS = ACTION_COUNTS
+# times its share of the actions, both at once: they are findings on their own (ACTION_COUNTS)
+# but join no other (a person's 32 calls where 3 are usual are 30 reads too: one finding).
 FAMILIES: tuple[tuple[str, ...], ...] = (
     ("calls", "distinct_users", *TREND_COUNTS, *SUSTAINED_COUNTS),
     ("reads",),

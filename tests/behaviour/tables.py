@@ -68,7 +68,7 @@ def training_frame(
     turn = len(spreads)
     for d in range(days):
         for p in range(partners):
-            spread, told = spreads[p % turn], spreads[p % turn]
+            spread = told = spreads[p % turn]
             if not early_days_tell:  # uncorrelated with its own: every pair of spreads occurs
                 told = spreads[(p // turn) % turn]
             level = 200 * (rng.gamma(1 / spread, spread) if spread > 0 else 1.0)
