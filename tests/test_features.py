@@ -188,6 +188,10 @@ def test_relative_features_put_history_on_today_s_class_of_day():
     assert monday["calls_early_iqr"] == pytest.approx(quartiles[2] - quartiles[0])
     # the history's raw sums are what the shares are weighed by (no class scaling there)
     assert monday["message_reads_hist"] == 0 and monday["message_reads_of_hist"] == 15 * 100 + 180
+    # three weekends: their median, not the one nearest to 1 (days 14-15 busier than the others)
+    odd = [row | {"calls": 60} if row["day"].day in (14, 15) else row for row in history]
+    sunday = relative_row(odd, partner_row(29, 0, ["ip1"], 0.0) | {"calls": 30})
+    assert sunday["calls_median"] == pytest.approx(100 * factor)
     # one weekend is no week: a dip over days 5-8 is not taken for the entity's weekends
     dip = [partner_row(d, 0, ["ip1"], 0.0) | {"calls": 40 if 5 <= d <= 8 else 100}
            for d in range(1, 14)]  # fmt: skip

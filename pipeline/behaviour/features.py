@@ -330,15 +330,18 @@ def _weekend(day: str) -> str:
 def _weekend_factor(count: str) -> str:
     """An entity's weekend level of a count against its weekdays': weekly seasonality, which a
     median of all days mistakes for a rise on every weekday or hides a rise on a weekend. Per
-    weekend, the median of its days against the median of the weekdays; with two weekends or
-    more, the factor is the weekends' nearest to 1 when they agree on the side, else none (a dip
-    of a few days that takes in one weekend is not the entity's week); with one, its own from two
-    days of it (a user seen on one weekend). Per count: fewer calls at the weekend need not be
-    fewer users. From the days before the last RECENT_DAYS: a rise under way over a weekend is
-    not the entity's week either. Over `season_weeks` x `season_days`."""
+    weekend, the median of its days against the median of the weekdays; with three weekends or
+    more, the median of theirs (one odd weekend does not move it; their nearest to 1 did, and a
+    user's every Sunday was measured at half again its usual level); with two, the nearer to 1
+    when they agree on the side, else none (a dip of a few days that takes in one weekend is not
+    the entity's week); with one, its own from two days of it (a user seen on one weekend). Per
+    count: fewer calls at the weekend need not be fewer users. From the days before the last
+    RECENT_DAYS: a rise under way over a weekend is not the entity's week either. Over
+    `season_weeks` x `season_days`."""
     ratio = f"least(greatest((w.{count} + 1.0) / (d.{count} + 1.0), 0.1), 10.0)"
     return f"""CASE WHEN any_value(d.weekdays) < 4 THEN 1.0
              WHEN count(*) = 1 THEN CASE WHEN sum(w.days) >= 2 THEN max({ratio}) ELSE 1.0 END
+             WHEN count(*) >= 3 THEN median({ratio})
              WHEN max({ratio}) < 1.0 THEN max({ratio})
              WHEN min({ratio}) > 1.0 THEN min({ratio})
              ELSE 1.0 END AS {count}_weekend_factor"""

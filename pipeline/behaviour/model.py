@@ -82,6 +82,12 @@ SUSTAINED_COUNTS = ("calls_sustained",)
 # rise of half again; smaller drifts of a few days are the day-to-day wander of a big app)
 SUSTAINED_ALLOWANCE = 1.5
 MIN_EARLY_DAYS = 7
+# A token lives a few minutes past its revocation: reads of users who revoked that day are as
+# usual as the day's revocations make them, at the kind's reads (and users read) per revocation
+# of the training window (priors "<feature>_per_revoke"). A partner with 2 reads after 1 of its
+# rare revocations is not news; 200 revoking and the app reading on for hours is.
+REVOCATION_LAG = {"revoked_reads": "revoked_reads", "revoked": "revoked_users"}
+LAG_ROW_QUANTILE = 0.99  # a training row's reads per revocation are capped here (its anomalies)
 FEATURES: tuple[str, ...] = (
     *LEVEL_COUNTS,
     *TREND_COUNTS,
@@ -180,9 +186,27 @@ def share_parts(
     )
 
 
-def _share_rate(frame: pd.DataFrame, name: str, prior: float) -> np.ndarray:
+def revocation_lag(frame: pd.DataFrame, feature: str, prior: Mapping[str, float]) -> np.ndarray:
+    """The day's revocations times the kind's `feature` per revocation (REVOCATION_LAG; 0 for a
+    model trained before it was learned)."""
+    return np.nan_to_num(_col(frame, "revokes")) * prior.get(f"{feature}_per_revoke", 0.0)
+
+
+def _share_rate(frame: pd.DataFrame, name: str, prior: Mapping[str, float]) -> np.ndarray:
     """A share's usual rate: the entity's history, shrunk toward its app's (a user's) or the
-    kind's rate by SHARE_PRIOR_EVENTS events."""
+    kind's rate by SHARE_PRIOR_EVENTS events; for the share read after a revocation, at least
+    what the day's revocations explain (REVOCATION_LAG)."""
+    rate = _history_rate(frame, name, prior[name])
+    if name in REVOCATION_LAG:
+        _, total, _, _ = share_parts(frame, name)
+        with np.errstate(all="ignore"):
+            lagged = np.clip(revocation_lag(frame, name, prior) / total, 0.0, 1.0)
+        rate = np.fmax(rate, lagged)
+    return rate
+
+
+def _history_rate(frame: pd.DataFrame, name: str, prior: float) -> np.ndarray:
+    """The share's rate over the entity's history, shrunk toward its app's or `prior`."""
     _, _, k_hist, n_hist = share_parts(frame, name)
     k_hist, n_hist = np.nan_to_num(k_hist), np.nan_to_num(n_hist)
     app = _col(frame, f"{name}_app_rate")
@@ -373,6 +397,16 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
             k, n, _, _ = share_parts(rows, name)
             ok = np.isfinite(k) & np.isfinite(n)
             priors[name] = float((k[ok].sum() + 0.5) / (n[ok].sum() + 1.0))
+        revokes = np.nan_to_num(_col(rows, "revokes"))
+        for feature, count in REVOCATION_LAG.items():
+            values = np.nan_to_num(_col(rows, count))[revokes > 0]
+            per_revoke = values / revokes[revokes > 0]
+            if len(per_revoke):
+                per_revoke = np.minimum(per_revoke, np.quantile(per_revoke, LAG_ROW_QUANTILE))
+                total = float((per_revoke * revokes[revokes > 0]).sum() / revokes.sum())
+            else:
+                total = 0.0
+            priors[f"{feature}_per_revoke"] = total
         return priors
 
     def _fit_spreads(
@@ -404,7 +438,7 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
                 spreads[count] = fit_spread(*squares, trim=0.0)
         for name in SHARE_NAMES:
             k, n, _k_hist, n_hist = share_parts(rows, name)
-            p = _share_rate(rows, name, prior[name])
+            p = _share_rate(rows, name, prior)
             ok = known & np.isfinite(k) & np.isfinite(n) & (n >= 1)
             if name in TIME_OF_DAY_SHARES:
                 ok &= ~cut_by_grant(rows)
@@ -472,7 +506,10 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
             if allowance:  # scoring; the spread is fit on the days as they are
                 mu = mu * SUSTAINED_ALLOWANCE
             return np.where(known, mu, np.nan)
-        return rare_expectation(rows, count, prior[count])
+        mu = rare_expectation(rows, count, prior[count])
+        if count in REVOCATION_LAG:
+            mu = np.fmax(mu, revocation_lag(rows, count, prior))
+        return mu
 
     @staticmethod
     def _observed(rows: pd.DataFrame, feature: str) -> np.ndarray:
@@ -491,7 +528,7 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
                 continue
             if feature in SHARE_NAMES:
                 k, n, _k_hist, n_hist = share_parts(rows, feature)
-                p = _share_rate(rows, feature, prior[feature])
+                p = _share_rate(rows, feature, prior)
                 # the usual rate is itself estimated: from n_hist events, over h days; a user's
                 # is its app's in part, as uncertain as users' rates differ from their apps'
                 borrowed = SHARE_PRIOR_EVENTS / (np.nan_to_num(n_hist) + SHARE_PRIOR_EVENTS)
@@ -662,7 +699,7 @@ def explain(
     for feature in FEATURES:
         if feature in SHARE_NAMES:
             k, n, _k_hist, _n_hist = share_parts(X, feature)
-            figures[feature] = {"k": k, "n": n, "p": _share_rate(X, feature, prior[feature])}
+            figures[feature] = {"k": k, "n": n, "p": _share_rate(X, feature, prior)}
         else:
             figures[feature] = {
                 "x": model._observed(X, feature),
