@@ -475,3 +475,27 @@ def test_a_user_s_day_cut_by_its_grant_has_no_time_of_day():
     evidence = model.evidence(pd.DataFrame(rows))[:, FEATURES.index("night")]
     assert evidence[0] == 0.0 and evidence[1] == 0.0
     assert evidence[2] > 10
+
+
+def test_reads_in_a_token_s_last_minutes_are_as_usual_as_the_day_s_revocations():
+    # the window's partners revoke now and then, and their token reads on for a few minutes: 2
+    # reads of 1 user a revocation; the same after 1 revocation today is usual, after none it
+    # is not, and 30 reads after 1 or an app that reads 10 revoked users for hours is news
+    frame = training_frame(days=21).assign(revokes=0)
+    lagged = frame.index % 20 == 0
+    frame.loc[lagged, ["revokes", "revoked_reads", "revoked_users"]] = (1, 2, 1)
+    model = BehaviourModel().fit(frame)
+    assert model.prior_["partner_day"]["revoked_reads_per_revoke"] == pytest.approx(2.0)
+    assert model.prior_["partner_day"]["revoked_per_revoke"] == pytest.approx(1.0)
+    rows = [
+        row("P01", revokes=1, revoked_reads=2, revoked_users=1),
+        row("P02", revokes=0, revoked_reads=2, revoked_users=1),
+        row("P03", revokes=1, revoked_reads=30, revoked_users=1),
+        row("P04", revokes=10, revoked_reads=400, revoked_users=10),
+    ]
+    evidence = model.evidence(pd.DataFrame(rows))
+    reads, users = FEATURES.index("revoked_reads"), FEATURES.index("revoked")
+    assert evidence[0, reads] < 1 and evidence[0, users] < 1
+    assert evidence[1, reads] > 2 and evidence[1, users] > 2
+    assert evidence[2, reads] > 3
+    assert model.alerts(pd.DataFrame(rows)).tolist() == [False, False, True, True]

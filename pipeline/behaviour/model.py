@@ -16,7 +16,8 @@ theirs, tails included (`between_users_`, quantile_matched_spread). A rise held 
 slow ramp) is weighed as today's and the last days' calls together against 1.5x the window's
 earlier level, a CUSUM with an allowance (`calls_sustained`). Levels are against the entity's own
 days of today's class (weekend or weekday: features.py). A user's day cut by its grant has no
-time of day (TIME_OF_DAY_SHARES).
+time of day (TIME_OF_DAY_SHARES). Reads after a revocation are weighed against those the day's
+revocations explain (a token's last minutes: REVOCATION_LAG).
 
 The score of a row is its strongest feature's evidence, or its two strongest families' together
 where that is more (FAMILIES: a heavy day of reads only is two findings), plus a tenth of the
