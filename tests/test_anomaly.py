@@ -499,3 +499,8 @@ def test_reads_in_a_token_s_last_minutes_are_as_usual_as_the_day_s_revocations()
     assert evidence[1, reads] > 2 and evidence[1, users] > 2
     assert evidence[2, reads] > 3
     assert model.alerts(pd.DataFrame(rows)).tolist() == [False, False, True, True]
+    explained = score(model, pd.DataFrame(rows)).to_pandas().set_index("partner_id")
+    assert explained.loc["P03", "explanation"].startswith(
+        "30 message reads of users after they revoked the app, usually 2 after the day's "
+        "revocations"
+    )

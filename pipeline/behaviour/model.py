@@ -399,15 +399,13 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
             ok = np.isfinite(k) & np.isfinite(n)
             priors[name] = float((k[ok].sum() + 0.5) / (n[ok].sum() + 1.0))
         revokes = np.nan_to_num(_col(rows, "revokes"))
+        revoking = revokes > 0
         for feature, count in REVOCATION_LAG.items():
-            values = np.nan_to_num(_col(rows, count))[revokes > 0]
-            per_revoke = values / revokes[revokes > 0]
+            per_revoke = np.nan_to_num(_col(rows, count))[revoking] / revokes[revoking]
             if len(per_revoke):
                 per_revoke = np.minimum(per_revoke, np.quantile(per_revoke, LAG_ROW_QUANTILE))
-                total = float((per_revoke * revokes[revokes > 0]).sum() / revokes.sum())
-            else:
-                total = 0.0
-            priors[f"{feature}_per_revoke"] = total
+            lag = (per_revoke * revokes[revoking]).sum() / revokes.sum() if len(per_revoke) else 0
+            priors[f"{feature}_per_revoke"] = float(lag)
         return priors
 
     def _fit_spreads(
@@ -679,6 +677,8 @@ def _phrase(feature: str, row: Mapping[str, float], who: str) -> str:
     label = _COUNT_LABELS[feature].format(who=who)
     if feature in ("new_ips", "new_networks", "new_scopes") and row["mu"] < 0.5:
         return f"{_number(row['x'])} {label}"
+    if feature in REVOCATION_LAG and 0 < row["mu"] <= row["lag"]:
+        return f"{_number(row['x'])} {label}, usually {row['mu']:.2g} after the day's revocations"
     if feature in RARE_COUNTS:
         return f"{_number(row['x'])} {label}, usually {row['mu']:.2g} a day"
     times = row["x"] / max(row["mu"], MIN_LEVEL)
@@ -705,6 +705,7 @@ def explain(
             figures[feature] = {
                 "x": model._observed(X, feature),
                 "mu": model._expectation(X, feature, prior),
+                "lag": revocation_lag(X, feature, prior),
             }
     who = "app" if kind == PARTNER_DAY else "user"
     history = _history_days(X)
