@@ -83,4 +83,4 @@ airflow-celery: install  ## Airflow 3, CeleryExecutor: scheduler, DAG processor,
 	AIRFLOW_HOME=$(CURDIR)/airflow_celery_home AIRFLOW_PORT=$(AIRFLOW_PORT) tools/airflow_celery.sh
 
 clean:
-	rm -rf $(WAREHOUSE) $(AIRFLOW_HOME) airflow_celery_home .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(WAREHOUSE) $(WAREHOUSE_FORMATS) $(AIRFLOW_HOME) airflow_celery_home .pytest_cache .mypy_cache .ruff_cache
