@@ -87,7 +87,7 @@ MIN_EARLY_DAYS = 7
 # usual as the day's revocations make them, at the kind's reads (and users read) per revocation
 # of the training window (priors "<feature>_per_revoke"). A partner with 2 reads after 1 of its
 # rare revocations is not news; 200 revoking and the app reading on for hours is.
-REVOCATION_LAG = {"revoked_reads": "revoked_reads", "revoked": "revoked_users"}
+REVOCATION_LAG = ("revoked_reads", "revoked")
 LAG_ROW_QUANTILE = 0.99  # a training row's reads per revocation are capped here (its anomalies)
 FEATURES: tuple[str, ...] = (
     *LEVEL_COUNTS,
@@ -400,12 +400,14 @@ class BehaviourModel(OutlierMixin, BaseEstimator):
             priors[name] = float((k[ok].sum() + 0.5) / (n[ok].sum() + 1.0))
         revokes = np.nan_to_num(_col(rows, "revokes"))
         revoking = revokes > 0
-        for feature, count in REVOCATION_LAG.items():
-            per_revoke = np.nan_to_num(_col(rows, count))[revoking] / revokes[revoking]
-            if len(per_revoke):
-                per_revoke = np.minimum(per_revoke, np.quantile(per_revoke, LAG_ROW_QUANTILE))
-            lag = (per_revoke * revokes[revoking]).sum() / revokes.sum() if len(per_revoke) else 0
-            priors[f"{feature}_per_revoke"] = float(lag)
+        for feature in REVOCATION_LAG:
+            lag = 0.0
+            if revoking.any():  # the share's count (users read after revoking), or the count
+                count = next((c for name, c, _ in SHARES if name == feature), feature)
+                per_revoke = np.nan_to_num(_col(rows, count))[revoking] / revokes[revoking]
+                capped = np.minimum(per_revoke, np.quantile(per_revoke, LAG_ROW_QUANTILE))
+                lag = float((capped * revokes[revoking]).sum() / revokes.sum())
+            priors[f"{feature}_per_revoke"] = lag
         return priors
 
     def _fit_spreads(

@@ -16,8 +16,13 @@ PARTNERS = 120
 
 
 @pytest.fixture(scope="module")
-def days() -> list[synthetic.SimDay]:
-    return list(synthetic.simulate(synthetic.make_world(3, partners=PARTNERS), DORMANT_DAYS))
+def world() -> synthetic.World:
+    return synthetic.make_world(3, partners=PARTNERS)
+
+
+@pytest.fixture(scope="module")
+def days(world) -> list[synthetic.SimDay]:
+    return list(synthetic.simulate(world, DORMANT_DAYS))
 
 
 def _of(table, column: str, value: str):
@@ -37,12 +42,12 @@ def test_the_plan_trains_on_clean_days_then_injects_every_kind_once(days):
     assert [days[i].injection.ramp_step for i in ramp] == list(range(1, synthetic.RAMP_DAYS + 1))
 
 
-def test_a_delete_spike_is_on_days_of_enough_message_accesses_at_its_stated_share(days):
+def test_a_delete_spike_is_on_days_of_enough_message_accesses_at_its_stated_share(world, days):
     day = next(d for d in days if d.injection and d.injection.kind == "delete_spike")
     inj = day.injection
     messages = day.access.filter(pc.equal(day.access["resource"], "messages"))
     for column, value in (
-        ("app_id", synthetic.make_world(3, partners=PARTNERS).app_names[inj.partner]),
+        ("app_id", world.app_names[inj.partner]),
         ("user_id", inj.user_name),
     ):
         mine = _of(messages, column, value)
